@@ -79,7 +79,7 @@ export function quantize(p: FeatureMatrix, q: FeatureMatrix, options: MauveOptio
   const n = p.rows + q.rows;
   const d = p.dim;
   // Q first, then P, as the reference stacks them.
-  let stacked = new Float64Array(n * d);
+  let stacked: Float64Array = new Float64Array(n * d);
   stacked.set(q.data, 0);
   stacked.set(p.data, q.rows * d);
   for (let i = 0; i < stacked.length; i++) {

@@ -1,0 +1,49 @@
+/**
+ * The slice of the native model the control experiments use (native/index.ts `NativeModel` satisfies
+ * it structurally). Tests implement it with small closed-form toy models.
+ */
+import type { ModelConfig } from '../../native/types';
+
+export interface SenseScaleInterventions {
+  /** [batch·seq][k] multiplier on C(x_j)_ℓ at every position j. */
+  senseScale?: Float32Array;
+  /** [vocab][k] multiplier on C(v)_ℓ wherever token v occurs. */
+  senseScaleByToken?: Float32Array;
+  /** Multiply α_sense[i, j] by factor for every key position j holding one of tokenIds. */
+  alphaScale?: { sense: number; tokenIds: number[]; factor: number };
+  /** Replace C(tokenId) by vectors ([k][d]) wherever the token occurs. */
+  senseReplace?: { tokenId: number; vectors: Float32Array }[];
+  /** Replace the input embedding row of tokenId (output layer keeps the original E). */
+  embeddingReplace?: { tokenId: number; row: Float32Array }[];
+}
+
+export interface ForwardOptions {
+  batch: number;
+  seq: number;
+  logits?: boolean;
+  hidden?: boolean;
+  interventions?: SenseScaleInterventions;
+}
+
+export interface ForwardResult {
+  /** [batch][seq][vocabSize] */
+  logits?: Float32Array;
+  /** [batch][seq][nEmbd] final hidden states (after the final LayerNorm). */
+  hidden?: Float32Array;
+}
+
+export interface ControlModel {
+  readonly config: ModelConfig;
+  forward(tokens: Int32Array, opts: ForwardOptions): Promise<ForwardResult>;
+  /** [vocabSize][nEmbd], the tied output embedding E. */
+  outputEmbeddings(): Float32Array;
+  /** Backpack only: [ids.length][k][nEmbd]. */
+  senseVectors?(ids: Int32Array): Promise<Float32Array>;
+}
+
+export function requireSenses(model: ControlModel, what: string): (ids: Int32Array) => Promise<Float32Array> {
+  if (model.config.arch !== 'backpack' || !model.senseVectors || !model.config.numSenses) {
+    throw new Error(`${what} needs a Backpack model with sense vectors (got arch "${model.config.arch}")`);
+  }
+  return model.senseVectors.bind(model);
+}

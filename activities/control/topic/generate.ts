@@ -1,0 +1,86 @@
+/**
+ * Topic-controlled generation (PAPER.md §6.3): the shared sampler with the annealed sense weights
+ * recomputed from the whole current sequence before every forward pass.
+ */
+import type { ControlModel } from '../model';
+import { requireSenses } from '../model';
+import { Rng } from '../util/rng';
+import { annealingWeights, type AnnealingOptions, ANNEALING_DEFAULTS } from './anneal';
+import { sharedSample } from './sampler';
+
+export interface TopicGenerationOptions {
+  /** [vocab][k] quantile weights; undefined = the unmodified model (strength 0). */
+  delta?: Float32Array;
+  maxDelta: number;
+  samples: number;
+  batchSize: number;
+  /** Prompt, usually [eos]. */
+  prompt: number[];
+  totalLength: number;
+  seed: number;
+  annealing?: AnnealingOptions;
+  signal?: AbortSignal;
+  onBatch?: (done: number, total: number) => void;
+}
+
+/** Caches C(v) per token id so each step fetches only ids it has not seen. */
+export class SenseCache {
+  private readonly cache = new Map<number, Float32Array>();
+  constructor(
+    private readonly fetch: (ids: Int32Array) => Promise<Float32Array>,
+    private readonly perToken: number,
+  ) {}
+
+  async ensure(ids: Iterable<number>): Promise<void> {
+    const missing = [...new Set(ids)].filter((id) => !this.cache.has(id));
+    if (missing.length === 0) return;
+    const vectors = await this.fetch(Int32Array.from(missing));
+    if (vectors.length !== missing.length * this.perToken) {
+      throw new Error(`senseVectors returned ${vectors.length} values for ${missing.length} ids (expected ${this.perToken} each)`);
+    }
+    missing.forEach((id, i) => this.cache.set(id, vectors.slice(i * this.perToken, (i + 1) * this.perToken)));
+  }
+
+  get(id: number): Float32Array {
+    const v = this.cache.get(id);
+    if (!v) throw new Error(`sense vectors of token ${id} were not fetched`);
+    return v;
+  }
+}
+
+export async function generateTopicSamples(model: ControlModel, opts: TopicGenerationOptions): Promise<number[][]> {
+  const { samples, batchSize, prompt, totalLength } = opts;
+  const rng = new Rng(opts.seed);
+  const out: number[][] = [];
+  const k = model.config.numSenses ?? 0;
+  const d = model.config.nEmbd;
+  const embeddings = opts.delta ? model.outputEmbeddings() : undefined;
+  const cache = opts.delta ? new SenseCache(requireSenses(model, 'topic control'), k * d) : undefined;
+  const annealing = opts.annealing ?? ANNEALING_DEFAULTS;
+  // Pre-fetching sense vectors is async, the sampler's hook is sync: fetch inside a wrapping model.
+  const steering: ControlModel = opts.delta
+    ? {
+        config: model.config,
+        outputEmbeddings: () => model.outputEmbeddings(),
+        forward: async (tokens, fwd) => {
+          await cache!.ensure(tokens);
+          const scale = new Float32Array(fwd.batch * fwd.seq * k);
+          for (let b = 0; b < fwd.batch; b++) {
+            const seqTokens = tokens.subarray(b * fwd.seq, (b + 1) * fwd.seq);
+            const { w } = annealingWeights(seqTokens, (id) => cache!.get(id), embeddings!, d, k, opts.delta!, opts.maxDelta, annealing);
+            scale.set(w, b * fwd.seq * k);
+          }
+          return model.forward(tokens, { ...fwd, interventions: { ...fwd.interventions, senseScale: scale } });
+        },
+      }
+    : model;
+  while (out.length < samples) {
+    const rows = Math.min(batchSize, samples - out.length);
+    // Always run full batches (the reference's 63 × 8 for 500) so the random stream matches the count.
+    const prompts = Array.from({ length: batchSize }, () => prompt.slice());
+    const sequences = await sharedSample(steering, { prompts, totalLength, rng, signal: opts.signal });
+    out.push(...sequences.slice(0, rows));
+    opts.onBatch?.(out.length, samples);
+  }
+  return out;
+}
