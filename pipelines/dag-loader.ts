@@ -53,7 +53,8 @@ export function parseDag(text: string, file: string): LoadedDag {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)) as DocPath;
-    const where = locate(path);
+    // Point at the offending key itself when there is one.
+    const where = locate(issue.code === 'unrecognized_keys' ? [...path, (issue as { keys: string[] }).keys[0]] : path);
     const what = issue.code === 'unrecognized_keys' ? `unknown key(s) ${(issue as { keys: string[] }).keys.join(', ')}` : issue.message;
     throw new DagError(file, where?.line, where?.column, `${path.join('.') || '(document)'}: ${what}`);
   }

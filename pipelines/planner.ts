@@ -3,8 +3,9 @@
  * the Temporal workflow imports this module inside its deterministic sandbox.
  *
  * Rules (documented in README "dag.yaml"):
- * - params = step params ← profile params ← --set overrides ← matrix values of the item;
- *   strings may use ${profile} and ${matrix.<key>}.
+ * - params = step params ← profile params ← --set overrides; matrix values reach params only through
+ *   placeholders: ${matrix.<key>}, ${matrix.<key>.<field>} (object values), ${item}, ${profile}.
+ *   A string that is exactly one placeholder takes the value's type.
  * - A node needs the upstream items that agree with it on every matrix key both steps have,
  *   further filtered by `where:`; a step without shared keys needs every item of the upstream.
  * - key = sha256(canonical {uses, version, params, inputs: upstream keys}).
@@ -146,21 +147,36 @@ export function expandMatrix(step: string, matrix: MatrixSpec | undefined, limit
   return items;
 }
 
-function interpolate(value: unknown, profile: string, item: Record<string, unknown>): unknown {
+const PLACEHOLDER = /\$\{(profile|item|matrix\.([A-Za-z0-9_]+)(?:\.([A-Za-z0-9_]+))?)\}/g;
+
+/** Resolves ${profile}, ${item}, ${matrix.key} and ${matrix.key.field} in string params. */
+function interpolate(value: unknown, profile: string, item: Item, step: string): unknown {
   if (typeof value === 'string') {
     if (!value.includes('${')) return value;
-    // A string that is exactly one placeholder keeps the matrix value's type.
-    const whole = /^\$\{matrix\.([A-Za-z0-9_]+)\}$/.exec(value);
-    if (whole && whole[1] in item) return item[whole[1]];
-    return value.replace(/\$\{(profile|matrix\.([A-Za-z0-9_]+))\}/g, (m, all: string, key?: string) => {
+    const lookup = (all: string, key?: string, field?: string): unknown => {
       if (all === 'profile') return profile;
-      if (key !== undefined && key in item) return valueId(item[key]);
-      return m;
+      if (all === 'item') return item.id;
+      if (key === undefined || !(key in item.values)) {
+        throw new PlanError(`step "${step}": \${${all}} names no matrix key of this step`, ['steps', step, 'params']);
+      }
+      const v = item.values[key];
+      if (field === undefined) return v;
+      if (v === null || typeof v !== 'object' || !(field in (v as object))) {
+        throw new PlanError(`step "${step}": matrix value "${valueId(v)}" of "${key}" has no field "${field}"`, ['steps', step, 'matrix', key]);
+      }
+      return (v as Record<string, unknown>)[field];
+    };
+    // A string that is exactly one placeholder keeps the value's type (numbers, objects).
+    const whole = new RegExp(`^${PLACEHOLDER.source}$`).exec(value);
+    if (whole) return lookup(whole[1], whole[2], whole[3]);
+    return value.replace(PLACEHOLDER, (_m, all: string, key?: string, field?: string) => {
+      const v = lookup(all, key, field);
+      return typeof v === 'object' && v !== null ? valueId(v) : String(v);
     });
   }
-  if (Array.isArray(value)) return value.map((v) => interpolate(v, profile, item));
+  if (Array.isArray(value)) return value.map((v) => interpolate(v, profile, item, step));
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, profile, item)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, profile, item, step)]));
   }
   return value;
 }
@@ -267,7 +283,7 @@ export function plan(req: PlanRequest): Plan {
           inputKeys.push(`${u.step}:${u.key}`);
         }
       }
-      const params = interpolate({ ...eff.params, ...item.values }, profile, item.values) as Record<string, unknown>;
+      const params = interpolate(eff.params, profile, item, name) as Record<string, unknown>;
       const key = sha256Hex(canonicalJson({ uses: eff.spec.uses, version, params, inputs: inputKeys }));
       nodes.push({
         id: item.id ? `${name}/${item.id}` : name,
