@@ -1,0 +1,79 @@
+// Backpack contextualization weights: alpha_l = causal softmax(Q_l K_l^T / sqrt(d/k)) per sense l, from the
+// packed [Q | K] projection of the Transformer output. No value projection, no dropout.
+#include <cmath>
+
+#include "../gemm.h"
+#include "layers.h"
+
+namespace bp {
+
+static void causalSoftmaxRows(float* S, int T) {
+  for (int i = 0; i < T; i++) {
+    float* row = S + (long)i * T;
+    float mx = row[0];
+    for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+    float sum = 0.0f;
+    for (int j = 0; j <= i; j++) {
+      row[j] = std::exp(row[j] - mx);
+      sum += row[j];
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j <= i; j++) row[j] *= inv;
+    for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+  }
+}
+
+void alphaForward(float* alpha, const float* qk, AlphaShape s, float*) {
+  const int T = s.T, d = s.d, hs = d / s.k;
+  const float scale = 1.0f / std::sqrt((float)hs);
+  const long TT = (long)T * T;
+#pragma omp parallel for schedule(static)
+  for (int bl = 0; bl < s.B * s.k; bl++) {
+    int b = bl / s.k, l = bl % s.k;
+    const float* q = qk + (long)b * T * 2 * d + l * hs;
+    const float* k = q + d;
+    float* A = alpha + bl * TT;
+    gemmSerial(false, true, T, T, hs, scale, q, 2 * d, k, 2 * d, 0.0f, A, T);
+    causalSoftmaxRows(A, T);
+  }
+}
+
+void alphaApplyScale(float* alpha, AlphaShape s, const AlphaScale& sc) {
+  if (sc.sense < 0 || sc.sense >= s.k || !sc.keyMask) return;
+  const int T = s.T;
+  for (int b = 0; b < s.B; b++) {
+    float* A = alpha + ((long)b * s.k + sc.sense) * T * T;
+    const uint8_t* m = sc.keyMask + (long)b * T;
+    for (int i = 0; i < T; i++)
+      for (int j = 0; j <= i; j++)
+        if (m[j]) A[(long)i * T + j] *= sc.factor;
+  }
+}
+
+void alphaBackward(float* dqk, float* dalpha, const float* qk, const float* alpha, AlphaShape s) {
+  const int T = s.T, d = s.d, hs = d / s.k;
+  const float scale = 1.0f / std::sqrt((float)hs);
+  const long TT = (long)T * T;
+#pragma omp parallel for schedule(static)
+  for (int bl = 0; bl < s.B * s.k; bl++) {
+    int b = bl / s.k, l = bl % s.k;
+    const float* q = qk + (long)b * T * 2 * d + l * hs;
+    const float* k = q + d;
+    float* dq = dqk + (long)b * T * 2 * d + l * hs;
+    float* dk = dq + d;
+    const float* A = alpha + bl * TT;
+    float* G = dalpha + bl * TT;
+    for (int i = 0; i < T; i++) {
+      float* g = G + (long)i * T;
+      const float* p = A + (long)i * T;
+      float dot = 0.0f;
+      for (int j = 0; j <= i; j++) dot += p[j] * g[j];
+      for (int j = 0; j <= i; j++) g[j] = p[j] * (g[j] - dot);
+      for (int j = i + 1; j < T; j++) g[j] = 0.0f;
+    }
+    gemmSerial(false, false, T, hs, T, scale, G, T, k, 2 * d, 0.0f, dq, 2 * d);
+    gemmSerial(true, false, T, hs, T, scale, G, T, q, 2 * d, 0.0f, dk, 2 * d);
+  }
+}
+
+}  // namespace bp
