@@ -34,8 +34,8 @@ export function parseDag(text: string, file: string): LoadedDag {
   const document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   if (document.errors.length > 0) {
     const e = document.errors[0];
-    const pos = e.linePos?.[0];
-    throw new DagError(file, pos?.line, pos?.col, `invalid YAML: ${e.message.split('\n')[0]}`);
+    const pos = lineCounter.linePos(e.pos[0]);
+    throw new DagError(file, pos.line, pos.col, `invalid YAML: ${e.message.split('\n')[0]}`);
   }
   const locate = (path: DocPath) => {
     for (let n = path.length; n >= 0; n--) {

@@ -141,7 +141,7 @@ describe('dag.yaml errors name file, line, column and what is wrong', () => {
   });
   test('schema errors: unknown key and bad YAML', () => {
     expectError(`version: 1\nsteps:\n  a:\n    uses: builtin.echo\n    retry: 3\n`, 5, /unknown key\(s\) retry/);
-    expectError(`version: 1\nsteps:\n  a:\n    uses: [unclosed\n`, 4, /invalid YAML/);
+    expectError(`version: 1\nsteps:\n  a:\n    uses: [unclosed\n`, 5, /invalid YAML/);
   });
   test('unknown profile and unknown matrix placeholder', () => {
     expect(() => planText(`version: 1\nsteps:\n  a: { uses: builtin.echo }\nprofiles:\n  tiny: {}\n`, { profile: 'huge' })).toThrow(/unknown profile "huge"/);
