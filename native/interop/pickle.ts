@@ -502,36 +502,51 @@ function persistentLoad(pid: unknown, hooks: PickleHooks, fail: (m: string) => n
 /**
  * A JSON-safe rendering of unpickled metadata (hyper_parameters and friends): Maps become objects,
  * placeholders become {"$placeholder": "module.name", ...}, OmegaConf-style containers are unwrapped
- * to their content (`_content`, `_val`). Depth- and size-bounded.
+ * to their content (`_content`, `_val`). Bounded: memo references can make cycles and exponentially
+ * shared graphs, so cycles render as "<cycle>" and at most `maxNodes` values are visited.
  */
-export function toJsonSafe(value: unknown, depth = 0): unknown {
+export function toJsonSafe(value: unknown, maxNodes = 100_000): unknown {
+  const budget = { left: maxNodes };
+  return renderJson(value, 0, new Set(), budget);
+}
+
+function renderJson(value: unknown, depth: number, path: Set<unknown>, budget: { left: number }): unknown {
+  if (--budget.left < 0) return '<truncated>';
   if (depth > 64) return '<too deep>';
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
   if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
   if (typeof value === 'bigint') return value.toString();
-  if (Array.isArray(value)) return value.map((v) => toJsonSafe(v, depth + 1));
-  if (value instanceof Map) {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of value) out[typeof k === 'string' ? k : JSON.stringify(toJsonSafe(k, depth + 1))] = toJsonSafe(v, depth + 1);
-    return out;
-  }
-  if (value instanceof Placeholder) {
-    const state = value.state;
-    if (state instanceof Map) {
-      const stateMap = state as Map<unknown, unknown>;
-      const dict = stateMap.get('__dict__') instanceof Map ? (stateMap.get('__dict__') as Map<unknown, unknown>) : stateMap;
-      if (dict.has('_content')) return toJsonSafe(dict.get('_content'), depth + 1);
-      if (dict.has('_val')) return toJsonSafe(dict.get('_val'), depth + 1);
+  if (typeof value !== 'object') return String(value);
+  if (path.has(value)) return '<cycle>';
+  path.add(value);
+  try {
+    const next = (v: unknown) => renderJson(v, depth + 1, path, budget);
+    if (Array.isArray(value)) return value.map(next);
+    if (value instanceof Map) {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of value) out[typeof k === 'string' ? k : JSON.stringify(next(k))] = next(v);
+      return out;
     }
-    const out: Record<string, unknown> = { $placeholder: value.qualifiedName };
-    if (value.args !== undefined) out.args = toJsonSafe(value.args, depth + 1);
-    if (state !== undefined) out.state = toJsonSafe(state, depth + 1);
-    return out;
+    if (value instanceof Placeholder) {
+      const state = value.state;
+      if (state instanceof Map) {
+        const stateMap = state as Map<unknown, unknown>;
+        const dict = stateMap.get('__dict__') instanceof Map ? (stateMap.get('__dict__') as Map<unknown, unknown>) : stateMap;
+        if (dict.has('_content')) return next(dict.get('_content'));
+        if (dict.has('_val')) return next(dict.get('_val'));
+      }
+      const out: Record<string, unknown> = { $placeholder: value.qualifiedName };
+      if (value.args !== undefined) out.args = next(value.args);
+      if (state !== undefined) out.state = next(state);
+      return out;
+    }
+    if (isTensorLike(value)) {
+      const t = value as unknown as { dtype: string; shape: number[] };
+      return { $tensor: { dtype: t.dtype, shape: t.shape } };
+    }
+    if (value instanceof StorageType) return { $placeholder: `torch.${value.name}` };
+    return String(value);
+  } finally {
+    path.delete(value);
   }
-  if (isTensorLike(value)) {
-    const t = value as unknown as { dtype: string; shape: number[] };
-    return { $tensor: { dtype: t.dtype, shape: t.shape } };
-  }
-  if (value instanceof StorageType) return { $placeholder: `torch.${value.name}` };
-  return String(value);
 }

@@ -115,6 +115,7 @@ export class TorchArchive {
       return new TorchArchive(file, zip, options);
     } catch (err) {
       zip.close();
+      if (err instanceof ZipError) throw new CheckpointError(file, err.message.slice(file.length + 2));
       throw err;
     }
   }
