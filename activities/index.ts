@@ -4,9 +4,11 @@
  */
 import type { AnyActivity } from '../pipelines/activity';
 import { builtinActivities } from './builtin';
+import { dataActivities } from './data';
 
 export const ALL_ACTIVITIES: AnyActivity[] = [
   ...builtinActivities,
+  ...dataActivities,
 ];
 
 export type ActivityRegistry = Map<string, AnyActivity>;
