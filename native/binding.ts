@@ -1,0 +1,101 @@
+/**
+ * Loads the compiled addon (native/build/Release/backpack_native.node) and types its raw surface. Only the
+ * facade (native/index.ts and its helpers) talks to these functions.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+export interface RawTensorInfo {
+  key: string;
+  /** Internal shape: Linear layout [out][in] for weight matrices. */
+  shape: number[];
+  /** Stored transposed ([in][out]) in Hugging Face GPT-2 Conv1D checkpoints. */
+  conv1d: boolean;
+  /** AdamW weight decay applies (Linear weight matrices only). */
+  decay: boolean;
+  offset: number;
+  size: number;
+}
+
+export interface RawInterventions {
+  senseScale?: Float32Array;
+  scaleStride?: number;
+  alphaSense?: number;
+  alphaFactor?: number;
+  alphaTokens?: Int32Array;
+  replaceIds?: Int32Array;
+  replaceVectors?: Float32Array;
+  embedIds?: Int32Array;
+  embedRows?: Float32Array;
+}
+
+export interface RawConfig {
+  arch: 'gpt2' | 'backpack';
+  vocabSize: number;
+  realVocabSize: number;
+  nPositions: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  numSenses?: number;
+  senseHidden?: number;
+  scaleAttnByInverseLayerIdx: boolean;
+  layerNormEpsilon: number;
+}
+
+export interface RawModel {
+  tensors(): RawTensorInfo[];
+  numParams(): number;
+  initParams(seed: number): void;
+  getParams(): Float32Array;
+  setParams(p: Float32Array): void;
+  getGrads(): Float32Array;
+  getOptimizerState(): { step: number; m: Float32Array; v: Float32Array };
+  setOptimizerState(s: { step: number; m: Float32Array; v: Float32Array }): void;
+  forward(
+    tokens: Int32Array,
+    batch: number,
+    seq: number,
+    opts: { targets?: Int32Array; logits?: boolean; hidden?: boolean; alpha?: boolean; perTokenLoss?: boolean; interventions?: RawInterventions },
+    cancel?: Int32Array,
+  ): Promise<{ lossSum?: number; count?: number; perTokenLoss?: Float32Array; logits?: Float32Array; hidden?: Float32Array; alpha?: Float32Array }>;
+  trainStep(
+    tokens: Int32Array,
+    targets: Int32Array,
+    batch: number,
+    seq: number,
+    opts: { dropout: number; rngSeed: number; gradScale: number },
+    cancel?: Int32Array,
+  ): Promise<{ lossSum: number; count: number }>;
+  zeroGrad(): void;
+  optimizerStep(opts: { lr: number; weightDecay: number; beta1: number; beta2: number; eps: number; clip: number }): Promise<number>;
+  senseVectors(ids: Int32Array, interventions?: RawInterventions): Promise<Float32Array>;
+  cacheReset(rows: number, capacity: number): void;
+  cachePrefill(row0: number, n: number, tokens: Int32Array, seq: number, interventions?: RawInterventions): Promise<Float32Array>;
+  cacheDecode(rowIds: Int32Array, tokens: Int32Array, interventions?: RawInterventions): Promise<Float32Array>;
+}
+
+export interface Addon {
+  NativeModel: new (config: RawConfig) => RawModel;
+  setThreads(n: number): number;
+  buildInfo(): { gemm: string; threads: number; cuda: boolean };
+}
+
+let cached: Addon | undefined;
+
+/** Candidate locations: beside this file (ts-node/jest) or in the source tree when running from dist/. */
+function candidates(): string[] {
+  const rel = path.join('build', 'Release', 'backpack_native.node');
+  return [path.join(__dirname, rel), path.join(__dirname, '..', '..', 'native', rel)];
+}
+
+export function addon(): Addon {
+  if (cached) return cached;
+  const found = candidates().find((p) => fs.existsSync(p));
+  if (!found) {
+    throw new Error(`native engine not built: none of ${candidates().join(', ')} exists (run \`npm run build:native\`)`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  cached = require(found) as Addon;
+  return cached;
+}
