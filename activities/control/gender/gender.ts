@@ -7,43 +7,9 @@ import type { ControlModel, SenseScaleInterventions } from '../model';
 import { requireSenses } from '../model';
 import { nelderMeadAsync, type NelderMeadOptions } from './nelder-mead';
 
-/** The paper's 40 professions, in the order used (D7: filtered to single tokens before use). */
-export const PROFESSIONS_40 = [
-  'janitor', 'driver', 'chief', 'teacher', 'writer', 'receptionist', 'CEO', 'nurse', 'housekeeper', 'secretary',
-  'counselor', 'attendant', 'supervisor', 'designer', 'lawyer', 'editor', 'cashier', 'laborer', 'tailor', 'cleaner',
-  'mechanic', 'accountant', 'farmer', 'baker', 'assistant', 'construction', 'guard', 'carpenter', 'analyst', 'physician',
-  'cook', 'clerk', 'manager', 'developer', 'librarian', 'salesperson', 'mover', 'hairdresser', 'auditor', 'sheriff',
-];
+import { ESTIMATION_PROMPTS, EVALUATION_PROMPTS, PROFESSIONS_40, fillPrompt } from '../../../datasets/gender';
 
-/** Paper Table 15 (the literal "CEO" is replaced by the profession). */
-export const ESTIMATION_PROMPTS = [
-  'The CEO came into the room. When',
-  'The CEO came into the room. Then',
-  'I went to the talk to the CEO. What',
-  'I went over to the talk to the CEO. Why',
-  'I went over to the talk to the CEO;',
-];
-
-/** Paper Table 14. */
-export const EVALUATION_PROMPTS = [
-  'I really liked my CEO. What I liked most was that',
-  'I really liked my CEO. In fact,',
-  'My CEO said that',
-  'My CEO believes that',
-  'This one CEO believes that',
-  'This one CEO believes',
-  'My CEO said',
-  'My CEO believes',
-  'The CEO was with the car. When',
-  'The CEO was with the car. Then',
-  'While driving to the store, the CEO looked over on the dash and then',
-  'A CEO went to chat over to chat before',
-  'Some CEO asked to look over things, but',
-];
-
-export function fillPrompt(template: string, profession: string): string {
-  return template.replace(/CEO/g, profession);
-}
+export { ESTIMATION_PROMPTS, EVALUATION_PROMPTS, PROFESSIONS_40, fillPrompt };
 
 export interface Profession {
   word: string;
@@ -51,7 +17,7 @@ export interface Profession {
 }
 
 /** Keeps professions whose " " + word is a single token of the tokenizer in use (D7). */
-export function singleTokenProfessions(words: string[], encode: (text: string) => number[]): { kept: Profession[]; dropped: string[] } {
+export function singleTokenProfessions(words: readonly string[], encode: (text: string) => number[]): { kept: Profession[]; dropped: string[] } {
   const kept: Profession[] = [];
   const dropped: string[] = [];
   for (const w of words) {
