@@ -37,6 +37,7 @@ export function validateConfig(c: ModelConfig, where = 'model config'): ModelCon
     if (c.nEmbd % (c.numSenses as number) !== 0) throw new ModelConfigError(where, `nEmbd ${c.nEmbd} is not divisible by numSenses ${c.numSenses}`);
     const s = c.senseIntermediateScale ?? 4;
     if (!Number.isInteger(s) || s <= 0) throw new ModelConfigError(where, `senseIntermediateScale must be a positive integer`);
+    return { ...c, senseIntermediateScale: s, shrinkSenseMlp: c.shrinkSenseMlp ?? false };
   }
   return c;
 }
