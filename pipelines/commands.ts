@@ -22,4 +22,11 @@ export const COMMANDS: CliCommand[] = [
   { path: 'status', summary: 'state of the last run (or --run <id>)', load: () => import('./cli/status') },
   { path: 'explain', summary: 'key inputs, lineage and rerun reason of one node', load: () => import('./cli/explain') },
   { path: 'gc', summary: 'remove artifacts not reachable from recent runs and stale temp dirs', load: () => import('./cli/gc') },
+  // Evaluations and the report (activities/evaluation, activities/report)
+  { path: 'eval owt-val', summary: 'held-out perplexity of a checkpoint over non-overlapping windows of a shard set', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('owt-val')) },
+  { path: 'eval lambada', summary: 'LAMBADA (OpenAI) last-word perplexity and accuracy of a checkpoint', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('lambada')) },
+  { path: 'eval wikitext', summary: 'WikiText-2 word/byte perplexity of a checkpoint (rolling windows)', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('wikitext')) },
+  { path: 'eval blimp', summary: 'BLiMP minimal-pair accuracy of a checkpoint (all 67 paradigms or --subtask)', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('blimp')) },
+  { path: 'eval lexsim', summary: 'lexical similarity (Spearman) of sense vectors or embeddings of a checkpoint', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('lexsim')) },
+  { path: 'report', summary: 'print (or --open) the path of the newest report.html', load: () => import('../activities/report/cli') },
 ];

@@ -38,6 +38,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const store = openStore(values);
+  // Outputs of killed runs (dead pids) are garbage: clear them before starting.
+  store.cleanStaleTemps();
   let request: RunRequest;
   if (values.resume) {
     const previous = readRunRecord(store, values.run);
