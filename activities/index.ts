@@ -5,10 +5,14 @@
 import type { AnyActivity } from '../pipelines/activity';
 import { builtinActivities } from './builtin';
 import { dataActivities } from './data';
+import { evalActivities } from './eval';
+import { reportActivities } from './report';
 
 export const ALL_ACTIVITIES: AnyActivity[] = [
   ...builtinActivities,
   ...dataActivities,
+  ...evalActivities,
+  ...reportActivities,
 ];
 
 export type ActivityRegistry = Map<string, AnyActivity>;

@@ -9,7 +9,11 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { ParquetReader, ParquetSchema, ParquetWriter } from '@dsnp/parquetjs';
+
+/** parquetjs takes ~0.3 s to load: load it on first use, not when the activity registry is imported. */
+function parquet(): typeof import('@dsnp/parquetjs') {
+  return require('@dsnp/parquetjs') as typeof import('@dsnp/parquetjs');
+}
 
 export interface ResultRow {
   model: string;
@@ -28,7 +32,7 @@ export interface ResultRow {
 
 export const RESULTS_FILE = 'results.parquet';
 
-const SCHEMA = new ParquetSchema({
+const SCHEMA_FIELDS = {
   model: { type: 'UTF8' },
   profile: { type: 'UTF8' },
   task: { type: 'UTF8' },
@@ -41,7 +45,7 @@ const SCHEMA = new ParquetSchema({
   row: { type: 'UTF8' },
   column: { type: 'UTF8' },
   details: { type: 'UTF8' },
-});
+} as const;
 
 /** Fills the optional columns with ''. */
 export function resultRow(r: Partial<ResultRow> & Pick<ResultRow, 'model' | 'task' | 'metric' | 'value' | 'n'>): ResultRow {
@@ -60,7 +64,8 @@ export function resultRow(r: Partial<ResultRow> & Pick<ResultRow, 'model' | 'tas
 /** Writes rows atomically (temp file, fsync, rename). */
 export async function writeResults(file: string, rows: readonly ResultRow[]): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const writer = await ParquetWriter.openFile(SCHEMA, tmp);
+  const { ParquetSchema, ParquetWriter } = parquet();
+  const writer = await ParquetWriter.openFile(new ParquetSchema(SCHEMA_FIELDS), tmp);
   for (const r of rows) {
     // NaN is a legitimate result (e.g. Spearman of a constant vector); Parquet DOUBLE stores it as is.
     await writer.appendRow({ ...r, n: BigInt(Math.round(r.n)) });
@@ -76,6 +81,7 @@ const STRING_COLUMNS = ['model', 'profile', 'task', 'subtask', 'metric', 'varian
 
 /** Reads a results table; columns missing from older files read as ''. */
 export async function readResults(file: string): Promise<ResultRow[]> {
+  const { ParquetReader } = parquet();
   let reader: Awaited<ReturnType<typeof ParquetReader.openFile>>;
   try {
     reader = await ParquetReader.openFile(file);
