@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { defineActivity, NonRetryableError, throwIfAborted, type ActivityContext, type AnyActivity } from '../pipelines/activity';
-import { checkpointInputs, readShardStream, shardInput, tokenizerInput } from './evaluation/artifacts';
+import { allInputs, checkpointInputs, readShardStream, shardInput, tokenizerInput } from './evaluation/artifacts';
 import { BLIMP_PARADIGMS } from './evaluation/blimp';
 import { LEXSIM_DATASETS, type LexsimDatasetId } from './evaluation/lexsim/datasets';
 import { modelLabelFrom, placeRows, type ModelGroup } from './evaluation/placement';
@@ -67,7 +67,7 @@ function evalActivity<S extends z.ZodRawShape>(spec: TaskSpec<S>): AnyActivity {
           const tokenizer = await loadEvalTokenizer(tokSpec);
           const label = p.model ?? modelLabelFrom(ckpt.input.matrix, model.config.arch, ckpt.input.item || ckpt.input.step);
           ctx.log(`${spec.task}: ${label} (${ckpt.dir}), tokenizer ${tokenizer.name}`);
-          const outcome = await runEvalTask(model, tokenizer, { task: spec.task, limit: p.limit, ...extra }, {
+          const outcome = await runEvalTask(model, tokenizer, { task: spec.task, limit: p.limit, dataDirs: allInputs(ctx.inputs).map((i) => i.dir), ...extra }, {
             signal: ctx.signal,
             onProgress: (done, total) => ctx.progress({ fraction: done / total, message: `${label} ${done}/${total}` }),
           });

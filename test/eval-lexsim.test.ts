@@ -35,7 +35,7 @@ describe('dataset readers (PAPER.md §6.2 table)', () => {
   const expected = { simlex999: ['old', 'new', 1.58], simverb3500: ['take', 'remove', 6.81], rg65: ['cord', 'smile', 0.02], ws353: ['love', 'sex', 6.77] } as const;
   for (const spec of Object.values(LEXSIM_DATASETS)) {
     test(`${spec.id}: ${spec.expectedRows} rows from the mirror copy`, () => {
-      const pairs = parseWordPairs(fs.readFileSync(path.join(DATA, spec.registryName, spec.file), 'utf8'), spec);
+      const pairs = parseWordPairs(fs.readFileSync(path.join(DATA, spec.mirrorDir, spec.file), 'utf8'), spec);
       expect(pairs).toHaveLength(spec.expectedRows);
       const [w1, w2, gold] = expected[spec.id];
       expect(pairs[0]).toEqual({ word1: w1, word2: w2, gold });

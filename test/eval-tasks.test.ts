@@ -165,3 +165,25 @@ describe('BLiMP', () => {
     expect(() => parseBlimp('{"sentence_good": "x"}', 'f.jsonl')).toThrow(/f\.jsonl:1: needs string fields/);
   });
 });
+
+describe('data sources', () => {
+  test('resolveDataFile: --file, then upstream dirs, then the registry through the mirror (verified copy in the cache)', async () => {
+    const { resolveDataFile } = await import('../activities/evaluation/sources');
+    const os = await import('os');
+    await expect(resolveDataFile('lambada_openai', 'lambada_test.jsonl', { explicit: '/nonexistent/x.jsonl' })).rejects.toThrow(/--file \/nonexistent\/x\.jsonl: no such file/);
+    expect(await resolveDataFile('rg65', 'RG65.csv', { dirs: [path.join(DATA, 'rg-65')] })).toBe(path.join(DATA, 'rg-65/RG65.csv'));
+    const saved = { mirror: process.env.PIPELINE_DATA_MIRROR, cache: process.env.PIPELINE_CACHE_DIR };
+    process.env.PIPELINE_DATA_MIRROR = DATA;
+    process.env.PIPELINE_CACHE_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'eval-cache-'));
+    try {
+      const got = await resolveDataFile('rg65', 'RG65.csv');
+      expect(got.startsWith(process.env.PIPELINE_CACHE_DIR)).toBe(true);
+      expect(fs.readFileSync(got)).toEqual(fs.readFileSync(path.join(DATA, 'rg-65/RG65.csv')));
+    } finally {
+      for (const [k, v] of [['PIPELINE_DATA_MIRROR', saved.mirror], ['PIPELINE_CACHE_DIR', saved.cache]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+});

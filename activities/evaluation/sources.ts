@@ -61,45 +61,24 @@ export function tokenizerSpecFor(checkpoint: string, explicit?: string): string 
   throw new Error(`checkpoint ${checkpoint}: cannot tell its tokenizer (real vocabulary ${real}); pass --tokenizer gpt2|<dir>`);
 }
 
-/** The repository root (holds package.json), found from this file in both src and dist layouts. */
-function repoRoot(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 6; i++) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'activities'))) return dir;
-    dir = path.dirname(dir);
-  }
-  return process.cwd();
-}
-
 /**
- * The local path of one evaluation data file. `explicit` (--file) wins. Otherwise the datasets registry
- * fetches it (mirror-aware, checksummed) when that module is present; otherwise the data mirror directory
- * ($BACKPACK_DATA_DIR, else ../shared/data beside the repository) is read directly.
+ * The local path of one evaluation data file, first found of:
+ * 1. `explicit` (the CLI's --file);
+ * 2. `dirs`: upstream `data.fetch` artifacts (their files/ directory) or any directory holding the file;
+ * 3. the datasets registry, `fetchDataset(dataset)`: verified download into the data cache, from
+ *    $PIPELINE_DATA_MIRROR when set (a shared/data-layout directory or URL), else the canonical hosts.
  */
-export async function resolveDataFile(dataset: string, file: string, explicit?: string): Promise<string> {
-  if (explicit) {
-    if (!fs.existsSync(explicit)) throw new Error(`--file ${explicit}: no such file`);
-    return path.resolve(explicit);
+export async function resolveDataFile(dataset: string, file: string, opts: { explicit?: string; dirs?: string[]; signal?: AbortSignal } = {}): Promise<string> {
+  if (opts.explicit) {
+    if (!fs.existsSync(opts.explicit)) throw new Error(`--file ${opts.explicit}: no such file`);
+    return path.resolve(opts.explicit);
   }
-  const registry = await importRegistry();
-  if (registry) return registry.fetchDataset(dataset, file);
-  const roots = [process.env.BACKPACK_DATA_DIR, path.resolve(repoRoot(), '../shared/data')].filter((r): r is string => !!r);
-  for (const root of roots) {
-    const p = path.join(root, dataset, file);
-    if (fs.existsSync(p)) return p;
+  for (const dir of opts.dirs ?? []) {
+    for (const candidate of [path.join(dir, 'files', file), path.join(dir, file)]) if (fs.existsSync(candidate)) return candidate;
   }
-  throw new Error(`data file ${dataset}/${file} not found (looked in ${roots.join(', ')}); pass --file <path> or set BACKPACK_DATA_DIR`);
-}
-
-interface Registry {
-  fetchDataset(dataset: string, file: string): Promise<string>;
-}
-
-async function importRegistry(): Promise<Registry | null> {
-  const candidate = path.join(repoRoot(), 'datasets', 'registry');
-  const exists = ['.ts', '.js'].some((ext) => fs.existsSync(candidate + ext)) || fs.existsSync(path.join(__dirname, '../../datasets/registry.js'));
-  if (!exists) return null;
-  const modulePath = '../../datasets/registry';
-  const mod = (await import(modulePath)) as Partial<Registry>;
-  return typeof mod.fetchDataset === 'function' ? (mod as Registry) : null;
+  const [{ fetchDataset }, { dataCacheDir }] = await Promise.all([import('../../datasets/registry'), import('../data')]);
+  const fetched = await fetchDataset(dataset, { cacheDir: dataCacheDir(), signal: opts.signal });
+  const local = fetched.files[file];
+  if (!local) throw new Error(`dataset ${dataset} has no file ${file} (files: ${Object.keys(fetched.files).join(', ')})`);
+  return local;
 }

@@ -28,6 +28,8 @@ export interface EvalRequest {
   limit?: number;
   /** Read the task's data from this file instead of the registry (not for blimp with several paradigms). */
   file?: string;
+  /** Directories that may hold the data files (upstream data.fetch artifacts). */
+  dataDirs?: string[];
   /** owt-val: the token stream (already read from a shard set). */
   stream?: ArrayLike<number>;
   /** owt-val: window length (default 512) and windows per forward call. */
@@ -68,6 +70,7 @@ export async function runEvalTask(model: EvalModel, tokenizer: EvalTokenizer, re
     throw new Error(`tokenizer "${tokenizer.name}" has ${tokenizer.vocabSize} ids but the model's real vocabulary is ${model.config.realVocabSize}; pass the tokenizer the model was trained with`);
   }
   const started = performance.now();
+  const src = { explicit: req.file, dirs: req.dataDirs, signal: hooks?.signal };
   const done = (o: Omit<EvalOutcome, 'seconds'>): EvalOutcome => ({ ...o, seconds: (performance.now() - started) / 1000 });
   switch (req.task) {
     case 'owt-val': {
@@ -80,7 +83,7 @@ export async function runEvalTask(model: EvalModel, tokenizer: EvalTokenizer, re
       });
     }
     case 'lambada': {
-      const file = await resolveDataFile('lambada-openai', 'lambada_test.jsonl', req.file);
+      const file = await resolveDataFile('lambada_openai', 'lambada_test.jsonl', src);
       const docs = take(parseLambada(fs.readFileSync(file, 'utf8'), file), req.limit);
       const r = await evaluateLambada(model, tokenizer, docs, hooks);
       return done({
@@ -94,7 +97,7 @@ export async function runEvalTask(model: EvalModel, tokenizer: EvalTokenizer, re
       });
     }
     case 'wikitext': {
-      const file = await resolveDataFile('wikitext-2-raw_NONCANONICAL', 'wiki.test.raw', req.file);
+      const file = await resolveDataFile('wikitext2_raw_test', 'wiki.test.raw', src);
       const pages = take(splitWikitextPages(fs.readFileSync(file, 'utf8')), req.limit);
       const r = await evaluateWikitext(model, tokenizer, pages, hooks);
       const details = JSON.stringify({ file, words: r.words, bytes: r.bytes });
@@ -110,7 +113,7 @@ export async function runEvalTask(model: EvalModel, tokenizer: EvalTokenizer, re
       if (req.file && uids.length !== 1) throw new Error('blimp --file needs exactly one --subtask');
       const paradigms = [];
       for (const uid of uids) {
-        const file = await resolveDataFile('blimp', `${uid}.jsonl`, req.file);
+        const file = await resolveDataFile('blimp', `${uid}.jsonl`, src);
         paradigms.push({ paradigm: uid, pairs: take(parseBlimp(fs.readFileSync(file, 'utf8'), file), req.limit) });
       }
       const r = await evaluateBlimp(model, tokenizer, paradigms, hooks);
@@ -133,7 +136,7 @@ export async function runEvalTask(model: EvalModel, tokenizer: EvalTokenizer, re
       const rows: TaskRow[] = [];
       for (const id of ids) {
         const spec = LEXSIM_DATASETS[id];
-        const file = await resolveDataFile(spec.registryName, spec.file, req.file);
+        const file = await resolveDataFile(spec.registryName, spec.file, src);
         const pairs = take(parseWordPairs(fs.readFileSync(file, 'utf8'), spec, file), req.limit);
         const r = await evaluateLexsim(model, tokenizer, pairs, { vectors, subwords, methods: req.methods });
         const details = JSON.stringify({ pairs: r.pairs, oov: r.oov, words: r.words, multiSubwordWords: r.multiSubwordWords, multiSubwordPairs: r.multiSubwordPairs });

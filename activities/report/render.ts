@@ -56,7 +56,7 @@ export function renderMarkdown(c: ReportContent, plotFile: (p: Plot) => string):
     if (t.caption) md.push(t.caption, '');
     md.push(`| row | source | ${t.columns.join(' | ')} |`, `|---|---|${t.columns.map(() => '---:').join('|')}|`);
     for (const r of t.rows) {
-      const cells = r.cells.map((x) => (r.source === 'ours' ? `**${x.text}**` : x.text));
+      const cells = r.cells.map((x) => (r.source === 'ours' && x.value !== null ? `**${x.text}**` : x.text));
       md.push(`| ${r.label.replace(/\|/g, '\\|')} | ${sourceLabel(r)} | ${cells.join(' | ')} |`);
     }
     md.push('');

@@ -16,8 +16,10 @@ export interface LexsimDatasetSpec {
   label: string;
   /** File name inside the dataset's mirror directory. */
   file: string;
-  /** Registry dataset name / mirror directory. */
+  /** Dataset name in the datasets registry (datasets/registry.ts). */
   registryName: string;
+  /** Directory of the file in the data mirror (shared/data layout). */
+  mirrorDir: string;
   delimiter: string;
   skipHeader: boolean;
   columns: [number, number, number];
@@ -27,10 +29,10 @@ export interface LexsimDatasetSpec {
 export type LexsimDatasetId = 'simlex999' | 'simverb3500' | 'rg65' | 'ws353';
 
 export const LEXSIM_DATASETS: Record<LexsimDatasetId, LexsimDatasetSpec> = {
-  simlex999: { id: 'simlex999', label: 'SL999', file: 'SimLex-999.txt', registryName: 'simlex-999', delimiter: '\t', skipHeader: true, columns: [0, 1, 3], expectedRows: 999 },
-  simverb3500: { id: 'simverb3500', label: 'SV3500', file: 'SimVerb-3500.txt', registryName: 'simverb-3500', delimiter: '\t', skipHeader: false, columns: [0, 1, 3], expectedRows: 3500 },
-  rg65: { id: 'rg65', label: 'RG65', file: 'RG65.csv', registryName: 'rg-65', delimiter: ';', skipHeader: false, columns: [0, 1, 2], expectedRows: 65 },
-  ws353: { id: 'ws353', label: 'WS353', file: 'WS353.csv', registryName: 'wordsim-353', delimiter: ',', skipHeader: true, columns: [0, 1, 2], expectedRows: 353 },
+  simlex999: { id: 'simlex999', label: 'SL999', file: 'SimLex-999.txt', registryName: 'simlex999', mirrorDir: 'simlex-999', delimiter: '\t', skipHeader: true, columns: [0, 1, 3], expectedRows: 999 },
+  simverb3500: { id: 'simverb3500', label: 'SV3500', file: 'SimVerb-3500.txt', registryName: 'simverb3500', mirrorDir: 'simverb-3500', delimiter: '\t', skipHeader: false, columns: [0, 1, 3], expectedRows: 3500 },
+  rg65: { id: 'rg65', label: 'RG65', file: 'RG65.csv', registryName: 'rg65', mirrorDir: 'rg-65', delimiter: ';', skipHeader: false, columns: [0, 1, 2], expectedRows: 65 },
+  ws353: { id: 'ws353', label: 'WS353', file: 'WS353.csv', registryName: 'ws353', mirrorDir: 'wordsim-353', delimiter: ',', skipHeader: true, columns: [0, 1, 2], expectedRows: 353 },
 };
 
 export function isLexsimDatasetId(s: string): s is LexsimDatasetId {
