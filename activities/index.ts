@@ -7,12 +7,14 @@ import { builtinActivities } from './builtin';
 import { dataActivities } from './data';
 import { evalActivities } from './eval';
 import { reportActivities } from './report';
+import { importActivities } from './import';
 
 export const ALL_ACTIVITIES: AnyActivity[] = [
   ...builtinActivities,
   ...dataActivities,
   ...evalActivities,
   ...reportActivities,
+  ...importActivities,
 ];
 
 export type ActivityRegistry = Map<string, AnyActivity>;
