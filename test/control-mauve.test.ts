@@ -235,3 +235,26 @@ describe('.npy features', () => {
     expect(() => parseNpy(truncated, 't.npy')).toThrow(/t\.npy.*data bytes/);
   });
 });
+
+import { equalise, parseReferenceList, referencesFromStream } from '../activities/control/mauve/texts';
+
+describe('MAUVE texts', () => {
+  it('equalises the larger side with the Python shuffle', () => {
+    const p = Array.from({ length: 20 }, (_, i) => i);
+    const { p: kept, q } = equalise(p, [0, 0, 0], 'python-mt');
+    expect(kept).toEqual([10, 18, 16]);
+    expect(q).toHaveLength(3);
+    expect(equalise(p, [1], 'none').p).toHaveLength(20);
+  });
+  it('builds references as EOS + the first tokens of every document', () => {
+    const EOS = 9;
+    const stream = [1, 2, 3, 9, 4, 9, 9, 5, 6, 7, 8, 9];
+    const refs = referencesFromStream(stream, EOS, (ids) => ids.join(','), { prefixTokens: 3 });
+    expect(refs).toEqual(['9,1,2', '9,4', '9,5,6']);
+    expect(referencesFromStream(stream, EOS, (ids) => ids.join(','), { prefixTokens: 3, max: 1 })).toHaveLength(1);
+  });
+  it('parses a reference list and names bad files', () => {
+    expect(parseReferenceList('["a", "b"]', 'x.json')).toEqual(['a', 'b']);
+    expect(() => parseReferenceList('{"a": 1}', 'x.json')).toThrow(/x\.json: expected a JSON list/);
+  });
+});

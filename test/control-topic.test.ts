@@ -1,6 +1,7 @@
 import * as path from 'path';
 import { ToyBackpack } from './helpers/control-toy-backpack';
 import {
+  localizeOnModel,
   localizationScores,
   quantileWeights,
   quantilesLinear,
@@ -185,5 +186,18 @@ describe('topic table and bags', () => {
     expect(readTopicBag(bags, 'diaries_daily_life')).toEqual(['diaries', 'daily', 'life']);
     const fakeEncode = (text: string) => Array.from(text.trim()).map((ch) => ch.charCodeAt(0));
     expect(bagTargetIds(['ab', 'ac', 'b'], fakeEncode)).toEqual([97, 98]);
+  });
+});
+
+describe('chunked localization on a model', () => {
+  it('equals the one-shot computation and reuses cached normalisers', async () => {
+    const model = new ToyBackpack(E, C, 4, 2, 2);
+    const stats = senseProjectionStats(E, table, skipEos);
+    const oneShot = localizationScores(E, table, stats, [1], 'max', skipEos);
+    const chunked = await localizeOnModel((ids) => model.senseVectors(ids), E, 4, 2, 2, [1], 'max', skipEos, { chunk: 3 });
+    expect(Array.from(chunked.scores)).toEqual(Array.from(oneShot));
+    expect(Array.from(chunked.stats.max)).toEqual(Array.from(stats.max));
+    const reused = await localizeOnModel((ids) => model.senseVectors(ids), E, 4, 2, 2, [2], 'absmax', skipEos, { chunk: 1, stats: chunked.stats });
+    expect(Array.from(reused.scores)).toEqual(Array.from(localizationScores(E, table, stats, [2], 'absmax', skipEos)));
   });
 });

@@ -11,8 +11,10 @@
 export type LocalizeNorm = 'max' | 'absmax';
 
 export interface SenseTable {
-  /** Rows covered (vocabulary size of the model, padded). */
+  /** Sense rows held in `vectors` (token ids rowOffset .. rowOffset + vocab − 1). */
   vocab: number;
+  /** Token id of the first row (chunked localization); default 0. */
+  rowOffset?: number;
   senses: number;
   dim: number;
   /** [vocab][k][d] sense vectors of every row (rows never localized may be zero). */
@@ -29,8 +31,8 @@ export interface ProjectionStats {
 }
 
 /**
- * Signed and absolute maxima of every sense's vocabulary projection, over all `vocab` rows of E
- * (padding included). Rows listed in `skipRows` are left at 0 (their S row is zero anyway).
+ * Signed and absolute maxima of every sense's vocabulary projection, over all rows of E (padding
+ * included). Rows where `skipRow(tokenId)` are left at 0 (their S row is zero anyway).
  */
 export function senseProjectionStats(
   embeddings: Float32Array,
@@ -39,7 +41,9 @@ export function senseProjectionStats(
   onProgress?: (fraction: number) => void,
 ): ProjectionStats {
   const { vocab, senses: k, dim: d, vectors } = senses;
-  if (embeddings.length !== vocab * d) throw new Error(`localize: E has ${embeddings.length} entries, expected ${vocab}×${d}`);
+  const offset = senses.rowOffset ?? 0;
+  if (embeddings.length % d !== 0) throw new Error(`localize: E has ${embeddings.length} entries, not a multiple of d = ${d}`);
+  const eRows = embeddings.length / d;
   const max = new Float32Array(vocab * k);
   const absMax = new Float32Array(vocab * k);
   // Block of sense vectors × all rows of E: keeps a few KB of senses hot while E streams through.
@@ -55,7 +59,7 @@ export function senseProjectionStats(
       bestMax[b] = -Infinity;
       bestAbs[b] = 0;
     }
-    for (let u = 0; u < vocab; u++) {
+    for (let u = 0; u < eRows; u++) {
       const eRow = u * d;
       for (let b = 0; b < count; b++) {
         const sRow = b * d;
@@ -74,7 +78,7 @@ export function senseProjectionStats(
   };
   const total = vocab * k;
   for (let v = 0; v < vocab; v++) {
-    if (skipRow(v)) continue;
+    if (skipRow(v + offset)) continue;
     for (let l = 0; l < k; l++) {
       pending.push(v * k + l);
       if (pending.length === blockRows) flush();
@@ -98,14 +102,16 @@ export function localizationScores(
   skipRow: (v: number) => boolean,
 ): Float32Array {
   const { vocab, senses: k, dim: d, vectors } = senses;
+  const offset = senses.rowOffset ?? 0;
+  const eRows = embeddings.length / d;
   const targetSum = new Float64Array(d);
   for (const t of targetIds) {
-    if (t < 0 || t >= vocab) throw new Error(`localize: target id ${t} outside the vocabulary (0..${vocab - 1})`);
+    if (!Number.isInteger(t) || t < 0 || t >= eRows) throw new Error(`localize: target id ${t} outside the vocabulary (0..${eRows - 1})`);
     for (let j = 0; j < d; j++) targetSum[j] += embeddings[t * d + j];
   }
   const scores = new Float32Array(vocab * k);
   for (let v = 0; v < vocab; v++) {
-    if (skipRow(v)) continue;
+    if (skipRow(v + offset)) continue;
     for (let l = 0; l < k; l++) {
       const row = (v * k + l) * d;
       let num = 0;
@@ -175,4 +181,44 @@ export function quantileWeights(scores: Float32Array, weights: [number, number, 
     else delta[i] = 1;
   }
   return { delta, q95, q80, q60, maxDelta: Math.max(...weights) };
+}
+
+/**
+ * Localization on a whole model, fetching sense vectors in chunks of token ids (the full [V][k][d]
+ * table of a paper-size model does not fit comfortably in memory). `stats` may be passed in from a
+ * previous topic on the same model: the normaliser does not depend on the topic.
+ */
+export async function localizeOnModel(
+  fetchSenses: (ids: Int32Array) => Promise<Float32Array>,
+  embeddings: Float32Array,
+  vocab: number,
+  senses: number,
+  dim: number,
+  targetIds: number[],
+  norm: LocalizeNorm,
+  skipRow: (v: number) => boolean,
+  options: { chunk?: number; stats?: ProjectionStats; onProgress?: (fraction: number) => void } = {},
+): Promise<{ scores: Float32Array; stats: ProjectionStats }> {
+  const chunk = options.chunk ?? 512;
+  const scores = new Float32Array(vocab * senses);
+  const stats: ProjectionStats = options.stats ?? { vocab, senses, max: new Float32Array(vocab * senses), absMax: new Float32Array(vocab * senses) };
+  if (stats.vocab !== vocab || stats.senses !== senses) throw new Error('localize: cached projection stats belong to another model shape');
+  const fresh = !options.stats;
+  for (let start = 0; start < vocab; start += chunk) {
+    const end = Math.min(vocab, start + chunk);
+    const ids = new Int32Array(end - start);
+    for (let i = 0; i < ids.length; i++) ids[i] = start + i;
+    const table: SenseTable = { vocab: ids.length, rowOffset: start, senses, dim, vectors: await fetchSenses(ids) };
+    let chunkStats: ProjectionStats;
+    if (fresh) {
+      chunkStats = senseProjectionStats(embeddings, table, skipRow);
+      stats.max.set(chunkStats.max, start * senses);
+      stats.absMax.set(chunkStats.absMax, start * senses);
+    } else {
+      chunkStats = { vocab: ids.length, senses, max: stats.max.subarray(start * senses, end * senses), absMax: stats.absMax.subarray(start * senses, end * senses) };
+    }
+    scores.set(localizationScores(embeddings, table, chunkStats, targetIds, norm, skipRow), start * senses);
+    options.onProgress?.(end / vocab);
+  }
+  return { scores, stats };
 }
