@@ -29,4 +29,8 @@ export const COMMANDS: CliCommand[] = [
   { path: 'eval blimp', summary: 'BLiMP minimal-pair accuracy of a checkpoint (all 67 paradigms or --subtask)', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('blimp')) },
   { path: 'eval lexsim', summary: 'lexical similarity (Spearman) of sense vectors or embeddings of a checkpoint', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('lexsim')) },
   { path: 'report', summary: 'print (or --open) the path of the newest report.html', load: () => import('../activities/report/cli') },
+  // Checkpoint interop (native/interop)
+  { path: 'model inspect', summary: 'format, keys, shapes, dtypes and parameter count of a checkpoint, without loading it', load: () => import('../native/interop/cli').then((m) => m.forCommand('inspect')) },
+  { path: 'model import', summary: 'convert a Lightning .ckpt, HF backpack-gpt2 or HF GPT-2 checkpoint to ours', load: () => import('../native/interop/cli').then((m) => m.forCommand('import')) },
+  { path: 'model export', summary: 'write one of our checkpoints as a Hugging Face model directory', load: () => import('../native/interop/cli').then((m) => m.forCommand('export')) },
 ];
