@@ -22,6 +22,8 @@ export const COMMANDS: CliCommand[] = [
   { path: 'status', summary: 'state of the last run (or --run <id>)', load: () => import('./cli/status') },
   { path: 'explain', summary: 'key inputs, lineage and rerun reason of one node', load: () => import('./cli/explain') },
   { path: 'gc', summary: 'remove artifacts not reachable from recent runs and stale temp dirs', load: () => import('./cli/gc') },
+  // Data (datasets/)
+  { path: 'tokenize', summary: 'show token ids and pieces of a text or file (or --decode ids) with gpt2 or a trained tokenizer', load: () => import('../datasets/cli/tokenize') },
   // Evaluations and the report (activities/evaluation, activities/report)
   { path: 'eval owt-val', summary: 'held-out perplexity of a checkpoint over non-overlapping windows of a shard set', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('owt-val')) },
   { path: 'eval lambada', summary: 'LAMBADA (OpenAI) last-word perplexity and accuracy of a checkpoint', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('lambada')) },

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { get_encoding, type Tiktoken } from 'tiktoken';
-import { encode as gptTokenizerEncode } from 'gpt-tokenizer/encoding/r50k_base';
+import { encode as gptTokenizerEncode } from 'gpt-tokenizer/cjs/encoding/r50k_base';
 import { getEncoding } from 'js-tiktoken';
 import { brownCorpus } from '../datasets/corpora/brown';
 import { nlpCorpus } from '../datasets/corpora/nlp-corpus';
