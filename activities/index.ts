@@ -8,6 +8,7 @@ import { dataActivities } from './data';
 import { evalActivities } from './eval';
 import { reportActivities } from './report';
 import { importActivities } from './import';
+import { trainActivities } from './train';
 
 export const ALL_ACTIVITIES: AnyActivity[] = [
   ...builtinActivities,
@@ -15,6 +16,7 @@ export const ALL_ACTIVITIES: AnyActivity[] = [
   ...evalActivities,
   ...reportActivities,
   ...importActivities,
+  ...trainActivities,
 ];
 
 export type ActivityRegistry = Map<string, AnyActivity>;
