@@ -149,6 +149,8 @@ export function expandMatrix(step: string, matrix: MatrixSpec | undefined, limit
 
 const PLACEHOLDER = /\$\{(profile|item|matrix\.([A-Za-z0-9_]+)(?:\.([A-Za-z0-9_]+))?)\}/g;
 
+const WHOLE_PLACEHOLDER = new RegExp(`^${PLACEHOLDER.source}$`);
+
 /** Resolves ${profile}, ${item}, ${matrix.key} and ${matrix.key.field} in string params. */
 function interpolate(value: unknown, profile: string, item: Item, step: string): unknown {
   if (typeof value === 'string') {
@@ -167,7 +169,7 @@ function interpolate(value: unknown, profile: string, item: Item, step: string):
       return (v as Record<string, unknown>)[field];
     };
     // A string that is exactly one placeholder keeps the value's type (numbers, objects).
-    const whole = new RegExp(`^${PLACEHOLDER.source}$`).exec(value);
+    const whole = WHOLE_PLACEHOLDER.exec(value);
     if (whole) return lookup(whole[1], whole[2], whole[3]);
     return value.replace(PLACEHOLDER, (_m, all: string, key?: string, field?: string) => {
       const v = lookup(all, key, field);
