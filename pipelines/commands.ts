@@ -22,6 +22,9 @@ export const COMMANDS: CliCommand[] = [
   { path: 'status', summary: 'state of the last run (or --run <id>)', load: () => import('./cli/status') },
   { path: 'explain', summary: 'key inputs, lineage and rerun reason of one node', load: () => import('./cli/explain') },
   { path: 'gc', summary: 'remove artifacts not reachable from recent runs and stale temp dirs', load: () => import('./cli/gc') },
+  // Temporal engine (pipelines/temporal/)
+  { path: 'worker', summary: 'serve pipeline nodes from this machine on Temporal (--gpus 0,1 --cpus N --queues ...)', load: () => import('./temporal/worker-cli') },
+  { path: 'server', summary: 'start a local Temporal dev server (SQLite persistence, search attributes, Web UI)', load: () => import('./temporal/server-cli') },
   // Data (datasets/)
   { path: 'tokenize', summary: 'show token ids and pieces of a text or file (or --decode ids) with gpt2 or a trained tokenizer', load: () => import('../datasets/cli/tokenize') },
   // Evaluations and the report (activities/evaluation, activities/report)

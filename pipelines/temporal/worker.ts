@@ -26,6 +26,8 @@ export interface PipelineWorkerOptions {
   registry?: ActivityRegistry;
   identity?: string;
   onHeartbeat?: (details: NodeHeartbeat) => void;
+  /** The SDK's own log level (default WARN). */
+  logLevel?: LogLevel;
 }
 
 export interface RunningWorker {
@@ -68,7 +70,7 @@ export function installRuntime(level: LogLevel = 'WARN'): void {
 }
 
 export async function startPipelineWorker(opts: PipelineWorkerOptions): Promise<RunningWorker> {
-  installRuntime();
+  installRuntime(opts.logLevel);
   const prefix = opts.taskQueuePrefix ?? DEFAULT_TASK_QUEUE_PREFIX;
   const namespace = opts.namespace ?? 'default';
   const queues = opts.queues ?? defaultQueues(opts.cpus, opts.gpus);
@@ -87,7 +89,7 @@ export async function startPipelineWorker(opts: PipelineWorkerOptions): Promise<
   const workers: Worker[] = [];
   try {
     for (const q of queues) {
-      const common = { connection, namespace, identity: opts.identity, shutdownGraceTime: 10_000 };
+      const common = { connection, namespace, shutdownGraceTime: 10_000, ...(opts.identity ? { identity: opts.identity } : {}) };
       if (q === 'pipeline') {
         workers.push(
           await Worker.create({
