@@ -105,3 +105,133 @@ test('the test DAG gives the same artifact keys and contents as the local engine
   expect(second).toMatchObject({ succeeded: 0, cached: plan.nodes.length, failed: [] });
   expect(again.events.filter((e) => e.type === 'cached')).toHaveLength(plan.nodes.length);
 });
+
+test('keep-going: a failing item does not stop the others; a resume reruns only it', async () => {
+  const marks = path.join(ts.dir, 'marks');
+  fs.mkdirSync(marks, { recursive: true });
+  const yaml = `
+version: 1
+steps:
+  sweep:
+    uses: builtin.fail
+    matrix: { i: [1, 2, 3, 4, 5] }
+    params: { unlessFileExists: "${marks}/ok-\${matrix.i}", message: "item \${matrix.i} is broken", value: "\${matrix.i}" }
+  after:
+    uses: builtin.echo
+    needs: [sweep]
+    params: { value: after }
+  other:
+    uses: builtin.echo
+    params: { value: other }
+`;
+  for (const i of [1, 2, 4, 5]) fs.writeFileSync(path.join(marks, `ok-${i}`), '');
+  const plan = planFromYaml(yaml);
+  const first = runOpts(plan, { keepGoing: true });
+  const r1 = await runOnTemporal(first);
+  expect(r1.failed).toEqual(['sweep/i=3']);
+  expect(r1.succeeded).toBe(5); // four sweep items + other
+  expect(r1.skipped).toEqual(['after']);
+  expect(first.events.find((e) => e.type === 'failed')).toMatchObject({ nodeId: 'sweep/i=3', error: 'item 3 is broken' });
+  expect(first.events.find((e) => e.type === 'skipped')?.nodeId).toBe('after');
+
+  // The Web UI (its HTTP API) lists the run's workflows by search attribute, with their summaries.
+  await expectVisibleInWebUi(first.runId, plan);
+
+  // Fix the item and resume: the same plan again, where only the failed item and what it blocked run.
+  fs.writeFileSync(path.join(marks, 'ok-3'), '');
+  const resume = runOpts(plan, { keepGoing: true });
+  const r2 = await runOnTemporal(resume);
+  expect(r2).toMatchObject({ failed: [], succeeded: 2, cached: 5 });
+  const ran = resume.events.filter((e) => e.type === 'succeeded').map((e) => e.nodeId).sort();
+  expect(ran).toEqual(['after', 'sweep/i=3']);
+});
+
+test('a sweep of 120 items runs in chunks that continue as new', async () => {
+  const items = Array.from({ length: 120 }, (_, i) => i);
+  const plan = planFromYaml(`
+version: 1
+steps:
+  big:
+    uses: builtin.echo
+    matrix: { i: [${items.join(', ')}] }
+    params: { value: "\${matrix.i}" }
+`);
+  const opts = runOpts(plan, { tuning: { chunkSize: 60, window: 16, maxHistoryEvents: 150, heartbeatTimeoutMs: 10_000 } });
+  const result = await runOnTemporal(opts);
+  expect(result).toMatchObject({ failed: [], succeeded: 120, cached: 0 });
+  const store = new ArtifactStore(storeRoot);
+  expect(plan.nodes.every((n) => store.has(n.key))).toBe(true);
+  // Every node reported exactly one terminal event, across the continue-as-new boundaries.
+  const terminal = opts.events.filter((e) => e.type === 'succeeded').map((e) => e.nodeId);
+  expect(new Set(terminal).size).toBe(120);
+  expect(terminal).toHaveLength(120);
+
+  const connection = await Connection.connect({ address: ts.server.address });
+  try {
+    const client = new Client({ connection });
+    const statuses: string[] = [];
+    for await (const wf of client.workflow.list({ query: `PipelineRun = "${opts.runId}" AND PipelineStep = "big"` })) statuses.push(wf.status.name);
+    // Two chunks, each continued as new at least once before completing.
+    expect(statuses.filter((s) => s === 'COMPLETED')).toHaveLength(2);
+    expect(statuses.filter((s) => s === 'CONTINUED_AS_NEW').length).toBeGreaterThanOrEqual(2);
+  } finally {
+    await connection.close();
+  }
+});
+
+test('a second client of the same plan attaches to the running run instead of starting a twin', async () => {
+  const plan = planFromYaml(`
+version: 1
+steps:
+  slow:
+    uses: builtin.count
+    params: { n: 30, stepMs: 60 }
+`);
+  const a = runOpts(plan);
+  const first = runOnTemporal(a);
+  const connection = await Connection.connect({ address: ts.server.address });
+  try {
+    const handle = new Client({ connection }).workflow.getHandle(pipelineWorkflowId(plan.planHash));
+    for (let i = 0; i < 100; i++) {
+      const running = await handle.describe().then((d) => d.status.name === 'RUNNING', () => false);
+      if (running) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await connection.close();
+  }
+  const b = runOpts(plan);
+  const messages: string[] = [];
+  const second = await runOnTemporal({ ...b, onMessage: (m) => messages.push(m) });
+  const firstResult = await first;
+  expect(firstResult).toMatchObject({ attached: false, runId: a.runId, succeeded: 1 });
+  expect(second).toMatchObject({ attached: true, runId: a.runId, succeeded: 1, failed: [] });
+  expect(messages[0]).toContain(`attached to the running run ${a.runId}`);
+  // Both clients saw the node finish; only one activity ran (the lineage names the first run).
+  expect(b.events.some((e) => e.type === 'succeeded' && e.nodeId === 'slow')).toBe(true);
+  const lineage = new ArtifactStore(storeRoot).lineage(plan.nodes[0].key)!;
+  expect(lineage.runId).toBe(a.runId);
+  expect(lineage.attempt).toBe(1);
+});
+
+/** Checks through the Web UI's own HTTP API what a person would see in the browser. */
+async function expectVisibleInWebUi(runId: string, plan: Plan): Promise<void> {
+  const ui = ts.server.uiUrl!;
+  const query = encodeURIComponent(`PipelineRun="${runId}"`);
+  const list = await (await fetch(`${ui}/api/v1/namespaces/default/workflows?query=${query}`)).json();
+  const ids = (list.executions as { execution: { workflowId: string } }[]).map((e) => e.execution.workflowId).sort();
+  expect(ids).toEqual([pipelineWorkflowId(plan.planHash), `${runId}/other`, `${runId}/sweep`].sort());
+  const describe = await (await fetch(`${ui}/api/v1/namespaces/default/workflows/${encodeURIComponent(`${runId}/sweep`)}`)).json();
+  const summary = decodePayload(describe.executionConfig.userMetadata.summary);
+  expect(summary).toContain('sweep');
+  expect(summary).toContain('5 item(s)');
+  expect(summary).toContain('profile');
+  const attrs = describe.workflowExecutionInfo.searchAttributes.indexedFields;
+  expect(decodePayload(attrs.PipelineStep)).toBe('sweep');
+  expect(decodePayload(attrs.PipelineStatus)).toBe('failed');
+  expect(decodePayload(attrs.PipelineItem)).toEqual(['i=1', 'i=2', 'i=3', 'i=4', 'i=5']);
+}
+
+function decodePayload(p: { data: string }): unknown {
+  return JSON.parse(Buffer.from(p.data, 'base64').toString('utf8'));
+}
