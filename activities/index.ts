@@ -9,6 +9,7 @@ import { evalActivities } from './eval';
 import { reportActivities } from './report';
 import { importActivities } from './import';
 import { trainActivities } from './train';
+import { controlActivities } from './control';
 
 export const ALL_ACTIVITIES: AnyActivity[] = [
   ...builtinActivities,
@@ -17,6 +18,7 @@ export const ALL_ACTIVITIES: AnyActivity[] = [
   ...reportActivities,
   ...importActivities,
   ...trainActivities,
+  ...controlActivities,
 ];
 
 export type ActivityRegistry = Map<string, AnyActivity>;
