@@ -158,7 +158,7 @@ export function convertHf(flavor: HfFlavor, source: TensorSource, hfConfig: Reco
       data = new Float32Array(config.vocabSize * d); // zero rows pad the vocabulary to a multiple of 8
       data.set(t.data);
     } else {
-      data = t.dtype === 'F32' ? t.data.slice() : t.data;
+      data = t.data;
     }
     out.tensors.set(outName, { shape: [...shape], data });
   }

@@ -169,9 +169,9 @@ export function convertLightning(source: TensorSource, options: LightningImportO
       if (shape.length !== 2) throw new ImportError(file, `tensor "model.${from}" has shape [${shape}], expected a matrix`);
       data = transpose2d(data, shape[0], shape[1]);
       shape = [shape[1], shape[0]];
-    } else if (loaded.dtype === 'F32') {
-      data = data.slice(); // own the memory: views share the archive's storage buffers
     }
+    // Copies stay zero-copy views of their storage; transposed ones no longer need it.
+    t.release?.();
     out.tensors.set(to, { shape: [...shape], data });
   }
   // Every other name must be one of the known aliases, pointing at the right tensor.

@@ -14,6 +14,8 @@ export interface SourceTensor {
   shape: number[];
   /** Reads (and caches nothing): the tensor as contiguous little-endian bytes + float32 view. */
   load(): LoadedTensor;
+  /** Lets the source drop its cached bytes for this tensor (torch archives). */
+  release?(): void;
 }
 
 export interface TensorSource {
@@ -53,7 +55,7 @@ export function openTensorSource(file: string): TensorSource {
     const sd = openTorchStateDict(file);
     const tensors = new Map<string, SourceTensor>();
     for (const [name, ref] of sd.tensors) {
-      tensors.set(name, { name, dtype: ref.dtype, shape: ref.shape, load: () => sd.archive.materialize(ref, name) });
+      tensors.set(name, { name, dtype: ref.dtype, shape: ref.shape, load: () => sd.archive.materialize(ref, name), release: () => sd.archive.release(ref) });
     }
     return {
       file,

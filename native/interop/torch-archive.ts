@@ -157,6 +157,14 @@ export class TorchArchive {
     return new LoadedTensor(ref.dtype, ref.shape, out);
   }
 
+  /**
+   * Drops the archive's cached bytes of the tensor's storage (tensors already materialized keep
+   * theirs). Converters call it after each tensor so peak memory stays near one copy of the weights.
+   */
+  release(ref: TorchTensorRef): void {
+    ref.storage.bytes = undefined;
+  }
+
   private storageBytes(storage: Storage): Uint8Array {
     if (!storage.bytes) {
       try {
