@@ -5,6 +5,10 @@
 import * as path from 'path';
 import { readSafetensors } from '../native/safetensors';
 import { openTorchStateDict, TorchArchive } from '../native/interop/torch-archive';
+import { ZipArchive } from '../native/interop/zip';
+import { buildZip, PickleWriter, f32 } from './helpers/interop-builders';
+import * as fs from 'fs';
+import * as os from 'os';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'interop');
 const fixture = (name: string) => path.join(FIXTURES, name);
@@ -87,5 +91,31 @@ describe('torch.save archives from PyTorch', () => {
 
   test('the legacy (torch < 1.6) format is refused with a clear message', () => {
     expect(() => TorchArchive.open(fixture('legacy.pt'))).toThrow(/legacy\.pt: legacy torch\.save format \(torch < 1\.6\) is not supported/);
+  });
+
+  test('ZIP64 entry records (sizes and offsets past 4 GiB are stored in the extra field) are followed', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'interop-zip64-'));
+    try {
+      const p = new PickleWriter().proto().emptyDict().put().str('w').tensor({ key: '0', numel: 3, size: [3], stride: [1] }).setitem().stop();
+      const file = path.join(dir, 'zip64.pt');
+      fs.writeFileSync(file, buildZip([
+        { name: 'archive/data.pkl', data: p.bytes(), zip64: true },
+        { name: 'archive/data/0', data: f32([1.5, 2.5, -3]), zip64: true },
+      ]));
+      const zip = ZipArchive.open(file);
+      expect(zip.entries.get('archive/data/0')!.size).toBe(12);
+      zip.close();
+      const sd = openTorchStateDict(file);
+      expect(Array.from(sd.archive.materialize(sd.tensors.get('w')!).data)).toEqual([1.5, 2.5, -3]);
+      sd.archive.close();
+      // A ZIP64 field too short for the values it must carry is refused.
+      const bad = path.join(dir, 'zip64-short.pt');
+      fs.writeFileSync(bad, buildZip([{ name: 'archive/data.pkl', data: p.bytes(), zip64: true, zip64ExtraLength: 16 }]));
+      expect(() => ZipArchive.open(bad)).toThrow(/entry "archive\/data\.pkl": ZIP64 extra field too short for offset/);
+      // torch.save always writes a ZIP64 end record, so every PyTorch fixture above went through that path too.
+      expect(fs.readFileSync(fixture('views.pt')).includes(Buffer.from([0x50, 0x4b, 0x06, 0x06]))).toBe(true);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

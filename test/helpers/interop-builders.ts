@@ -15,6 +15,10 @@ export interface ZipSpec {
   /** Local header offset to declare instead of the real one. */
   declaredOffset?: number;
   crc?: number;
+  /** Write the central record's size and offset as 0xFFFFFFFF with a ZIP64 extra field holding them. */
+  zip64?: boolean;
+  /** Truncate that ZIP64 extra field to this many bytes (malformed archives). */
+  zip64ExtraLength?: number;
 }
 
 /** A zip archive with 64-byte aligned payloads, like torch.save writes. */
@@ -45,16 +49,31 @@ export function buildZip(entries: ZipSpec[]): Buffer {
     parts.push(local, name, extra, Buffer.from(e.data));
     const cd = Buffer.alloc(46);
     cd.writeUInt32LE(0x02014b50, 0);
-    cd.writeUInt16LE(20, 4);
-    cd.writeUInt16LE(20, 6);
+    cd.writeUInt16LE(45, 4);
+    cd.writeUInt16LE(45, 6);
     cd.writeUInt16LE(e.flags ?? 0, 8);
     cd.writeUInt16LE(e.method ?? 0, 10);
     cd.writeUInt32LE(crc, 16);
-    cd.writeUInt32LE(e.method ? e.data.length : size, 20);
-    cd.writeUInt32LE(size, 24);
+    const localOffset = e.declaredOffset ?? offset;
+    let cdExtra = Buffer.alloc(0);
+    if (e.zip64) {
+      // Order per the spec: size, compressed size, local header offset.
+      const values = Buffer.alloc(24);
+      values.writeBigUInt64LE(BigInt(size), 0);
+      values.writeBigUInt64LE(BigInt(e.method ? e.data.length : size), 8);
+      values.writeBigUInt64LE(BigInt(localOffset), 16);
+      const body = values.subarray(0, e.zip64ExtraLength ?? 24);
+      cdExtra = Buffer.alloc(4 + body.length);
+      cdExtra.writeUInt16LE(0x0001, 0);
+      cdExtra.writeUInt16LE(body.length, 2);
+      body.copy(cdExtra, 4);
+    }
+    cd.writeUInt32LE(e.zip64 ? 0xffffffff : e.method ? e.data.length : size, 20);
+    cd.writeUInt32LE(e.zip64 ? 0xffffffff : size, 24);
     cd.writeUInt16LE(name.length, 28);
-    cd.writeUInt32LE(e.declaredOffset ?? offset, 42);
-    central.push(cd, name);
+    cd.writeUInt16LE(cdExtra.length, 30);
+    cd.writeUInt32LE(e.zip64 ? 0xffffffff : localOffset, 42);
+    central.push(cd, name, cdExtra);
     offset += 30 + name.length + extra.length + e.data.length;
   }
   const cdBytes = Buffer.concat(central);
