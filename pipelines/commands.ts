@@ -33,6 +33,11 @@ export const COMMANDS: CliCommand[] = [
   { path: 'eval wikitext', summary: 'WikiText-2 word/byte perplexity of a checkpoint (rolling windows)', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('wikitext')) },
   { path: 'eval blimp', summary: 'BLiMP minimal-pair accuracy of a checkpoint (all 67 paradigms or --subtask)', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('blimp')) },
   { path: 'eval lexsim', summary: 'lexical similarity (Spearman) of sense vectors or embeddings of a checkpoint', load: () => import('../activities/evaluation/cli').then((m) => m.forTask('lexsim')) },
+  // Control experiments (activities/control)
+  { path: 'eval mauve', summary: 'MAUVE between two text files (featurized by a checkpoint) or two feature matrices (.npy/.parquet)', load: () => import('../activities/control/cli').then((m) => m.forCommand('mauve')) },
+  { path: 'eval gender', summary: 'pronoun gender bias of a checkpoint: Backpack sense intervention or GPT-2 nullspace projection (Table 5)', load: () => import('../activities/control/cli').then((m) => m.forCommand('gender')) },
+  { path: 'eval topic', summary: 'sense-vector topic control on a Backpack checkpoint: sample at a strength and score the topic', load: () => import('../activities/control/cli').then((m) => m.forCommand('topic')) },
+  { path: 'model edit', summary: 'knowledge edit of a Backpack by sense projection (MacBook: Apple to HP) with samples before/after', load: () => import('../activities/control/cli').then((m) => m.forCommand('edit')) },
   { path: 'report', summary: 'print (or --open) the path of the newest report.html', load: () => import('../activities/report/cli') },
   // Checkpoint interop (native/interop)
   { path: 'model inspect', summary: 'format, keys, shapes, dtypes and parameter count of a checkpoint, without loading it', load: () => import('../native/interop/cli').then((m) => m.forCommand('inspect')) },
