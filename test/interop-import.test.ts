@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { readSafetensors } from '../native/safetensors';
+import { readSafetensors, writeSafetensors } from '../native/safetensors';
 import { convertCheckpoint, importCheckpoint, exportHf, inspectCheckpoint, ImportError, type ImportSourceKind } from '../native/interop';
 import { lightningKeyMap } from '../native/interop/lightning';
 import { expectedTensors } from '../native/interop/model-tensors';
@@ -125,6 +125,44 @@ describe('Lightning mapping details', () => {
     expect(() => convertCheckpoint('hf-backpack', fixture('hf-gpt2'))).toThrow(/not a Backpack \(backpack\.\*\) checkpoint/);
     expect(() => convertCheckpoint('hf-gpt2', fixture('views.pt'))).toThrow(/not a GPT-2 checkpoint/);
     expect(() => convertCheckpoint('hf-gpt2', dir)).toThrow(/holds neither model\.safetensors nor pytorch_model\.bin/);
+  });
+});
+
+describe('Hugging Face safetensors variants', () => {
+  /** The hf-backpack fixture re-saved the way transformers saves tied weights: one name kept, others dropped or copied. */
+  function resave(name: string, edit: (t: Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>) => void): string {
+    const src = readSafetensors(fixture('hf-backpack.expected.safetensors')).tensors;
+    const tensors = new Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>();
+    for (const [k, t] of src) if (!k.startsWith('__')) tensors.set(k, { dtype: 'F32', shape: t.shape, data: t.data });
+    edit(tensors);
+    const out = path.join(dir, name);
+    fs.mkdirSync(out, { recursive: true });
+    fs.copyFileSync(fixture('hf-backpack/config.json'), path.join(out, 'config.json'));
+    writeSafetensors(path.join(out, 'model.safetensors'), tensors, { format: 'pt' });
+    return out;
+  }
+
+  test('wte stored only under its module alias, lm_head as a separate equal copy: same model as the .bin', () => {
+    const hfDir = resave('hf-st-alias', (t) => {
+      const wte = t.get('backpack.gpt2_model.wte.weight')!;
+      t.delete('backpack.gpt2_model.wte.weight');
+      t.set('backpack.word_embeddings.weight', wte);
+      t.set('lm_head.weight', { ...wte, data: wte.data.slice() });
+    });
+    const fromSt = convertCheckpoint('hf-backpack', hfDir);
+    const fromBin = convertCheckpoint('hf-backpack', fixture('hf-backpack'));
+    expect(fromSt.config).toEqual(fromBin.config);
+    for (const [k, t] of fromBin.tensors) expect(Buffer.from(fromSt.tensors.get(k)!.data.buffer, fromSt.tensors.get(k)!.data.byteOffset, fromSt.tensors.get(k)!.data.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))).toBe(true);
+  });
+
+  test('an untied lm_head is refused', () => {
+    const hfDir = resave('hf-st-untied', (t) => {
+      const wte = t.get('backpack.gpt2_model.wte.weight')!;
+      const other = wte.data.slice();
+      other[0] += 1;
+      t.set('lm_head.weight', { ...wte, data: other });
+    });
+    expect(() => convertCheckpoint('hf-backpack', hfDir)).toThrow(/"lm_head\.weight" differs from "backpack\.gpt2_model\.wte\.weight"; only tied weights are supported/);
   });
 });
 
