@@ -9,6 +9,9 @@
 
 #include "gemm.h"
 #include "model.h"
+#ifdef BACKPACK_WITH_CUDA
+#include "cuda/addon_cuda.h"
+#endif
 
 namespace {
 
@@ -478,6 +481,9 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", ModelWrap::Init(env));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
+#ifdef BACKPACK_WITH_CUDA
+  bp::cuda::registerAddon(env, exports);  // CudaModel, cudaDevices()
+#endif
   return exports;
 }
 

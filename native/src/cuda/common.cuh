@@ -1,0 +1,50 @@
+// Shared CUDA helpers of the GPU backend: error checks, the counter-based RNG (bit-identical to ../rng.h so
+// dropout masks match the CPU backend), warp reductions and launch sizing.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "../common.h"
+
+namespace bp::cuda {
+
+[[noreturn]] void cudaFail(cudaError_t e, const char* what, const char* file, int line);
+#define BP_CUDA(call)                                                       \
+  do {                                                                      \
+    cudaError_t e_ = (call);                                                \
+    if (e_ != cudaSuccess) ::bp::cuda::cudaFail(e_, #call, __FILE__, __LINE__); \
+  } while (0)
+// After a kernel launch: reports bad launch configurations at the call site.
+#define BP_LAUNCHED() BP_CUDA(cudaGetLastError())
+
+__device__ __forceinline__ uint32_t dmix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+__device__ __forceinline__ float duniform01(uint32_t key, uint32_t index) {
+  return (float)(dmix32(key ^ dmix32(index + 0x9e3779b9U)) >> 8) * (1.0f / 16777216.0f);
+}
+// Keep-scale of element i of a dropout site (p == 0: always 1).
+__device__ __forceinline__ float dkeep(float p, uint32_t key, uint32_t i) {
+  if (p <= 0.0f) return 1.0f;
+  return duniform01(key, i) >= p ? 1.0f / (1.0f - p) : 0.0f;
+}
+
+__device__ __forceinline__ float warpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warpMax(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+inline unsigned blocksFor(long n, int threads) { return (unsigned)((n + threads - 1) / threads); }
+
+}  // namespace bp::cuda

@@ -1,0 +1,129 @@
+// One model replica on one GPU: fp32 master parameters, gradients and AdamW moments in single device buffers
+// laid out exactly like the CPU model (same tensor table), plus an activation arena. The Engine (engine.cu)
+// owns one replica per device and keeps the host copy in sync.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <string>
+#include <vector>
+
+#include "../model.h"
+#include "layers.cuh"
+
+namespace bp::cuda {
+
+enum class Precision { FP32 = 0, TF32 = 1, BF16 = 2 };
+
+// Device buffer that frees itself.
+template <typename T>
+struct DevBuf {
+  T* p = nullptr;
+  size_t n = 0;
+  DevBuf() = default;
+  DevBuf(const DevBuf&) = delete;
+  DevBuf& operator=(const DevBuf&) = delete;
+  ~DevBuf() { release(); }
+  void release() {
+    if (p) cudaFree(p);
+    p = nullptr;
+    n = 0;
+  }
+  void resize(size_t count) {
+    if (count <= n) return;
+    release();
+    BP_CUDA(cudaMalloc(&p, sizeof(T) * (count ? count : 1)));
+    n = count;
+  }
+};
+
+struct LayerOff {
+  long ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb;
+};
+struct SenseOff {
+  long ln0w, ln0b, ln1w, ln1b, faw, fab, fapw, fapb, ln2w, ln2b, fbw, fbb, fbpw, fbpb;
+};
+
+// Intervention inputs uploaded for one call.
+struct DeviceInterventions {
+  DevBuf<float> senseScale, replaceVectors, embedRows;
+  DevBuf<int32_t> replaceIds, embedIds;
+  DevBuf<uint8_t> keyMask;
+  int replaceCount = 0, embedCount = 0;
+  bool hasScale = false, hasAlphaEdit = false;
+  AlphaEdit edit;
+  EmbedOverride embed() const { return EmbedOverride{embedCount, embedIds.p, embedRows.p}; }
+};
+
+struct DeviceCache {
+  int rows = 0, cap = 0;
+  std::vector<int> len;
+  std::vector<int32_t> ids;  // host copy [rows][cap] (alpha edits need the cached token ids)
+  DevBuf<float> k, v;        // [L][rows][cap][d]
+  DevBuf<float> senses;      // [rows][cap][k*d]
+  DevBuf<float> akeys;       // [rows][cap][d]
+};
+
+class DeviceModel {
+ public:
+  DeviceModel(const Config& cfg, const std::vector<TensorInfo>& tensors, int device, Precision prec);
+  ~DeviceModel();
+
+  const Config cfg;
+  const int device;
+  cudaStream_t stream = nullptr;
+  Blas blas;
+  long numParams = 0;
+  DevBuf<float> params, grads, m, v;
+
+  // Forward; with train, activations are kept and the head also writes dlogits -> gX (dscale = gradScale/count).
+  // Returns the loss summed over targets >= 0 (double, on the host).
+  double forward(const ForwardRequest& r, long countForScale, long* counted, DeviceInterventions* iv);
+  void backward(const ForwardRequest& r);
+  void zeroGrad();
+  double gradSumSquares();
+  void adamwStep(const std::vector<TensorInfo>& tensors, float lr, float wd, float b1, float b2, float eps, long step,
+                 float gradScaleBeforeStep);
+  void senseVectors(const int32_t* ids, int n, float* out, DeviceInterventions* iv);
+
+  DeviceCache cache;
+  void cacheReset(int rows, int cap);
+  void cachePrefill(int row0, int n, const int32_t* tokens, int T, float* lastLogits, DeviceInterventions* iv);
+  void cacheDecode(const int* rowIds, int n, const int32_t* tokens, float* logits, const Interventions* hostIv,
+                   DeviceInterventions* iv);
+
+  void sync() { BP_CUDA(cudaStreamSynchronize(stream)); }
+
+ private:
+  float* P(long off) { return params.p + off; }
+  float* G(long off) { return grads.p + off; }
+  void ensureActivations(int B, int T);
+  void upload(const int32_t* tokens, const int32_t* targets, int B, int T);
+  void senseForward(const int32_t* dTokens, int N, bool train, uint32_t seed, float p, DeviceInterventions* iv);
+  void senseBackward(const int32_t* dTokens, int N, uint32_t seed, float p);
+
+  long wte = 0, wpe = 0, lnfw = 0, lnfb = 0, aw = 0, ab = 0;
+  std::vector<LayerOff> layers;
+  SenseOff sense{};
+
+  int capB = 0, capT = 0;
+  DevBuf<float> arena;
+  DevBuf<int32_t> dTokens, dTargets, dPositions;
+  DevBuf<float> dLoss, ones;
+  std::vector<float> hLoss;
+  struct LayerActs {
+    float *ln1, *ln1m, *ln1r, *qkv, *atty, *lse, *res2, *ln2, *ln2m, *ln2r, *fch, *fchg, *res3;
+  };
+  struct Acts {
+    float *encoded, *lnf, *lnfm, *lnfr;
+    std::vector<LayerActs> layer;
+    float *r0, *h0, *h0m, *h0r, *r1, *h1, *h1m, *h1r, *fa, *fag, *r2, *h2, *h2m, *h2r, *fb, *fbg, *senses;
+    float *qk, *alse, *out;
+    float *branch, *attScratch, *headScratch;
+    float *gRes, *gA, *gB, *gBig, *gBig2, *gX;
+  } a{};
+  int headChunk = 0;
+  DevBuf<double> normAcc;
+};
+
+}  // namespace bp::cuda

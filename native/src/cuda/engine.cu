@@ -1,0 +1,260 @@
+#include "engine.h"
+
+#include <nccl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "device_model.cuh"
+
+namespace bp::cuda {
+
+int deviceCount() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+
+std::string deviceName(int device) {
+  cudaDeviceProp p{};
+  BP_CUDA(cudaGetDeviceProperties(&p, device));
+  return p.name;
+}
+
+struct Nccl {
+  std::vector<ncclComm_t> comms;
+  ~Nccl() {
+    for (ncclComm_t c : comms) ncclCommDestroy(c);
+  }
+};
+
+static void ncclCheck(ncclResult_t r, const char* what) {
+  if (r != ncclSuccess) throw Error(std::string("NCCL ") + what + ": " + ncclGetErrorString(r));
+}
+
+static Precision parsePrecision(const std::string& s) {
+  if (s == "fp32") return Precision::FP32;
+  if (s == "tf32") return Precision::TF32;
+  if (s == "bf16") return Precision::BF16;
+  throw Error("precision must be fp32, tf32 or bf16, got '" + s + "'");
+}
+
+Engine::Engine(const Config& cfg, const std::vector<int>& devs, const std::string& prec)
+    : host(cfg), devices(devs), precision(prec) {
+  const int available = deviceCount();
+  check(!devices.empty(), "CUDA backend: no devices given");
+  for (int d : devices)
+    check(d >= 0 && d < available, "CUDA device " + std::to_string(d) + " does not exist (" + std::to_string(available) +
+                                       " visible)");
+  const Precision p = parsePrecision(prec);
+  for (int d : devices) replicas.push_back(std::make_unique<DeviceModel>(host.cfg, host.tensors, d, p));
+  if (devices.size() > 1) {
+    nccl = std::make_unique<Nccl>();
+    nccl->comms.resize(devices.size());
+    ncclCheck(ncclCommInitAll(nccl->comms.data(), (int)devices.size(), devices.data()), "init");
+  }
+  pushParams();
+}
+
+Engine::~Engine() = default;
+
+// Runs fn(replica index) on one thread per replica; rethrows the first failure.
+template <typename Fn>
+static void onEach(size_t n, Fn fn) {
+  if (n == 1) {
+    fn(0);
+    return;
+  }
+  std::vector<std::thread> threads;
+  std::exception_ptr first;
+  std::mutex mu;
+  for (size_t i = 0; i < n; i++)
+    threads.emplace_back([&, i]() {
+      try {
+        fn(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!first) first = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  if (first) std::rethrow_exception(first);
+}
+
+static void copyTo(DevBuf<float>& dst, const std::vector<float>& src, int device, cudaStream_t st) {
+  BP_CUDA(cudaSetDevice(device));
+  dst.resize(src.size());
+  BP_CUDA(cudaMemcpyAsync(dst.p, src.data(), sizeof(float) * src.size(), cudaMemcpyHostToDevice, st));
+  BP_CUDA(cudaStreamSynchronize(st));
+}
+
+static void copyFrom(std::vector<float>& dst, const DevBuf<float>& src, long n, int device, cudaStream_t st) {
+  BP_CUDA(cudaSetDevice(device));
+  dst.resize(n);
+  BP_CUDA(cudaMemcpyAsync(dst.data(), src.p, sizeof(float) * n, cudaMemcpyDeviceToHost, st));
+  BP_CUDA(cudaStreamSynchronize(st));
+}
+
+void Engine::pushParams() {
+  for (auto& r : replicas) copyTo(r->params, host.params, r->device, r->stream);
+}
+void Engine::pullParams() { copyFrom(host.params, replicas[0]->params, host.numParams(), devices[0], replicas[0]->stream); }
+void Engine::pullGrads() { copyFrom(host.grads, replicas[0]->grads, host.numParams(), devices[0], replicas[0]->stream); }
+
+void Engine::pushOptimizerState() {
+  adamStep = host.adamStep;
+  for (auto& r : replicas) {
+    if (host.m.empty()) {
+      r->m.release();
+      r->v.release();
+      continue;
+    }
+    copyTo(r->m, host.m, r->device, r->stream);
+    copyTo(r->v, host.v, r->device, r->stream);
+  }
+}
+
+void Engine::pullOptimizerState() {
+  host.adamStep = adamStep;
+  DeviceModel& r = *replicas[0];
+  if (r.m.n < (size_t)host.numParams()) {
+    host.m.clear();
+    host.v.clear();
+    return;
+  }
+  copyFrom(host.m, r.m, host.numParams(), r.device, r.stream);
+  copyFrom(host.v, r.v, host.numParams(), r.device, r.stream);
+}
+
+// Uploads one call's interventions; `tokens`/`n` give the positions an alpha edit looks at.
+static std::unique_ptr<DeviceInterventions> uploadInterventions(const Interventions* iv, const Config& cfg,
+                                                                 const int32_t* tokens, long n, bool withScale,
+                                                                 int device) {
+  if (!iv) return nullptr;
+  BP_CUDA(cudaSetDevice(device));
+  auto d = std::make_unique<DeviceInterventions>();
+  auto put = [](auto& buf, const auto* src, long count) {
+    buf.resize(count);
+    BP_CUDA(cudaMemcpy(buf.p, src, sizeof(*src) * count, cudaMemcpyHostToDevice));
+  };
+  if (iv->embedding.count > 0) {
+    d->embedCount = iv->embedding.count;
+    put(d->embedIds, iv->embedding.ids, iv->embedding.count);
+    put(d->embedRows, iv->embedding.rows, (long)iv->embedding.count * cfg.d);
+  }
+  if (!iv->replaceIds.empty()) {
+    d->replaceCount = (int)iv->replaceIds.size();
+    put(d->replaceIds, iv->replaceIds.data(), d->replaceCount);
+    put(d->replaceVectors, iv->replaceVectors, (long)d->replaceCount * cfg.senses * cfg.d);
+  }
+  if (withScale && iv->senseScale) {
+    d->hasScale = true;
+    put(d->senseScale, iv->senseScale, n * cfg.senses);
+  }
+  if (iv->alphaSense >= 0 && tokens) {
+    std::vector<uint8_t> mask(n);
+    for (long i = 0; i < n; i++)
+      mask[i] = std::find(iv->alphaTokens.begin(), iv->alphaTokens.end(), tokens[i]) != iv->alphaTokens.end();
+    put(d->keyMask, mask.data(), n);
+    d->hasAlphaEdit = true;
+    d->edit.sense = iv->alphaSense;
+    d->edit.factor = iv->alphaFactor;
+    d->edit.keyMask = d->keyMask.p;
+  }
+  return d;
+}
+
+double Engine::forward(const ForwardRequest& r, long* counted) {
+  auto iv = uploadInterventions(r.interventions, host.cfg, r.tokens, (long)r.B * r.T, true, devices[0]);
+  ForwardRequest q = r;
+  q.train = false;
+  return replicas[0]->forward(q, 0, counted, iv.get());
+}
+
+double Engine::trainStep(const ForwardRequest& r, long* counted) {
+  const int R = (int)replicas.size();
+  check(r.targets != nullptr, "trainStep needs targets");
+  long total = 0;
+  for (long i = 0; i < (long)r.B * r.T; i++) total += r.targets[i] >= 0;
+  if (counted) *counted = total;
+  // Rows of the batch are split as evenly as possible; the loss is normalised by the GLOBAL target count so
+  // the summed gradients equal the single-device gradient of the same batch.
+  std::vector<int> b0(R + 1, 0);
+  for (int i = 0; i < R; i++) b0[i + 1] = b0[i] + r.B / R + (i < r.B % R ? 1 : 0);
+  std::vector<double> loss(R, 0.0);
+  onEach(R, [&](size_t i) {
+    const int nb = b0[i + 1] - b0[i];
+    if (nb == 0) return;
+    ForwardRequest q = r;
+    q.B = nb;
+    q.tokens = r.tokens + (long)b0[i] * r.T;
+    q.targets = r.targets + (long)b0[i] * r.T;
+    q.train = true;
+    q.logitsOut = q.hiddenOut = q.alphaOut = nullptr;
+    q.lossPerToken = r.lossPerToken ? r.lossPerToken + (long)b0[i] * r.T : nullptr;
+    // Dropout masks are drawn per micro-batch seed; a split batch gives each part its own seed.
+    if (R > 1) q.rngSeed = r.rngSeed * 0x9e3779b1u + (uint32_t)i;
+    loss[i] = replicas[i]->forward(q, total, nullptr, nullptr);
+    replicas[i]->backward(q);
+  });
+  if (R > 1) allReduceGrads();
+  double sum = 0.0;
+  for (double l : loss) sum += l;
+  return sum;
+}
+
+void Engine::allReduceGrads() {
+  ncclCheck(ncclGroupStart(), "group start");
+  for (size_t i = 0; i < replicas.size(); i++) {
+    DeviceModel& r = *replicas[i];
+    ncclCheck(ncclAllReduce(r.grads.p, r.grads.p, r.numParams, ncclFloat, ncclSum, nccl->comms[i], r.stream),
+              "all-reduce");
+  }
+  ncclCheck(ncclGroupEnd(), "group end");
+  for (auto& r : replicas) {
+    BP_CUDA(cudaSetDevice(r->device));
+    r->sync();
+  }
+}
+
+void Engine::zeroGrad() {
+  for (auto& r : replicas) r->zeroGrad();
+}
+
+double Engine::optimizerStep(float lr, float weightDecay, float beta1, float beta2, float eps, float clip) {
+  const double norm = std::sqrt(replicas[0]->gradSumSquares());
+  const float s = clip > 0.0f && norm > clip ? (float)(clip / (norm + 1e-6)) : 1.0f;
+  adamStep++;
+  onEach(replicas.size(), [&](size_t i) {
+    replicas[i]->adamwStep(host.tensors, lr, weightDecay, beta1, beta2, eps, adamStep, s);
+    replicas[i]->sync();
+  });
+  host.adamStep = adamStep;
+  return norm;
+}
+
+void Engine::senseVectors(const int32_t* ids, int n, float* out, const Interventions* iv) {
+  auto d = uploadInterventions(iv, host.cfg, nullptr, 0, false, devices[0]);
+  replicas[0]->senseVectors(ids, n, out, d.get());
+}
+
+void Engine::cacheReset(int rows, int cap) { replicas[0]->cacheReset(rows, cap); }
+
+void Engine::cachePrefill(int row0, int n, const int32_t* tokens, int T, float* lastLogits, const Interventions* iv) {
+  auto d = uploadInterventions(iv, host.cfg, tokens, (long)n * T, true, devices[0]);
+  replicas[0]->cachePrefill(row0, n, tokens, T, lastLogits, d.get());
+}
+
+void Engine::cacheDecode(const int* rowIds, int n, const int32_t* tokens, float* logits, const Interventions* iv) {
+  // Decode reads senseScale/alpha edits from the host struct (they index cached positions, not the new tokens).
+  auto d = uploadInterventions(iv, host.cfg, nullptr, 0, false, devices[0]);
+  replicas[0]->cacheDecode(rowIds, n, tokens, logits, iv, d.get());
+}
+
+}  // namespace bp::cuda

@@ -1,0 +1,55 @@
+// The CUDA backend as the addon sees it (plain C++: no CUDA types here). An Engine owns the host model (tensor
+// table, initialisation, host copies for checkpoints) and one replica per GPU. Training splits each batch
+// over the replicas, one thread per device, and sums the gradients with NCCL all-reduce; the optimizer then
+// runs identically on every replica, so parameters stay equal without a broadcast.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../model.h"
+
+namespace bp::cuda {
+
+// Number of usable CUDA devices (0 when there is no driver or GPU).
+int deviceCount();
+std::string deviceName(int device);
+
+class DeviceModel;
+struct Nccl;
+
+class Engine {
+ public:
+  // precision: "fp32" (strict), "tf32", or "bf16" (bf16 tensor-core GEMMs, fp32 master weights and storage)
+  Engine(const Config& cfg, const std::vector<int>& devices, const std::string& precision);
+  ~Engine();
+
+  Model host;
+  const std::vector<int> devices;
+  const std::string precision;
+
+  void pushParams();          // host.params -> every replica
+  void pullParams();          // replica 0 -> host.params
+  void pullGrads();           // replica 0 -> host.grads
+  void pushOptimizerState();  // host.m, host.v, host.adamStep -> replicas
+  void pullOptimizerState();  // replica 0 -> host.m, host.v
+
+  // Inference on replica 0.
+  double forward(const ForwardRequest& r, long* counted);
+  // Forward + backward of one micro-batch; rows are split over the replicas and gradients all-reduced.
+  double trainStep(const ForwardRequest& r, long* counted);
+  void zeroGrad();
+  double optimizerStep(float lr, float weightDecay, float beta1, float beta2, float eps, float clip);
+  void senseVectors(const int32_t* ids, int n, float* out, const Interventions* iv);
+  void cacheReset(int rows, int cap);
+  void cachePrefill(int row0, int n, const int32_t* tokens, int T, float* lastLogits, const Interventions* iv);
+  void cacheDecode(const int* rowIds, int n, const int32_t* tokens, float* logits, const Interventions* iv);
+
+ private:
+  std::vector<std::unique_ptr<DeviceModel>> replicas;
+  std::unique_ptr<Nccl> nccl;
+  long adamStep = 0;
+  void allReduceGrads();
+};
+
+}  // namespace bp::cuda

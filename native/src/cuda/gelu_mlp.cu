@@ -1,0 +1,37 @@
+// GELU, tanh approximation ("gelu_new"), and its derivative.
+#include "layers.cuh"
+
+namespace bp::cuda {
+
+constexpr float kGeluScale = 0.7978845608028654f;
+
+__global__ void geluKernel(float* out, const float* inp, long n) {
+  long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  float x = inp[i];
+  out[i] = 0.5f * x * (1.0f + tanhf(kGeluScale * (x + 0.044715f * x * x * x)));
+}
+
+__global__ void geluBackKernel(float* dinp, const float* inp, const float* dout, long n) {
+  long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  float x = inp[i];
+  float th = tanhf(kGeluScale * (x + 0.044715f * x * x * x));
+  float sech2 = 1.0f - th * th;
+  float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * kGeluScale * (1.0f + 3.0f * 0.044715f * x * x);
+  dinp[i] = grad * dout[i];
+}
+
+void geluForward(float* out, const float* inp, long n, cudaStream_t st) {
+  if (n <= 0) return;
+  geluKernel<<<blocksFor(n, 256), 256, 0, st>>>(out, inp, n);
+  BP_LAUNCHED();
+}
+
+void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st) {
+  if (n <= 0) return;
+  geluBackKernel<<<blocksFor(n, 256), 256, 0, st>>>(dinp, inp, dout, n);
+  BP_LAUNCHED();
+}
+
+}  // namespace bp::cuda

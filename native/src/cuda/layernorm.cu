@@ -1,0 +1,83 @@
+// LayerNorm: one warp per row. Backward: dinp per row; dw/db summed per block in shared memory, then one
+// atomic add per block and column.
+#include "layers.cuh"
+
+namespace bp::cuda {
+
+__global__ void lnForwardKernel(float* out, float* mean, float* rstd, const float* inp, const float* w,
+                                const float* b, int N, int C, float eps) {
+  int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= N) return;
+  const float* x = inp + (long)row * C;
+  float s = 0.0f;
+  for (int c = lane; c < C; c += 32) s += x[c];
+  float m = warpSum(s) / C;
+  float v = 0.0f;
+  for (int c = lane; c < C; c += 32) {
+    float t = x[c] - m;
+    v += t * t;
+  }
+  float r = rsqrtf(warpSum(v) / C + eps);
+  float* o = out + (long)row * C;
+  for (int c = lane; c < C; c += 32) o[c] = (x[c] - m) * r * w[c] + b[c];
+  if (lane == 0) {
+    if (mean) mean[row] = m;
+    if (rstd) rstd[row] = r;
+  }
+}
+
+constexpr int kLnRowsPerBlock = 32;
+
+// blockDim = 256 (8 warps); each block handles kLnRowsPerBlock rows; shared: 2*C floats.
+__global__ void lnBackwardKernel(float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                                 const float* w, const float* mean, const float* rstd, int N, int C) {
+  extern __shared__ float sh[];
+  float* sdw = sh;
+  float* sdb = sh + C;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) sdw[c] = sdb[c] = 0.0f;
+  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  const int r0 = blockIdx.x * kLnRowsPerBlock;
+  for (int row = r0 + warp; row < min(N, r0 + kLnRowsPerBlock); row += warps) {
+    const float* g = dout + (long)row * C;
+    const float* x = inp + (long)row * C;
+    float m = mean[row], s = rstd[row];
+    float a = 0.0f, bsum = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+      float norm = (x[c] - m) * s, dn = w[c] * g[c];
+      a += dn;
+      bsum += dn * norm;
+    }
+    a = warpSum(a) / C;
+    bsum = warpSum(bsum) / C;
+    float* dx = dinp + (long)row * C;
+    for (int c = lane; c < C; c += 32) {
+      float norm = (x[c] - m) * s, dn = w[c] * g[c];
+      dx[c] += (dn - a - norm * bsum) * s;
+      atomicAdd(&sdw[c], norm * g[c]);
+      atomicAdd(&sdb[c], g[c]);
+    }
+  }
+  __syncthreads();
+  for (int c = threadIdx.x; c < C; c += blockDim.x) {
+    atomicAdd(&dw[c], sdw[c]);
+    atomicAdd(&db[c], sdb[c]);
+  }
+}
+
+void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
+                      int C, float eps, cudaStream_t st) {
+  if (N <= 0) return;
+  lnForwardKernel<<<blocksFor(N, 8), 256, 0, st>>>(out, mean, rstd, inp, w, b, N, C, eps);
+  BP_LAUNCHED();
+}
+
+void layernormBackward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                       const float* mean, const float* rstd, int N, int C, cudaStream_t st) {
+  if (N <= 0) return;
+  lnBackwardKernel<<<blocksFor(N, kLnRowsPerBlock), 256, 2 * C * sizeof(float), st>>>(dinp, dw, db, dout, inp, w,
+                                                                                       mean, rstd, N, C);
+  BP_LAUNCHED();
+}
+
+}  // namespace bp::cuda

@@ -1,0 +1,134 @@
+// CUDA twins of the CPU layer kernels (../layers/layers.h): same math, device pointers, launched on a stream.
+// One .cu per CPU family. Shapes follow the CPU conventions: N = batch*seq rows, row-major, weights in Linear
+// layout [OC][IC]; "d..." arguments accumulate (+=) unless noted.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "common.cuh"
+
+namespace bp::cuda {
+
+// ---- gemm.cu: row-major C[M,N] = alpha op(A) op(B) + beta C on cuBLAS (fp32 storage; the compute type picks
+// fp32, TF32 or bf16 tensor-core arithmetic with fp32 accumulation).
+struct Blas {
+  cublasHandle_t handle = nullptr;
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+  cudaStream_t stream = nullptr;
+};
+void gemm(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+          int ldb, float beta, float* C, int ldc);
+void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, long sA,
+                 const float* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
+
+struct Site {  // a dropout site (see ../layers/layers.h DropoutSite)
+  float p = 0.0f;
+  uint32_t key = 0;
+};
+
+// ---- dropout.cu
+void dropoutForward(float* x, long n, Site s, cudaStream_t st);
+void residualDropoutForward(float* out, const float* base, const float* branch, long n, Site s, cudaStream_t st);
+// dst = src * mask (dst may equal src)
+void dropoutCopy(float* dst, const float* src, long n, Site s, cudaStream_t st);
+
+// ---- embedding.cu (positions may be null: no position table)
+struct EmbedOverride {
+  int count = 0;
+  const int32_t* ids = nullptr;  // device [count]
+  const float* rows = nullptr;   // device [count][d]
+};
+void embeddingForward(float* out, const int32_t* tokens, const int32_t* positions, const float* wte, const float* wpe,
+                      int N, int d, EmbedOverride ov, cudaStream_t st);
+void embeddingBackward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, const int32_t* positions,
+                       int N, int d, cudaStream_t st);
+
+// ---- layernorm.cu
+void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
+                      int C, float eps, cudaStream_t st);
+void layernormBackward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                       const float* mean, const float* rstd, int N, int C, cudaStream_t st);
+
+// ---- linear.cu (ones: device vector of >= N ones, for the bias gradient)
+void linearForward(const Blas& b, float* out, const float* inp, const float* w, const float* bias, int N, int IC,
+                   int OC);
+void linearBackward(const Blas& b, float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                    const float* w, int N, int IC, int OC, bool accumulate, const float* ones);
+void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st);
+
+// ---- gelu_mlp.cu
+void geluForward(float* out, const float* inp, long n, cudaStream_t st);
+void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st);
+
+// ---- attention.cu: causal multi-head attention on packed [q|k|v] rows, one sequence at a time on tensor-core
+// GEMMs; only the row log-sum-exp [B][H][T] is kept, probabilities are recomputed in the backward pass.
+struct AttnShape {
+  int B, T, C, H;
+  float scale;
+};
+// scratch: >= 3*H*T*T floats
+void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, float* scratch);
+void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* qkv, const float* lse, AttnShape s,
+                       Site drop, float* scratch);
+
+// ---- contextualization.cu: Backpack weights alpha, per sequence, in the mixing layout [i][j][l] (T x T x k)
+struct CtxShape {
+  int B, T, d, k;
+};
+struct AlphaEdit {            // inference interventions on alpha
+  int sense = -1;             // alpha of this sense is multiplied by factor at key positions where keyMask[j] = 1
+  float factor = 1.0f;
+  const uint8_t* keyMask = nullptr;  // device [B*T]
+};
+// For sequence b: scores -> alpha [T][T][k] (zeros above the diagonal) and lse [k][T]; scratch >= k*T*T floats.
+void alphaSequence(const Blas& b, float* alpha, float* lse, const float* qk, int seq, CtxShape s, float* scores,
+                   const AlphaEdit* edit);
+// Backward for sequence b: dalpha [T][T][k] (consumed) -> dqk rows of this sequence (overwritten).
+// dS: scratch of k*T*T floats.
+void alphaSequenceBackward(const Blas& b, float* dqk, const float* dalpha, const float* qk, const float* alpha,
+                           int seq, CtxShape s, float* dS);
+// alpha [T][T][k] of sequence b -> alphaOut [k][T][T]
+void alphaToHeadMajor(float* out, const float* alpha, CtxShape s, cudaStream_t st);
+
+// ---- backpack_output.cu: o = sum_l sum_{j<=i} alpha_l[i,j] C(x_j)_l, sequence by sequence (flash-style: the
+// [k][T][T] weights of one sequence live in scratch only; backward recomputes them from lse).
+// scratch >= 4*k*T*T floats
+void backpackForward(const Blas& b, float* out, float* lse, const float* qk, const float* senses, CtxShape s,
+                     float* scratch, const AlphaEdit* edit, float* alphaOutHost);
+void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* dout, const float* qk,
+                      const float* senses, const float* lse, CtxShape s, float* scratch);
+// Per-position sense multipliers: out[i][l][:] = senses[i][l][:] * scale[i][l]
+void scaleSenses(float* out, const float* senses, const float* scale, int N, int k, int d, cudaStream_t st);
+
+// ---- softmax_xent.cu: tied head + softmax cross-entropy, row chunk by chunk; the logits buffer of a chunk is
+// turned into dlogits in place (probabilities are never stored separately).
+struct HeadArgs {
+  int N, d, V;
+  const float* x;          // [N][d]
+  const float* wte;        // [V][d]
+  const int32_t* targets;  // device [N] or null
+  float* lossPerToken;     // device [N] (required with targets)
+  float* logitsHost;       // host [N][V] or null
+  float* scratch;          // >= chunk*V
+  int chunk;
+  float* dx;               // null: forward only
+  float* dwte;
+  float dscale;            // gradScale / counted targets
+};
+void headForwardBackward(const Blas& b, const HeadArgs& a);
+
+// ---- adamw.cu
+void adamw(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2, float eps, float wd,
+           float c1, float c2, cudaStream_t st);
+// Adds sum(x^2) into *acc (device double).
+void sumSquares(double* acc, const float* x, long n, cudaStream_t st);
+void scale(float* x, long n, float s, cudaStream_t st);
+void fill(float* x, long n, float v, cudaStream_t st);
+
+// ---- decode kernels (generate.cu): one query row per (row, head) over the cached keys/values
+void decodeAttention(float* out, const float* qkv, const float* kc, const float* vc, const int* rowIds,
+                     const int* lens, int n, int H, int d, int cap, float scale, cudaStream_t st);
+
+}  // namespace bp::cuda

@@ -1,0 +1,321 @@
+// The model on one GPU: the CPU backend's forward/backward (../model.cpp) with every layer replaced by its CUDA
+// twin. Same tensor table, same dropout streams, so results match the CPU backend up to float reordering.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#include "../rng.h"
+#include "device_model.cuh"
+
+namespace bp::cuda {
+
+enum Stream : uint32_t { kEmbed = 1, kLayerBase = 100 };
+static Site site(bool train, float p, uint32_t seed, uint32_t stream) {
+  Site s;
+  if (train && p > 0.0f) {
+    s.p = p;
+    s.key = streamKey(seed, stream);
+  }
+  return s;
+}
+
+static void checkCancel(const std::atomic<int>* c) {
+  if (c && c->load(std::memory_order_relaxed)) throw Cancelled();
+}
+
+static float attnScale(const Config& c, int l) {
+  return (float)(1.0 / std::sqrt((double)(c.d / c.nHead)) / (c.scaleByInverseLayer ? l + 1 : 1));
+}
+
+DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors, int dev, Precision prec)
+    : cfg(c), device(dev) {
+  BP_CUDA(cudaSetDevice(device));
+  BP_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  if (cublasCreate(&blas.handle) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLAS: cannot create a handle on device " + std::to_string(dev));
+  cublasSetStream(blas.handle, stream);
+  blas.stream = stream;
+  blas.compute = prec == Precision::BF16   ? CUBLAS_COMPUTE_32F_FAST_16BF
+                 : prec == Precision::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                           : CUBLAS_COMPUTE_32F_PEDANTIC;
+  std::unordered_map<std::string, long> off;
+  for (const TensorInfo& t : tensors) off[t.key] = t.offset;
+  numParams = tensors.back().offset + tensors.back().size;
+  auto at = [&](const std::string& k) {
+    auto it = off.find(k);
+    check(it != off.end(), "CUDA backend: tensor " + k + " missing from the layout");
+    return it->second;
+  };
+  const bool bp = cfg.arch == Arch::Backpack;
+  const std::string pre = bp ? "backpack.gpt2_model." : "transformer.";
+  wte = at(pre + "wte.weight");
+  wpe = at(pre + "wpe.weight");
+  lnfw = at(pre + "ln_f.weight");
+  lnfb = at(pre + "ln_f.bias");
+  for (int l = 0; l < cfg.nLayer; l++) {
+    const std::string h = pre + "h." + std::to_string(l) + ".";
+    layers.push_back(LayerOff{at(h + "ln_1.weight"), at(h + "ln_1.bias"), at(h + "attn.c_attn.weight"),
+                              at(h + "attn.c_attn.bias"), at(h + "attn.c_proj.weight"), at(h + "attn.c_proj.bias"),
+                              at(h + "ln_2.weight"), at(h + "ln_2.bias"), at(h + "mlp.c_fc.weight"),
+                              at(h + "mlp.c_fc.bias"), at(h + "mlp.c_proj.weight"), at(h + "mlp.c_proj.bias")});
+  }
+  if (bp) {
+    const std::string s = "backpack.sense_network.";
+    sense = SenseOff{at(s + "ln.weight"), at(s + "ln.bias"), at(s + "block.ln_1.weight"), at(s + "block.ln_1.bias"),
+                     at(s + "block.mlp.c_fc.weight"), at(s + "block.mlp.c_fc.bias"), at(s + "block.mlp.c_proj.weight"),
+                     at(s + "block.mlp.c_proj.bias"), at(s + "block.ln_2.weight"), at(s + "block.ln_2.bias"),
+                     at(s + "final_mlp.c_fc.weight"), at(s + "final_mlp.c_fc.bias"),
+                     at(s + "final_mlp.c_proj.weight"), at(s + "final_mlp.c_proj.bias")};
+    aw = at("backpack.sense_weight_net.c_attn.weight");
+    ab = at("backpack.sense_weight_net.c_attn.bias");
+  }
+  params.resize(numParams);
+  grads.resize(numParams);
+  BP_CUDA(cudaMemsetAsync(params.p, 0, sizeof(float) * numParams, stream));
+  BP_CUDA(cudaMemsetAsync(grads.p, 0, sizeof(float) * numParams, stream));
+  normAcc.resize(1);
+}
+
+DeviceModel::~DeviceModel() {
+  cudaSetDevice(device);
+  if (blas.handle) cublasDestroy(blas.handle);
+  if (stream) cudaStreamDestroy(stream);
+}
+
+void DeviceModel::ensureActivations(int B, int T) {
+  check(T >= 1 && T <= cfg.maxPos, "sequence length " + std::to_string(T) + " outside 1.." + std::to_string(cfg.maxPos));
+  check(B >= 1, "batch must be >= 1");
+  if (T <= capT && B <= capB) return;
+  B = std::max(B, capB);
+  T = std::max(T, capT);
+  const long N = (long)B * T, d = cfg.d, TT = (long)T * T, H = cfg.nHead;
+  const bool bp = cfg.arch == Arch::Backpack;
+  const long h = cfg.senseHidden, k = cfg.senses, kd = k * d;
+  // Logits chunk: at most ~256 MiB of scratch, at least one row.
+  headChunk = (int)std::max(1L, std::min(N, (64L << 20) / cfg.vocab));
+  long total = 0;
+  std::vector<std::pair<float**, long>> plan;
+  auto take = [&](float** p, long n) {
+    n = (n + 63) / 64 * 64;  // 256-byte alignment for every buffer
+    plan.push_back({p, n});
+    total += n;
+  };
+  take(&a.encoded, N * d);
+  take(&a.lnf, N * d);
+  take(&a.lnfm, N);
+  take(&a.lnfr, N);
+  a.layer.assign(cfg.nLayer, LayerActs{});
+  for (auto& L : a.layer) {
+    take(&L.ln1, N * d); take(&L.ln1m, N); take(&L.ln1r, N); take(&L.qkv, N * 3 * d); take(&L.atty, N * d);
+    take(&L.lse, N * H); take(&L.res2, N * d); take(&L.ln2, N * d); take(&L.ln2m, N);
+    take(&L.ln2r, N); take(&L.fch, N * 4 * d); take(&L.fchg, N * 4 * d); take(&L.res3, N * d);
+  }
+  long big = 4 * d, big2 = 4 * d, att = 3 * H * TT;
+  if (bp) {
+    take(&a.r0, N * d); take(&a.h0, N * d); take(&a.h0m, N); take(&a.h0r, N); take(&a.r1, N * d);
+    take(&a.h1, N * d); take(&a.h1m, N); take(&a.h1r, N); take(&a.fa, N * h); take(&a.fag, N * h);
+    take(&a.r2, N * d); take(&a.h2, N * d); take(&a.h2m, N); take(&a.h2r, N); take(&a.fb, N * h);
+    take(&a.fbg, N * h); take(&a.senses, N * kd); take(&a.qk, N * 2 * d); take(&a.alse, N * k); take(&a.out, N * d);
+    big = std::max(big, kd);
+    big2 = std::max({big2, h, 2 * d});
+    att = std::max(att, 4 * k * TT);
+  }
+  take(&a.branch, N * d);
+  take(&a.attScratch, att);
+  take(&a.headScratch, (long)headChunk * cfg.vocab);
+  take(&a.gRes, N * d); take(&a.gA, N * d); take(&a.gB, N * d); take(&a.gX, N * d);
+  take(&a.gBig, N * big); take(&a.gBig2, N * big2);
+  arena.release();
+  arena.resize(total);
+  long off = 0;
+  for (auto& [p, n] : plan) {
+    *p = arena.p + off;
+    off += n;
+  }
+  dTokens.resize(N);
+  dTargets.resize(N);
+  dPositions.resize(N);
+  dLoss.resize(N);
+  hLoss.resize(N);
+  std::vector<float> one(N, 1.0f);
+  ones.resize(N);
+  BP_CUDA(cudaMemcpy(ones.p, one.data(), sizeof(float) * N, cudaMemcpyHostToDevice));
+  capB = B;
+  capT = T;
+}
+
+void DeviceModel::upload(const int32_t* tokens, const int32_t* targets, int B, int T) {
+  const long N = (long)B * T;
+  std::vector<int32_t> pos(N);
+  for (long i = 0; i < N; i++) pos[i] = (int32_t)(i % T);
+  BP_CUDA(cudaMemcpyAsync(dTokens.p, tokens, sizeof(int32_t) * N, cudaMemcpyHostToDevice, stream));
+  BP_CUDA(cudaMemcpyAsync(dPositions.p, pos.data(), sizeof(int32_t) * N, cudaMemcpyHostToDevice, stream));
+  if (targets) BP_CUDA(cudaMemcpyAsync(dTargets.p, targets, sizeof(int32_t) * N, cudaMemcpyHostToDevice, stream));
+  BP_CUDA(cudaStreamSynchronize(stream));  // pos is a stack vector
+}
+
+double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* counted, DeviceInterventions* iv) {
+  BP_CUDA(cudaSetDevice(device));
+  const int B = r.B, T = r.T, d = cfg.d, N = B * T, V = cfg.vocab;
+  ensureActivations(B, T);
+  long count = 0;
+  for (int i = 0; i < N; i++) {
+    check(r.tokens[i] >= 0 && r.tokens[i] < V, "token id " + std::to_string(r.tokens[i]) + " at index " +
+                                                     std::to_string(i) + " outside 0.." + std::to_string(V - 1));
+    if (r.targets) {
+      check(r.targets[i] < cfg.realVocab, "target id " + std::to_string(r.targets[i]) + " at index " +
+                                              std::to_string(i) + " is not a real vocabulary item");
+      count += r.targets[i] >= 0;
+    }
+  }
+  if (counted) *counted = count;
+  upload(r.tokens, r.targets, B, T);
+  const bool train = r.train;
+  const float p = r.dropout;
+  const EmbedOverride ov = iv ? iv->embed() : EmbedOverride{};
+
+  embeddingForward(a.encoded, dTokens.p, dPositions.p, P(wte), P(wpe), N, d, ov, stream);
+  dropoutForward(a.encoded, (long)N * d, site(train, p, r.rngSeed, kEmbed), stream);
+  const float* x = a.encoded;
+  for (int l = 0; l < cfg.nLayer; l++) {
+    checkCancel(r.cancel);
+    const LayerOff& W = layers[l];
+    LayerActs& A = a.layer[l];
+    const uint32_t s0 = kLayerBase + 4 * l;
+    layernormForward(A.ln1, A.ln1m, A.ln1r, x, P(W.ln1w), P(W.ln1b), N, d, cfg.lnEps, stream);
+    linearForward(blas, A.qkv, A.ln1, P(W.qkvw), P(W.qkvb), N, d, 3 * d);
+    AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
+    attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), a.attScratch);
+    linearForward(blas, a.branch, A.atty, P(W.projw), P(W.projb), N, d, d);
+    residualDropoutForward(A.res2, x, a.branch, (long)N * d, site(train, p, r.rngSeed, s0 + 1), stream);
+    layernormForward(A.ln2, A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps, stream);
+    linearForward(blas, A.fch, A.ln2, P(W.fcw), P(W.fcb), N, d, 4 * d);
+    geluForward(A.fchg, A.fch, (long)N * 4 * d, stream);
+    linearForward(blas, a.branch, A.fchg, P(W.fcprojw), P(W.fcprojb), N, 4 * d, d);
+    residualDropoutForward(A.res3, A.res2, a.branch, (long)N * d, site(train, p, r.rngSeed, s0 + 2), stream);
+    x = A.res3;
+  }
+  layernormForward(a.lnf, a.lnfm, a.lnfr, x, P(lnfw), P(lnfb), N, d, cfg.lnEps, stream);
+  const float* feats = a.lnf;
+  if (cfg.arch == Arch::Backpack) {
+    checkCancel(r.cancel);
+    senseForward(dTokens.p, N, train, r.rngSeed, p, iv);
+    linearForward(blas, a.qk, a.lnf, P(aw), P(ab), N, d, 2 * d);
+    CtxShape sh{B, T, d, cfg.senses};
+    const float* senses = a.senses;
+    if (iv && iv->hasScale) {
+      scaleSenses(a.gBig, a.senses, iv->senseScale.p, N, cfg.senses, d, stream);
+      senses = a.gBig;
+    }
+    backpackForward(blas, a.out, a.alse, a.qk, senses, sh, a.attScratch, iv && iv->hasAlphaEdit ? &iv->edit : nullptr,
+                    r.alphaOut);
+    feats = a.out;
+  }
+  if (r.hiddenOut) {
+    BP_CUDA(cudaMemcpyAsync(r.hiddenOut, feats, sizeof(float) * (long)N * d, cudaMemcpyDeviceToHost, stream));
+    sync();
+  }
+  checkCancel(r.cancel);
+  if (!r.targets && !r.logitsOut) return 0.0;
+  HeadArgs h{};
+  h.N = N;
+  h.d = d;
+  h.V = V;
+  h.x = feats;
+  h.wte = P(wte);
+  h.targets = r.targets ? dTargets.p : nullptr;
+  h.lossPerToken = dLoss.p;
+  h.logitsHost = r.logitsOut;
+  h.scratch = a.headScratch;
+  h.chunk = headChunk;
+  if (train) {
+    h.dx = a.gX;
+    h.dwte = G(wte);
+    const long denom = countForScale > 0 ? countForScale : count;
+    h.dscale = denom > 0 ? r.gradScale / (float)denom : 0.0f;
+  }
+  headForwardBackward(blas, h);
+  if (!r.targets) return 0.0;
+  BP_CUDA(cudaMemcpyAsync(hLoss.data(), dLoss.p, sizeof(float) * N, cudaMemcpyDeviceToHost, stream));
+  sync();
+  double total = 0.0;
+  for (int i = 0; i < N; i++) {
+    if (r.lossPerToken) r.lossPerToken[i] = r.targets[i] >= 0 ? hLoss[i] : 0.0f;
+    if (r.targets[i] >= 0) total += hLoss[i];
+  }
+  return total;
+}
+
+void DeviceModel::backward(const ForwardRequest& r) {
+  BP_CUDA(cudaSetDevice(device));
+  const int B = r.B, T = r.T, d = cfg.d, N = B * T;
+  const float p = r.dropout;
+  const long Nd = (long)N * d;
+  float* dlnf = a.gX;
+  if (cfg.arch == Arch::Backpack) {
+    CtxShape sh{B, T, d, cfg.senses};
+    backpackBackward(blas, a.gBig2, a.gBig, a.gX, a.qk, a.senses, a.alse, sh, a.attScratch);
+    linearBackward(blas, a.gRes, G(aw), G(ab), a.gBig2, a.lnf, P(aw), N, d, 2 * d, false, ones.p);
+    checkCancel(r.cancel);
+    senseBackward(dTokens.p, N, r.rngSeed, p);
+    dlnf = a.gRes;
+  }
+  float* dres = a.gA;
+  float* tmp = dlnf == a.gRes ? a.gX : a.gRes;
+  BP_CUDA(cudaMemsetAsync(dres, 0, sizeof(float) * Nd, stream));
+  layernormBackward(dres, G(lnfw), G(lnfb), dlnf, a.layer[cfg.nLayer - 1].res3, P(lnfw), a.lnfm, a.lnfr, N, d, stream);
+  for (int l = cfg.nLayer - 1; l >= 0; l--) {
+    checkCancel(r.cancel);
+    const LayerOff& W = layers[l];
+    LayerActs& A = a.layer[l];
+    const float* xin = l == 0 ? a.encoded : a.layer[l - 1].res3;
+    const uint32_t s0 = kLayerBase + 4 * l;
+    dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 2), stream);
+    linearBackward(blas, a.gBig, G(W.fcprojw), G(W.fcprojb), tmp, A.fchg, P(W.fcprojw), N, 4 * d, d, false, ones.p);
+    geluBackward(a.gBig, A.fch, a.gBig, (long)N * 4 * d, stream);
+    linearBackward(blas, a.gB, G(W.fcw), G(W.fcb), a.gBig, A.ln2, P(W.fcw), N, d, 4 * d, false, ones.p);
+    layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d, stream);
+    dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 1), stream);
+    linearBackward(blas, a.gB, G(W.projw), G(W.projb), tmp, A.atty, P(W.projw), N, d, d, false, ones.p);
+    AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
+    attentionBackward(blas, a.gBig, a.gB, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), a.attScratch);
+    linearBackward(blas, tmp, G(W.qkvw), G(W.qkvb), a.gBig, A.ln1, P(W.qkvw), N, d, 3 * d, false, ones.p);
+    layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream);
+  }
+  dropoutForward(dres, Nd, site(true, p, r.rngSeed, kEmbed), stream);
+  embeddingBackward(G(wte), G(wpe), dres, dTokens.p, dPositions.p, N, d, stream);
+}
+
+void DeviceModel::zeroGrad() {
+  BP_CUDA(cudaSetDevice(device));
+  BP_CUDA(cudaMemsetAsync(grads.p, 0, sizeof(float) * numParams, stream));
+}
+
+double DeviceModel::gradSumSquares() {
+  BP_CUDA(cudaSetDevice(device));
+  BP_CUDA(cudaMemsetAsync(normAcc.p, 0, sizeof(double), stream));
+  cuda::sumSquares(normAcc.p, grads.p, numParams, stream);
+  double s = 0.0;
+  BP_CUDA(cudaMemcpyAsync(&s, normAcc.p, sizeof(double), cudaMemcpyDeviceToHost, stream));
+  sync();
+  return s;
+}
+
+void DeviceModel::adamwStep(const std::vector<TensorInfo>& tensors, float lr, float wd, float b1, float b2, float eps,
+                            long step, float gradScaleBeforeStep) {
+  BP_CUDA(cudaSetDevice(device));
+  if (m.n < (size_t)numParams) {
+    m.resize(numParams);
+    v.resize(numParams);
+    BP_CUDA(cudaMemsetAsync(m.p, 0, sizeof(float) * numParams, stream));
+    BP_CUDA(cudaMemsetAsync(v.p, 0, sizeof(float) * numParams, stream));
+  }
+  if (gradScaleBeforeStep != 1.0f) cuda::scale(grads.p, numParams, gradScaleBeforeStep, stream);
+  const float c1 = 1.0f - (float)std::pow((double)b1, (double)step);
+  const float c2 = 1.0f - (float)std::pow((double)b2, (double)step);
+  for (const TensorInfo& t : tensors)
+    adamw(params.p + t.offset, grads.p + t.offset, m.p + t.offset, v.p + t.offset, t.size, lr, b1, b2, eps,
+          t.decay ? wd : 0.0f, c1, c2, stream);
+}
+
+}  // namespace bp::cuda

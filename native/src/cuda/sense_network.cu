@@ -1,0 +1,90 @@
+// Backpack sense network C(x) on the GPU (the CPU composition in ../layers/sense_network.cpp, layer by layer):
+//   r0 = drop(E[x]); h0 = LN0(r0); r1 = r0 + drop(h0); h1 = LN1(r1); r2 = r1 + drop(MLP_a(h1)); h2 = LN2(r2);
+//   C = MLP_b(h2) ([k*d], no dropout).
+#include <algorithm>
+
+#include "../rng.h"
+#include "device_model.cuh"
+
+namespace bp::cuda {
+
+static Site senseSite(bool train, float p, uint32_t seed, uint32_t stream) {
+  Site s;
+  if (train && p > 0.0f) {
+    s.p = p;
+    s.key = streamKey(seed, stream);
+  }
+  return s;
+}
+
+// Rows whose token is listed get the replacement sense vectors.
+__global__ void replaceSensesKernel(float* senses, const int32_t* tokens, const int32_t* ids, const float* vectors,
+                                    int count, long kd) {
+  const int i = blockIdx.x;
+  const int t = tokens[i];
+  for (int r = 0; r < count; r++)
+    if (ids[r] == t)
+      for (long c = threadIdx.x; c < kd; c += blockDim.x) senses[i * kd + c] = vectors[r * kd + c];
+}
+
+void DeviceModel::senseForward(const int32_t* tok, int N, bool train, uint32_t seed, float p, DeviceInterventions* iv) {
+  const int d = cfg.d, h = cfg.senseHidden, k = cfg.senses;
+  const long kd = (long)k * d, Nd = (long)N * d;
+  embeddingForward(a.r0, tok, nullptr, P(wte), nullptr, N, d, iv ? iv->embed() : EmbedOverride{}, stream);
+  dropoutForward(a.r0, Nd, senseSite(train, p, seed, 10), stream);
+  layernormForward(a.h0, a.h0m, a.h0r, a.r0, P(sense.ln0w), P(sense.ln0b), N, d, cfg.lnEps, stream);
+  residualDropoutForward(a.r1, a.r0, a.h0, Nd, senseSite(train, p, seed, 11), stream);
+  layernormForward(a.h1, a.h1m, a.h1r, a.r1, P(sense.ln1w), P(sense.ln1b), N, d, cfg.lnEps, stream);
+  linearForward(blas, a.fa, a.h1, P(sense.faw), P(sense.fab), N, d, h);
+  geluForward(a.fag, a.fa, (long)N * h, stream);
+  linearForward(blas, a.branch, a.fag, P(sense.fapw), P(sense.fapb), N, h, d);
+  residualDropoutForward(a.r2, a.r1, a.branch, Nd, senseSite(train, p, seed, 12), stream);
+  layernormForward(a.h2, a.h2m, a.h2r, a.r2, P(sense.ln2w), P(sense.ln2b), N, d, cfg.lnEps, stream);
+  linearForward(blas, a.fb, a.h2, P(sense.fbw), P(sense.fbb), N, d, h);
+  geluForward(a.fbg, a.fb, (long)N * h, stream);
+  linearForward(blas, a.senses, a.fbg, P(sense.fbpw), P(sense.fbpb), N, h, (int)kd);
+  if (iv && iv->replaceCount > 0) {
+    replaceSensesKernel<<<N, 256, 0, stream>>>(a.senses, tok, iv->replaceIds.p, iv->replaceVectors.p, iv->replaceCount,
+                                               kd);
+    BP_LAUNCHED();
+  }
+}
+
+// Consumes dC in a.gBig; gBig2, gA, gB are scratch; accumulates parameter gradients (wte included).
+void DeviceModel::senseBackward(const int32_t* tok, int N, uint32_t seed, float p) {
+  const int d = cfg.d, h = cfg.senseHidden, k = cfg.senses;
+  const long Nd = (long)N * d;
+  linearBackward(blas, a.gBig2, G(sense.fbpw), G(sense.fbpb), a.gBig, a.fbg, P(sense.fbpw), N, h, k * d, false, ones.p);
+  geluBackward(a.gBig2, a.fb, a.gBig2, (long)N * h, stream);
+  linearBackward(blas, a.gA, G(sense.fbw), G(sense.fbb), a.gBig2, a.h2, P(sense.fbw), N, d, h, false, ones.p);
+  BP_CUDA(cudaMemsetAsync(a.gB, 0, sizeof(float) * Nd, stream));
+  layernormBackward(a.gB, G(sense.ln2w), G(sense.ln2b), a.gA, a.r2, P(sense.ln2w), a.h2m, a.h2r, N, d, stream);
+  dropoutCopy(a.gA, a.gB, Nd, senseSite(true, p, seed, 12), stream);
+  linearBackward(blas, a.gBig2, G(sense.fapw), G(sense.fapb), a.gA, a.fag, P(sense.fapw), N, h, d, false, ones.p);
+  geluBackward(a.gBig2, a.fa, a.gBig2, (long)N * h, stream);
+  linearBackward(blas, a.gA, G(sense.faw), G(sense.fab), a.gBig2, a.h1, P(sense.faw), N, d, h, false, ones.p);
+  layernormBackward(a.gB, G(sense.ln1w), G(sense.ln1b), a.gA, a.r1, P(sense.ln1w), a.h1m, a.h1r, N, d, stream);
+  dropoutCopy(a.gA, a.gB, Nd, senseSite(true, p, seed, 11), stream);
+  layernormBackward(a.gB, G(sense.ln0w), G(sense.ln0b), a.gA, a.r0, P(sense.ln0w), a.h0m, a.h0r, N, d, stream);
+  dropoutForward(a.gB, Nd, senseSite(true, p, seed, 10), stream);
+  embeddingBackward(G(wte), nullptr, a.gB, tok, nullptr, N, d, stream);
+}
+
+void DeviceModel::senseVectors(const int32_t* ids, int n, float* out, DeviceInterventions* iv) {
+  BP_CUDA(cudaSetDevice(device));
+  check(cfg.arch == Arch::Backpack, "sense vectors exist only for Backpack models");
+  const long kd = (long)cfg.senses * cfg.d;
+  for (int i = 0; i < n; i++)
+    check(ids[i] >= 0 && ids[i] < cfg.vocab, "token id " + std::to_string(ids[i]) + " outside the vocabulary");
+  const int chunk = std::min(cfg.maxPos, 512);
+  ensureActivations(1, std::min(std::max(n, 1), chunk));
+  for (int off = 0; off < n; off += capT) {
+    const int m = std::min(capT, n - off);
+    BP_CUDA(cudaMemcpyAsync(dTokens.p, ids + off, sizeof(int32_t) * m, cudaMemcpyHostToDevice, stream));
+    senseForward(dTokens.p, m, false, 0, 0.0f, iv);
+    BP_CUDA(cudaMemcpyAsync(out + off * kd, a.senses, sizeof(float) * m * kd, cudaMemcpyDeviceToHost, stream));
+    sync();
+  }
+}
+
+}  // namespace bp::cuda

@@ -1,0 +1,61 @@
+// Tied output head + softmax cross-entropy over all V rows, in row chunks (padding rows take part in the
+// softmax but are never targets). Per chunk: logits GEMM -> one block per row computes max, log-sum-exp and
+// the loss, and in training rewrites the logits in place as dlogits -> two GEMMs give dx and dwte.
+#include "layers.cuh"
+
+namespace bp::cuda {
+
+__device__ float blockReduce(float v, bool isMax, float* sh) {
+  v = isMax ? warpMax(v) : warpSum(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  __syncthreads();
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  float r = lane < warps ? sh[lane] : (isMax ? -INFINITY : 0.0f);
+  r = isMax ? warpMax(r) : warpSum(r);
+  return r;
+}
+
+__global__ void xentKernel(float* L, const int32_t* targets, float* loss, int V, bool backward, float dscale) {
+  __shared__ float sh[32];
+  const int r = blockIdx.x;
+  float* row = L + (long)r * V;
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, row[j]);
+  mx = blockReduce(mx, true, sh);
+  float sum = 0.0f;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) sum += __expf(row[j] - mx);
+  sum = blockReduce(sum, false, sh);
+  const int t = targets[r];
+  const float lse = mx + __logf(sum);
+  __syncthreads();
+  if (threadIdx.x == 0) loss[r] = t >= 0 ? lse - row[t] : 0.0f;
+  __syncthreads();
+  if (!backward) return;
+  const float inv = 1.0f / sum;
+  for (int j = threadIdx.x; j < V; j += blockDim.x)
+    row[j] = t < 0 ? 0.0f : (__expf(row[j] - mx) * inv - (j == t ? 1.0f : 0.0f)) * dscale;
+}
+
+void headForwardBackward(const Blas& b, const HeadArgs& a) {
+  const int N = a.N, d = a.d, V = a.V;
+  for (int r0 = 0; r0 < N; r0 += a.chunk) {
+    const int n = std::min(a.chunk, N - r0);
+    float* L = a.scratch;
+    gemm(b, false, true, n, V, d, 1.0f, a.x + (long)r0 * d, d, a.wte, d, 0.0f, L, V);
+    if (a.logitsHost) {
+      BP_CUDA(cudaMemcpyAsync(a.logitsHost + (long)r0 * V, L, sizeof(float) * (long)n * V, cudaMemcpyDeviceToHost,
+                              b.stream));
+      BP_CUDA(cudaStreamSynchronize(b.stream));
+    }
+    if (!a.targets) continue;
+    xentKernel<<<n, 512, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale);
+    BP_LAUNCHED();
+    if (a.dx) {
+      gemm(b, false, false, n, d, V, 1.0f, L, V, a.wte, d, 0.0f, a.dx + (long)r0 * d, d);
+      gemm(b, true, false, V, d, n, 1.0f, L, V, a.x + (long)r0 * d, d, 1.0f, a.dwte, d);
+    }
+  }
+}
+
+}  // namespace bp::cuda
