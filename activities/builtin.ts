@@ -53,6 +53,7 @@ export const countActivity = defineActivity({
   description: 'Count to n with a delay per step, checkpointing every step (resume tests).',
   params: z.object({ n: z.number().int().min(0), stepMs: z.number().int().min(0).default(10) }).strict(),
   async run(params, ctx) {
+    fs.mkdirSync(ctx.scratchDir, { recursive: true });
     const statePath = path.join(ctx.scratchDir, 'count.json');
     let start = 0;
     if (fs.existsSync(statePath)) start = JSON.parse(fs.readFileSync(statePath, 'utf8')).i;

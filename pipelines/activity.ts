@@ -56,7 +56,8 @@ export interface ActivityContext {
   devices: { gpus: number[]; cpus: number };
   /**
    * Durable scratch directory for this node's key that survives failures and retries (checkpoints
-   * for resumable training live here). Removed once the artifact commits.
+   * for resumable training live here). Not created in advance: `mkdir -p` it before writing. Removed
+   * once the artifact commits.
    */
   scratchDir: string;
   /** State the previous attempt recorded with `checkpoint` (Temporal: last heartbeat details). */

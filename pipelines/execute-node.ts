@@ -71,8 +71,8 @@ export async function executeNode(node: PlanNode, opts: NodeRunOptions): Promise
       inputRefs.push({ step: up.step, item: up.item, key: up.key });
     }
     tempDir = store.createTemp(node.key);
+    // Created on demand by the activity: directory create/remove costs milliseconds on some disks.
     const scratchDir = store.scratchDir(node.key);
-    fs.mkdirSync(scratchDir, { recursive: true });
     const ctx: ActivityContext = {
       node: { runId: opts.runId, step: node.step, item: node.item, key: node.key },
       outDir: tempDir,
@@ -93,7 +93,7 @@ export async function executeNode(node: PlanNode, opts: NodeRunOptions): Promise
     const summary = (await activity.run(parsed.data, ctx)) ?? null;
     if (opts.signal.aborted) throw new Error('cancelled');
     const ended = Date.now();
-    store.commit(node.key, tempDir, {
+    await store.commit(node.key, tempDir, {
       key: node.key,
       runId: opts.runId,
       step: node.step,

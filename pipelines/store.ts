@@ -15,7 +15,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { fsyncPath, fsyncTree, readJsonIfExists, writeFileAtomic } from './fs-atomic';
+import { fsyncPathAsync, fsyncTreeAsync, readJsonIfExists, writeFileAtomic } from './fs-atomic';
 
 export interface Lineage {
   key: string;
@@ -42,11 +42,21 @@ export const COMPLETE_FILE = '.complete';
 export const LOCK_STALE_MS = 120_000;
 const LOCK_REFRESH_MS = 15_000;
 
+export interface StoreOptions {
+  /**
+   * fsync artifacts before the rename that publishes them (default true; env PIPELINE_FSYNC=0 turns it
+   * off). Without it a kill -9 still never exposes a partial artifact, but a power loss might.
+   */
+  fsync?: boolean;
+}
+
 export class ArtifactStore {
   readonly root: string;
+  readonly fsync: boolean;
 
-  constructor(root: string) {
+  constructor(root: string, options: StoreOptions = {}) {
     this.root = path.resolve(root);
+    this.fsync = options.fsync ?? process.env.PIPELINE_FSYNC !== '0';
     for (const d of ['artifacts', 'tmp', 'scratch', 'locks', 'runs']) fs.mkdirSync(path.join(this.root, d), { recursive: true });
   }
 
@@ -83,10 +93,10 @@ export class ArtifactStore {
    * renames into place. An existing artifact of the same key (uncached rerun) is replaced atomically
    * enough: moved aside first, then removed.
    */
-  commit(key: string, tempDir: string, lineage: Lineage): void {
+  async commit(key: string, tempDir: string, lineage: Lineage): Promise<void> {
     fs.writeFileSync(path.join(tempDir, LINEAGE_FILE), JSON.stringify(lineage, null, 2));
     fs.writeFileSync(path.join(tempDir, COMPLETE_FILE), `${key}\n`);
-    fsyncTree(tempDir);
+    if (this.fsync) await fsyncTreeAsync(tempDir);
     const final = this.artifactDir(key);
     if (fs.existsSync(final)) {
       const aside = path.join(this.root, 'tmp', `${key}.old.${process.pid}.${Date.now()}`);
@@ -96,7 +106,7 @@ export class ArtifactStore {
     } else {
       fs.renameSync(tempDir, final);
     }
-    fsyncPath(path.join(this.root, 'artifacts'));
+    if (this.fsync) await fsyncPathAsync(path.join(this.root, 'artifacts'));
   }
 
   discardTemp(tempDir: string): void {
@@ -172,7 +182,8 @@ export class ArtifactStore {
   }
 
   clearScratch(key: string): void {
-    fs.rmSync(this.scratchDir(key), { recursive: true, force: true });
+    const dir = this.scratchDir(key);
+    if (fs.existsSync(dir)) fs.rmSync(dir, { recursive: true, force: true });
   }
 
   /** Removes temp dirs whose writer is gone (older than maxAgeMs, or of a dead pid on this host). */
