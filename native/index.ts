@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { addon, type RawInterventions, type RawModel, type RawTensorInfo } from './binding';
+import { createRawModel, resolveDevice, type DeviceOptions } from './device';
 import { toRawConfig, validateConfig, padVocab, senseHidden } from './config';
 import { readConfigFile, readWeights, writeCheckpoint, WEIGHTS_FILE, CheckpointError } from './checkpoint';
 import { sampleToken, type SamplingOptions } from './sampling';
@@ -13,6 +14,7 @@ import type { LanguageModel, ModelConfig } from './types';
 
 export type { LanguageModel, ModelConfig, Architecture } from './types';
 export { padVocab, senseHidden, CheckpointError };
+export { cudaDevices, resolveDevice, type DeviceOptions, type Precision } from './device';
 
 export interface Interventions {
   /** [batch*seq][k] multiplier on C(x_j)_l per position j. */
@@ -108,10 +110,15 @@ export class NativeModel implements LanguageModel {
   private queue: Promise<unknown> = Promise.resolve();
   private embeddingsCache?: Float32Array;
 
+  /** 'cpu' or 'cuda:N[,M...]'. */
+  readonly device: string;
+
   /** Use createModel / loadModel. */
-  constructor(config: ModelConfig) {
+  constructor(config: ModelConfig, opts: DeviceOptions = {}) {
     this.config = validateConfig({ ...config });
-    this.raw = new (addon().NativeModel)(toRawConfig(this.config));
+    const device = resolveDevice(opts.device);
+    this.device = device.name;
+    this.raw = createRawModel(toRawConfig(this.config), device, opts.precision);
     this.tensors = this.raw.tensors();
   }
 
@@ -353,24 +360,20 @@ export class NativeModel implements LanguageModel {
 }
 
 /** A freshly initialised model (PAPER.md §1.6 init), deterministic in `seed`. */
-export function createModel(config: ModelConfig, seed: number): NativeModel {
-  const m = new NativeModel(config);
+export function createModel(config: ModelConfig, seed: number, opts: DeviceOptions = {}): NativeModel {
+  const m = new NativeModel(config, opts);
   m.initParams(seed);
   return m;
 }
 
 /** Loads a Hugging Face-layout checkpoint directory (config.json + model.safetensors). */
-export async function loadModel(dir: string, opts: { device?: string; threads?: number } = {}): Promise<NativeModel> {
-  const device = opts.device ?? 'cpu';
-  if (device !== 'cpu') {
-    if (!buildInfo().cuda) throw new Error(`device "${device}": this build of the native engine has no CUDA backend (build with BACKPACK_CUDA=1)`);
-    throw new Error(`device "${device}": the CUDA backend is not available in this build`);
-  }
+export async function loadModel(dir: string, opts: { threads?: number } & DeviceOptions = {}): Promise<NativeModel> {
+  resolveDevice(opts.device);  // a bad device fails before the checkpoint is read
   if (opts.threads !== undefined) setThreads(opts.threads);
   const config = readConfigFile(dir);
   const weights = path.join(dir, WEIGHTS_FILE);
   if (!fs.existsSync(weights)) throw new CheckpointError(weights, 'missing (a checkpoint is config.json + model.safetensors)');
-  const model = new NativeModel(config);
+  const model = new NativeModel(config, opts);
   const params = new Float32Array(model.numParams);
   readWeights(weights, [...model.tensors], params);
   model.setParams(params);

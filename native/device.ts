@@ -1,0 +1,59 @@
+/**
+ * Device selection for the native engine: `cpu`, `cuda` / `cuda:N` / `cuda:0,1,2,3` (data parallel over the
+ * listed GPUs, one thread each, NCCL all-reduce), or `auto` (the first GPU when this build has the CUDA backend
+ * and a GPU is visible, else the CPU). The CUDA model has the CPU model's raw surface, so the facade drives either.
+ */
+import { addon, type RawConfig, type RawModel } from './binding';
+
+export type Precision = 'fp32' | 'tf32' | 'bf16';
+
+export interface DeviceOptions {
+  /** 'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'cuda:N,M,...' (default 'cpu'). */
+  device?: string;
+  /** CUDA arithmetic: fp32 (strict, default), tf32, or bf16 tensor-core GEMMs with fp32 master weights. */
+  precision?: Precision;
+}
+
+export interface ResolvedDevice {
+  kind: 'cpu' | 'cuda';
+  /** CUDA device indices (empty for the CPU). */
+  devices: number[];
+  /** Canonical name: 'cpu' or 'cuda:0,1'. */
+  name: string;
+}
+
+interface CudaAddon {
+  CudaModel?: new (config: RawConfig, opts: { devices: number[]; precision: Precision }) => RawModel;
+  cudaDevices?: () => { index: number; name: string }[];
+}
+
+function cudaAddon(): CudaAddon {
+  return addon() as unknown as CudaAddon;
+}
+
+/** GPUs the CUDA backend can see ([] without the backend, a driver or a GPU). */
+export function cudaDevices(): { index: number; name: string }[] {
+  const a = cudaAddon();
+  return a.cudaDevices ? a.cudaDevices() : [];
+}
+
+export function resolveDevice(spec: string | undefined): ResolvedDevice {
+  const s = (spec ?? 'cpu').trim().toLowerCase();
+  if (s === 'cpu') return { kind: 'cpu', devices: [], name: 'cpu' };
+  if (s === 'auto') return cudaDevices().length > 0 ? resolveDevice('cuda:0') : resolveDevice('cpu');
+  const m = /^cuda(?::(\d+(?:,\d+)*))?$/.exec(s);
+  if (!m) throw new Error(`device "${spec}": expected auto, cpu, cuda, cuda:N or cuda:N,M,...`);
+  const devices = m[1] ? m[1].split(',').map(Number) : [0];
+  if (new Set(devices).size !== devices.length) throw new Error(`device "${spec}": a GPU is listed twice`);
+  if (!cudaAddon().CudaModel) throw new Error(`device "${spec}": this build of the native engine has no CUDA backend (install a CUDA toolkit, e.g. scripts/install-cuda-toolkit.sh, and rebuild with BACKPACK_CUDA=1)`);
+  const visible = cudaDevices().length;
+  for (const d of devices) if (d >= visible) throw new Error(`device "${spec}": GPU ${d} does not exist (${visible} visible)`);
+  return { kind: 'cuda', devices, name: `cuda:${devices.join(',')}` };
+}
+
+/** The raw addon model for a resolved device. */
+export function createRawModel(config: RawConfig, device: ResolvedDevice, precision: Precision = 'fp32'): RawModel {
+  if (device.kind === 'cpu') return new (addon().NativeModel)(config);
+  const Ctor = cudaAddon().CudaModel!;
+  return new Ctor(config, { devices: device.devices, precision });
+}
