@@ -83,6 +83,24 @@ export interface Addon {
 
 let cached: Addon | undefined;
 
+/**
+ * OpenBLAS 0.3.21 does not recognise recent Xeons under some hypervisors and falls back to its SSE3 "Prescott"
+ * kernels (several times slower). Name the kernel family from the CPU flags unless the user already did; OpenBLAS
+ * reads OPENBLAS_CORETYPE when the addon loads it.
+ */
+function chooseOpenblasCore(): void {
+  if (process.env.OPENBLAS_CORETYPE || process.platform !== 'linux') return;
+  let flags = '';
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
+  } catch {
+    return;
+  }
+  const has = (f: string) => flags.includes(` ${f}`);
+  if (has('avx512f') && has('avx512bw') && has('avx512vl') && has('avx512dq')) process.env.OPENBLAS_CORETYPE = 'SKYLAKEX';
+  else if (has('avx2') && has('fma')) process.env.OPENBLAS_CORETYPE = 'HASWELL';
+}
+
 /** Candidate locations: beside this file (ts-node/jest) or in the source tree when running from dist/. */
 function candidates(): string[] {
   const rel = path.join('build', 'Release', 'backpack_native.node');
@@ -95,6 +113,7 @@ export function addon(): Addon {
   if (!found) {
     throw new Error(`native engine not built: none of ${candidates().join(', ')} exists (run \`npm run build:native\`)`);
   }
+  chooseOpenblasCore();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   cached = require(found) as Addon;
   return cached;

@@ -93,7 +93,7 @@ export function writeCheckpoint(dir: string, config: ModelConfig, tensors: RawTe
   const out = new Map<string, TensorToWrite>();
   for (const t of tensors) {
     // A copy made here also moves arrays created by the addon into this realm (jest runs tests in a vm context).
-    let data = new Float32Array(params.subarray(t.offset, t.offset + t.size));
+    let data: Float32Array = new Float32Array(params.subarray(t.offset, t.offset + t.size));
     if (t.conv1d) data = transpose(data, t.shape[0], t.shape[1]);
     out.set(t.key, { dtype: 'F32', shape: hfShape(t), data });
   }

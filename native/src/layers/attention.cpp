@@ -5,6 +5,7 @@
 
 #include "../gemm.h"
 #include "../rng.h"
+#include "../fastmath.h"
 #include "layers.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -28,7 +29,7 @@ static void causalSoftmax(float* S, int T) {
     for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
     float sum = 0.0f;
     for (int j = 0; j <= i; j++) {
-      row[j] = std::exp(row[j] - mx);
+      row[j] = fastExp(row[j] - mx);
       sum += row[j];
     }
     float inv = 1.0f / sum;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "../gemm.h"
+#include "../fastmath.h"
 #include "layers.h"
 
 namespace bp {
@@ -14,7 +15,7 @@ static void causalSoftmaxRows(float* S, int T) {
     for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
     float sum = 0.0f;
     for (int j = 0; j <= i; j++) {
-      row[j] = std::exp(row[j] - mx);
+      row[j] = fastExp(row[j] - mx);
       sum += row[j];
     }
     float inv = 1.0f / sum;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../gemm.h"
+#include "../fastmath.h"
 #include "layers.h"
 
 namespace bp {
@@ -37,7 +38,7 @@ double headForwardBackward(const HeadArgs& a, long* counted) {
       float mx = row[0];
       for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
       float sum = 0.0f;
-      for (int j = 0; j < V; j++) sum += std::exp(row[j] - mx);
+      for (int j = 0; j < V; j++) sum += fastExp(row[j] - mx);
       const int t = a.targets[r0 + r];
       const float lse = mx + std::log(sum);
       rowLoss[r] = t >= 0 ? (double)(lse - row[t]) : 0.0;
@@ -47,7 +48,7 @@ double headForwardBackward(const HeadArgs& a, long* counted) {
           std::memset(grow, 0, sizeof(float) * V);
         } else {
           const float inv = 1.0f / sum;
-          for (int j = 0; j < V; j++) grow[j] = std::exp(row[j] - mx) * inv * dscale;
+          for (int j = 0; j < V; j++) grow[j] = fastExp(row[j] - mx) * inv * dscale;
           grow[t] -= dscale;
         }
       }
