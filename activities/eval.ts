@@ -27,7 +27,7 @@ const common = {
   group: z.enum(['main', 'ablation', 'external']).default('main'),
   /** Label for the model in tables; default from the upstream matrix (arch, size, senses). */
   model: z.string().optional(),
-  /** 'gpt2' or a tokenizer directory; default: a tokenizer artifact among the inputs, else the checkpoint's. */
+  /** 'gpt2' or a tokenizer directory; default: the checkpoint's own tokenizer.json, a tokenizer artifact among the inputs, else gpt2 for 50,257-id models. */
   tokenizer: z.string().optional(),
   /** Evaluate only the first N items (smoke runs). */
   limit: z.number().int().positive().optional(),
@@ -63,7 +63,7 @@ function evalActivity<S extends z.ZodRawShape>(spec: TaskSpec<S>): AnyActivity {
         throwIfAborted(ctx.signal);
         const model = await loadEvalModel(ckpt.dir, { threads: p.threads ?? ctx.devices.cpus });
         try {
-          const tokSpec = p.tokenizer ?? tokenizerInput(ctx.inputs) ?? tokenizerSpecFor(ckpt.dir);
+          const tokSpec = tokenizerSpecFor(ckpt.dir, p.tokenizer, tokenizerInput(ctx.inputs));
           const tokenizer = await loadEvalTokenizer(tokSpec);
           const label = p.model ?? modelLabelFrom(ckpt.input.matrix, model.config.arch, ckpt.input.item || ckpt.input.step);
           ctx.log(`${spec.task}: ${label} (${ckpt.dir}), tokenizer ${tokenizer.name}`);

@@ -24,7 +24,7 @@ describe('harness loglikelihood primitive', () => {
   });
 
   test('continuation rows are the last |cont| positions of the truncated input', async () => {
-    const model = new PositionalBigramModel(7);
+    const model = new PositionalBigramModel(7, 3); // padding rows with a large logit: they must be sliced off
     // L = 4: whole = [1,2,3,4,5,6] → input [2,3,4,5]; cont [5,6] is scored at rows 2 and 3
     const r = await loglikelihoodTokens(model, [1, 2, 3, 4], [5, 6], 4);
     const expected = model.logProb(4, 2, 5) + model.logProb(5, 3, 6);
@@ -58,7 +58,7 @@ describe('rolling windows', () => {
 
   test('rolling log-likelihood equals the closed form for each token at its position and predecessor', async () => {
     const V = 11;
-    const model = new PositionalBigramModel(V);
+    const model = new PositionalBigramModel(V, 2.5);
     const t = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
     const eos = 10;
     // Hand-derived for L = 4 (see the windows above): (previous token, input position, target)

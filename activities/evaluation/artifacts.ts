@@ -26,8 +26,10 @@ export function checkpointInputs(inputs: Record<string, InputArtifact[]>): Check
   return found;
 }
 
+/** A tokenizer artifact among the inputs (checkpoints that carry their own tokenizer.json are not one). */
 export function tokenizerInput(inputs: Record<string, InputArtifact[]>): string | null {
   for (const input of allInputs(inputs)) {
+    if (findCheckpoint(input.dir)) continue;
     for (const d of [input.dir, path.join(input.dir, 'tokenizer')]) {
       if (fs.existsSync(path.join(d, 'tokenizer.json'))) return d;
     }
@@ -46,7 +48,6 @@ export function shardInput(inputs: Record<string, InputArtifact[]>, split: strin
 
 /** Reads a shard set's concatenated token stream with the datasets module (checksums verified there). */
 export async function readShardStream(dir: string): Promise<Uint16Array | Uint32Array> {
-  const shardsModule = '../../datasets/shards'; // TODO(datasets): typed import once datasets/shards.ts lands
-  const mod = (await import(shardsModule)) as { readTokenStream(dir: string): Promise<Uint16Array | Uint32Array> };
-  return mod.readTokenStream(dir);
+  const { readTokenStream } = await import('../../datasets/shards');
+  return readTokenStream(dir);
 }

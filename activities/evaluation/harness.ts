@@ -19,6 +19,11 @@ import type { EvalModel } from './types';
 /** Model context of the paper's models (PAPER.md §6.1: max_length = 512). */
 export const HARNESS_MAX_LENGTH = 512;
 
+/** The harness's max_length for a model: 512, or the model's own context when that is shorter (tiny models). */
+export function maxLengthFor(model: EvalModel): number {
+  return Math.min(HARNESS_MAX_LENGTH, model.config.nPositions);
+}
+
 export interface LoglikelihoodResult {
   /** Σ log p over the continuation tokens (natural log). */
   ll: number;
@@ -43,26 +48,51 @@ export async function loglikelihoodTokens(
   model: EvalModel,
   context: readonly number[],
   continuation: readonly number[],
-  maxLength = HARNESS_MAX_LENGTH,
+  maxLength = maxLengthFor(model),
 ): Promise<LoglikelihoodResult> {
   if (context.length === 0) throw new Error('loglikelihood: empty context (the harness uses [eos] for an empty string)');
   const input = harnessInput(context, continuation, maxLength);
   const vocab = model.config.realVocabSize;
-  const rows = await model.logProbs(Int32Array.from(input));
-  if (rows.length !== input.length * vocab) {
-    throw new Error(`logProbs returned ${rows.length} values, expected ${input.length}×${vocab}`);
-  }
+  const rows = await lastRowsLogProbs(model, Int32Array.from(input), continuation.length);
   let ll = 0;
   let greedy = true;
-  const first = input.length - continuation.length;
   for (let j = 0; j < continuation.length; j++) {
     const target = continuation[j];
     if (target < 0 || target >= vocab) throw new Error(`continuation token ${target} is outside the real vocabulary [0, ${vocab})`);
-    const base = (first + j) * vocab;
+    const base = j * vocab;
     ll += rows[base + target];
     if (greedy && argmaxRow(rows, base, vocab) !== target) greedy = false;
   }
   return { ll, greedy, tokens: continuation.length };
+}
+
+/**
+ * Log-softmax over the first realVocabSize columns of the last `count` positions of `input`:
+ * Float32Array [count][realVocabSize]. With the native engine's `forward` only those rows are normalised
+ * (the others are never looked at); otherwise the model's `logProbs` is used and sliced.
+ */
+export async function lastRowsLogProbs(model: EvalModel, input: Int32Array, count: number): Promise<Float32Array> {
+  const R = model.config.realVocabSize;
+  const n = input.length;
+  if (typeof model.forward === 'function') {
+    const V = model.config.vocabSize;
+    const { logits } = await model.forward(input, { batch: 1, seq: n, logits: true });
+    if (!logits || logits.length !== n * V) throw new Error(`forward returned ${logits?.length ?? 0} logits, expected ${n}×${V}`);
+    const out = new Float32Array(count * R);
+    for (let j = 0; j < count; j++) {
+      const base = (n - count + j) * V;
+      let max = -Infinity;
+      for (let i = 0; i < R; i++) if (logits[base + i] > max) max = logits[base + i];
+      let sum = 0;
+      for (let i = 0; i < R; i++) sum += Math.exp(logits[base + i] - max);
+      const lse = max + Math.log(sum);
+      for (let i = 0; i < R; i++) out[j * R + i] = logits[base + i] - lse;
+    }
+    return out;
+  }
+  const all = await model.logProbs(input);
+  if (all.length !== n * R) throw new Error(`logProbs returned ${all.length} values, expected ${n}×${R}`);
+  return all.subarray((n - count) * R);
 }
 
 function argmaxRow(rows: Float32Array, base: number, width: number): number {
@@ -115,7 +145,7 @@ export async function rollingLoglikelihood(
   model: EvalModel,
   tokens: readonly number[],
   eosId: number,
-  maxSeqLen = HARNESS_MAX_LENGTH,
+  maxSeqLen = maxLengthFor(model),
 ): Promise<number> {
   let total = 0;
   for (const w of rollingWindows(tokens, eosId, maxSeqLen)) {

@@ -4,7 +4,7 @@
  * word with its leading space; it may be several BPE tokens). Per passage (ll, greedy) = LL(context,
  * continuation). PPL = exp(−mean ll) is per word, not per token; ACC = mean(greedy).
  */
-import { loglikelihoodTokens } from './harness';
+import { loglikelihoodTokens, maxLengthFor } from './harness';
 import { checkAborted, type EvalModel, type EvalTokenizer, type RunHooks } from './types';
 
 export interface LambadaDoc {
@@ -70,7 +70,7 @@ export async function evaluateLambada(
     sumLl += r.ll;
     if (r.greedy) hits++;
     targetTokens += cont.length;
-    inputTokens += Math.min(ctx.length + cont.length - 1, 512);
+    inputTokens += Math.min(ctx.length + cont.length - 1, maxLengthFor(model));
     hooks?.onProgress?.(i + 1, docs.length);
   }
   return {

@@ -30,7 +30,7 @@ export async function evaluateWindowPerplexity(
   opts: { windowLength?: number; batch?: number; limit?: number } = {},
   hooks?: RunHooks,
 ): Promise<WindowPerplexityResult> {
-  const L = opts.windowLength ?? 512;
+  const L = opts.windowLength ?? Math.min(512, model.config.nPositions);
   if (L > model.config.nPositions) throw new Error(`window length ${L} exceeds the model's ${model.config.nPositions} positions`);
   let windows = countWindows(stream.length, L);
   if (opts.limit !== undefined) windows = Math.min(windows, opts.limit);

@@ -38,8 +38,7 @@ export interface ModelLoadOptions {
 /** Loads a checkpoint with the native engine (imported lazily: the CLI does not pay for it elsewhere). */
 export async function loadEvalModel(spec: string, opts: ModelLoadOptions = {}): Promise<EvalModel & { dispose?(): void }> {
   const dir = checkpointDir(spec);
-  const enginePath = '../../native/index'; // TODO(native): typed import once native/index.ts lands
-  const native = (await import(enginePath)) as { loadModel(dir: string, opts: ModelLoadOptions): Promise<EvalModel & { dispose?(): void }> };
+  const native = await import('../../native/index');
   return native.loadModel(dir, opts);
 }
 
@@ -48,16 +47,21 @@ export async function loadEvalTokenizer(spec: string): Promise<EvalTokenizer> {
   return loadTokenizer(spec);
 }
 
-/** The tokenizer a checkpoint was trained with: its `tokenizer` record in config.json when there is one. */
-export function tokenizerSpecFor(checkpoint: string, explicit?: string): string {
+/**
+ * The tokenizer for a checkpoint: `explicit` (--tokenizer / the `tokenizer` param); a tokenizer.json saved
+ * with the checkpoint; `upstream` (a tokenizer artifact among the activity's inputs); 'gpt2' for a model
+ * with GPT-2's vocabulary (50,257 real ids, padded to 50,264).
+ */
+export function tokenizerSpecFor(checkpoint: string, explicit?: string, upstream?: string | null): string {
   if (explicit) return explicit;
   const dir = checkpointDir(checkpoint);
   for (const candidate of [dir, path.join(dir, 'tokenizer')]) {
     if (fs.existsSync(path.join(candidate, 'tokenizer.json'))) return candidate;
   }
+  if (upstream) return upstream;
   const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { vocab_size?: number; real_vocab_size?: number };
   const real = config.real_vocab_size ?? config.vocab_size;
-  if (real === 50257 || config.vocab_size === 50264 || config.vocab_size === 50257) return 'gpt2';
+  if (real === 50257 || (config.real_vocab_size === undefined && config.vocab_size === 50264)) return 'gpt2';
   throw new Error(`checkpoint ${checkpoint}: cannot tell its tokenizer (real vocabulary ${real}); pass --tokenizer gpt2|<dir>`);
 }
 

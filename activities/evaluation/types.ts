@@ -18,12 +18,12 @@ export interface EvalTokenizer {
   unkId?: number;
 }
 
-/** Optional batched forward of the native engine: loss over all padded vocabulary rows. */
+/** Optional batched forward of the native engine: logits over all padded rows [b][s][vocabSize], or the loss. */
 export interface ForwardWithLoss {
   forward(
     tokens: Int32Array,
     opts: { batch: number; seq: number; logits?: boolean; targets?: Int32Array },
-  ): Promise<{ loss?: number; perTokenLoss?: Float32Array }>;
+  ): Promise<{ logits?: Float32Array; loss?: number; perTokenLoss?: Float32Array }>;
 }
 
 export type EvalModel = LanguageModel & Partial<ForwardWithLoss>;

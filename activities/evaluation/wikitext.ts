@@ -10,7 +10,7 @@
  * 5. word_perplexity = exp(−Σ ll / Σ words), byte_perplexity = exp(−Σ ll / Σ bytes),
  *    bits_per_byte = −Σ ll / Σ bytes / ln 2.
  */
-import { rollingLoglikelihood, rollingWindows } from './harness';
+import { maxLengthFor, rollingLoglikelihood, rollingWindows } from './harness';
 import { checkAborted, type EvalModel, type EvalTokenizer, type RunHooks } from './types';
 
 /** Python's Unicode `\s` (str.isspace); JS `\s` also matches U+FEFF, which Python does not. */
@@ -97,7 +97,7 @@ export async function evaluateWikitext(
   tokenizer: EvalTokenizer,
   pages: readonly string[],
   hooks?: RunHooks,
-  maxSeqLen = 512,
+  maxSeqLen = maxLengthFor(model),
 ): Promise<WikitextResult> {
   if (pages.length === 0) throw new Error('WikiText: no pages to evaluate');
   let sumLl = 0;

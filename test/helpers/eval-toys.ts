@@ -113,18 +113,29 @@ export class PositionalBigramModel implements LanguageModel {
     return out;
   }
 
-  /** Native-style batched forward: mean loss over all padded rows. */
-  async forward(tokens: Int32Array, opts: { batch: number; seq: number; targets?: Int32Array }): Promise<{ loss: number; perTokenLoss: Float32Array }> {
-    const per = new Float32Array(opts.batch * opts.seq);
+  /** Native-style batched forward: logits over all padded rows, and the mean loss over all padded rows. */
+  async forward(
+    tokens: Int32Array,
+    opts: { batch: number; seq: number; logits?: boolean; targets?: Int32Array },
+  ): Promise<{ logits?: Float32Array; loss?: number; perTokenLoss?: Float32Array }> {
+    this.calls++;
+    const Vp = this.config.vocabSize;
+    const n = opts.batch * opts.seq;
+    const logits = opts.logits ? new Float32Array(n * Vp) : undefined;
+    const per = opts.targets ? new Float32Array(n) : undefined;
     let sum = 0;
     for (let b = 0; b < opts.batch; b++) {
       for (let j = 0; j < opts.seq; j++) {
         const i = b * opts.seq + j;
-        per[i] = -logSoftmax(this.logitsAt(tokens[i], j))[opts.targets![i]];
-        sum += per[i];
+        const z = this.logitsAt(tokens[i], j);
+        logits?.set(z, i * Vp);
+        if (per) {
+          per[i] = -logSoftmax(z)[opts.targets![i]];
+          sum += per[i];
+        }
       }
     }
-    return { loss: sum / per.length, perTokenLoss: per };
+    return { logits, ...(per ? { loss: sum / n, perTokenLoss: per } : {}) };
   }
 
   outputEmbeddings(): Float32Array {
