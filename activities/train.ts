@@ -47,6 +47,10 @@ export const trainParams = z
     logInterval: z.number().int().positive().default(10),
     /** Engine threads (0 = the node's assigned CPUs). */
     threads: z.number().int().min(0).default(0),
+    /** 'cpu', 'cuda[:N,...]', or 'auto' (the node's assigned GPUs when it has any, else the CPU). */
+    device: z.string().default('auto'),
+    /** CUDA arithmetic: fp32, tf32 or bf16 (CPU runs are fp32). */
+    precision: z.enum(['fp32', 'tf32', 'bf16']).default('fp32'),
   })
   .strict();
 
@@ -76,6 +80,12 @@ export function modelConfigFor(p: TrainParams, realVocabSize: number): ModelConf
   return c;
 }
 
+/** 'auto' means the GPUs the engine assigned to this node (all of them: data parallel), else the CPU. */
+function resolveTrainDevice(device: string, gpus: number[]): string {
+  if (device !== 'auto') return device;
+  return gpus.length > 0 ? `cuda:${gpus.join(',')}` : 'cpu';
+}
+
 export const trainActivity = defineActivity({
   name: 'model.train',
   version: '1',
@@ -94,6 +104,7 @@ export const trainActivity = defineActivity({
       steps: p.steps, batchSize: p.batchSize, gradAccum: p.gradAccum, seqLen: p.seqLen, lr: p.lr, warmupSteps: p.warmupSteps,
       weightDecay: p.weightDecay, beta1: p.beta1, beta2: p.beta2, eps: p.eps, clip: p.clip, dropout: p.dropout, seed: p.seed,
       evalInterval: p.evalInterval, evalWindows: p.evalWindows, checkpointInterval: p.checkpointInterval, logInterval: p.logInterval,
+      device: { device: resolveTrainDevice(p.device, ctx.devices.gpus), precision: p.precision },
     };
     const started = Date.now();
     const result = await train(config, settings, trainStream, valStream, {
@@ -116,6 +127,7 @@ export const trainActivity = defineActivity({
     }, result.metrics.map((m) => ({ ...m, val_loss: m.val_loss ?? undefined })));
     const summary = {
       arch: config.arch,
+      device: settings.device?.device,
       params: result.model.numParams,
       steps: p.steps,
       tokensSeen: p.steps * p.batchSize * p.gradAccum * p.seqLen,

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { writeSafetensors, readSafetensors } from './safetensors';
 import { writeTextAtomic } from './interop/atomic';
 import { CheckpointError, readWeights, WEIGHTS_FILE } from './checkpoint';
-import { createModel, loadModel, type NativeModel } from './index';
+import { createModel, loadModel, type NativeModel, type DeviceOptions } from './index';
 import { hash32, streamKey, mix32 } from './rng';
 import type { ModelConfig } from './types';
 
@@ -32,6 +32,8 @@ export interface TrainSettings {
   evalWindows: number;
   checkpointInterval: number;
   logInterval: number;
+  /** Engine device and precision (a resumed run must use the same ones to stay bit-identical). */
+  device?: DeviceOptions;
 }
 
 export interface MetricRow {
@@ -157,9 +159,9 @@ async function writeRunCheckpoint(root: string, model: NativeModel, state: RunSt
   return final;
 }
 
-async function readRunCheckpoint(dir: string): Promise<{ model: NativeModel; state: RunState }> {
+async function readRunCheckpoint(dir: string, device: DeviceOptions = {}): Promise<{ model: NativeModel; state: RunState }> {
   const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as RunState;
-  const model = await loadModel(dir);
+  const model = await loadModel(dir, device);
   const { tensors } = readSafetensors(path.join(dir, 'optimizer.safetensors'));
   const m = tensors.get('adam.m'), v = tensors.get('adam.v');
   if (!m || !v) throw new CheckpointError(dir, 'optimizer.safetensors lacks adam.m / adam.v');
@@ -196,12 +198,12 @@ export async function train(config: ModelConfig, s: TrainSettings, trainStream: 
   let resumedFrom: number | undefined;
   const latest = latestCheckpoint(hooks.checkpointRoot);
   if (latest) {
-    ({ model, state } = await readRunCheckpoint(latest));
+    ({ model, state } = await readRunCheckpoint(latest, s.device));
     if (JSON.stringify(model.config) !== JSON.stringify(config)) throw new CheckpointError(latest, 'checkpoint was written for a different model configuration');
     resumedFrom = state.step;
     hooks.log?.(`resuming from ${latest} (step ${state.step})`);
   } else {
-    model = createModel(config, s.seed);
+    model = createModel(config, s.seed, s.device);
     state = { step: 0, adamStep: 0, samples: 0, seed: s.seed, metrics: [] };
   }
   const { batchSize: B, seqLen: T, gradAccum } = s;
