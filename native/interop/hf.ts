@@ -251,10 +251,10 @@ export function exportHf(srcDir: string, outDir: string, options: ExportOptions 
   for (const name of want.keys()) out.set(name, tensors.get(name)!);
 
   const hf: Record<string, unknown> = { ...toHfConfig(config) };
-  if (config.realVocabSize >= GPT2_REAL_VOCAB) {
-    hf.bos_token_id = GPT2_REAL_VOCAB - 1;
-    hf.eos_token_id = GPT2_REAL_VOCAB - 1;
-  }
+  // GPT-2 BPE models end documents with 50256; others have no such token (transformers would default to 50256).
+  const eos = config.realVocabSize >= GPT2_REAL_VOCAB ? GPT2_REAL_VOCAB - 1 : null;
+  hf.bos_token_id = eos;
+  hf.eos_token_id = eos;
   if (config.arch === 'backpack') {
     hf.auto_map = {
       AutoConfig: `${BACKPACK_REMOTE_CODE}--configuration_backpack_gpt2.BackpackGPT2Config`,
