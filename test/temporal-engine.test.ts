@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { createRegistry } from '../activities/index';
 import type { EngineEvent } from '../pipelines/engine-events';
 import { executePlanLocally } from '../pipelines/engine-local';
@@ -104,6 +105,7 @@ test('the test DAG gives the same artifact keys and contents as the local engine
   const second = await runOnTemporal(again);
   expect(second).toMatchObject({ succeeded: 0, cached: plan.nodes.length, failed: [] });
   expect(again.events.filter((e) => e.type === 'cached')).toHaveLength(plan.nodes.length);
+  await recordHistories('basic', [pipelineWorkflowId(plan.planHash), `${opts.runId}/count`, `${opts.runId}/on_gpu`, `${opts.runId}/join`], [result.workflowId]);
 });
 
 test('keep-going: a failing item does not stop the others; a resume reruns only it', async () => {
@@ -144,6 +146,7 @@ steps:
   expect(r2).toMatchObject({ failed: [], succeeded: 2, cached: 5 });
   const ran = resume.events.filter((e) => e.type === 'succeeded').map((e) => e.nodeId).sort();
   expect(ran).toEqual(['after', 'sweep/i=3']);
+  await recordHistories('keep-going', [`${first.runId}/sweep`]);
 });
 
 test('a sweep of 120 items runs in chunks that continue as new', async () => {
@@ -174,6 +177,7 @@ steps:
     // Two chunks, each continued as new at least once before completing.
     expect(statuses.filter((s) => s === 'COMPLETED')).toHaveLength(2);
     expect(statuses.filter((s) => s === 'CONTINUED_AS_NEW').length).toBeGreaterThanOrEqual(2);
+    await recordHistories('sweep', [`${opts.runId}/big/part-0000`]);
   } finally {
     await connection.close();
   }
@@ -218,10 +222,10 @@ steps:
 async function expectVisibleInWebUi(runId: string, plan: Plan): Promise<void> {
   const ui = ts.server.uiUrl!;
   const query = encodeURIComponent(`PipelineRun="${runId}"`);
-  const list = await (await fetch(`${ui}/api/v1/namespaces/default/workflows?query=${query}`)).json();
+  const list: any = await (await fetch(`${ui}/api/v1/namespaces/default/workflows?query=${query}`)).json();
   const ids = (list.executions as { execution: { workflowId: string } }[]).map((e) => e.execution.workflowId).sort();
   expect(ids).toEqual([pipelineWorkflowId(plan.planHash), `${runId}/other`, `${runId}/sweep`].sort());
-  const describe = await (await fetch(`${ui}/api/v1/namespaces/default/workflows/${encodeURIComponent(`${runId}/sweep`)}`)).json();
+  const describe: any = await (await fetch(`${ui}/api/v1/namespaces/default/workflows/${encodeURIComponent(`${runId}/sweep`)}`)).json();
   const summary = decodePayload(describe.executionConfig.userMetadata.summary);
   expect(summary).toContain('sweep');
   expect(summary).toContain('5 item(s)');
@@ -234,4 +238,31 @@ async function expectVisibleInWebUi(runId: string, plan: Plan): Promise<void> {
 
 function decodePayload(p: { data: string }): unknown {
   return JSON.parse(Buffer.from(p.data, 'base64').toString('utf8'));
+}
+
+/**
+ * With RECORD_TEMPORAL_HISTORIES=1, saves the histories of these workflows (every run of each, so
+ * continue-as-new chains are kept) as replay fixtures for test/temporal-replay.test.ts.
+ */
+async function recordHistories(scenario: string, workflowIds: string[], firstRunOnly: string[] = []): Promise<void> {
+  if (process.env.RECORD_TEMPORAL_HISTORIES !== '1') return;
+  const dir = path.join(__dirname, 'fixtures', 'temporal-histories');
+  fs.mkdirSync(dir, { recursive: true });
+  const connection = await Connection.connect({ address: ts.server.address });
+  try {
+    const client = new Client({ connection });
+    for (const id of workflowIds) {
+      const runs: string[] = [];
+      for await (const wf of client.workflow.list({ query: `WorkflowId = "${id}"` })) runs.push(wf.runId);
+      const wanted = firstRunOnly.includes(id) ? runs.slice(-1) : runs;
+      for (const [i, runId] of wanted.reverse().entries()) {
+        // Binary protobuf: the SDK's JSON history loader trips over the two protobufjs copies npm installs.
+        const history = temporal.api.history.v1.History.encode(await client.workflow.getHandle(id, runId).fetchHistory()).finish();
+        const role = id.includes('/') ? id.split('/').slice(1).join('-') : 'pipeline';
+        fs.writeFileSync(path.join(dir, `${scenario}.${role}${wanted.length > 1 ? `.run${i}` : ''}.binpb`), history);
+      }
+    }
+  } finally {
+    await connection.close();
+  }
 }
