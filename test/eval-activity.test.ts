@@ -13,6 +13,7 @@ import { blimpActivity, lambadaActivity, lexsimActivity, owtValActivity, wikitex
 import { runEval } from '../activities/evaluation/cli';
 import { readResults } from '../activities/evaluation/results';
 import { evaluateLambada, parseLambada } from '../activities/evaluation/lambada';
+import { loglikelihoodMany, loglikelihoodTokens } from '../activities/evaluation/harness';
 import { activityContext, inputArtifact, tempDir } from './helpers/eval-ctx';
 
 const DATA = path.resolve(__dirname, '../../shared/data');
@@ -161,6 +162,20 @@ describe('eval activities on native checkpoints', () => {
     const multi = rows.find((r) => r.model === 'Transformer-Micro' && r.metric === 'multi_subword_words')!;
     expect([multi.value, multi.n]).toEqual([6, 48]);
     expect(rows.find((r) => r.model === 'Transformer-Micro' && r.metric === 'oov_pairs')!.value).toBe(0);
+  });
+
+  test('batched scoring through the engine equals one request at a time (padding cannot leak)', async () => {
+    const model = await loadModel(backpackDir);
+    const tok = await loadTokenizer(tokDir);
+    const docs = parseLambada(fs.readFileSync(path.join(DATA, 'lambada-openai/lambada_test.jsonl'), 'utf8')).slice(10, 16);
+    const requests = docs.map((d) => ({ context: tok.encode(d.context), continuation: tok.encode(d.continuation) }));
+    const batched = await loglikelihoodMany(model, requests);
+    const unbatched = { config: model.config, logProbs: (t: Int32Array) => model.logProbs(t), outputEmbeddings: () => model.outputEmbeddings() };
+    for (let i = 0; i < requests.length; i++) {
+      const one = await loglikelihoodTokens(unbatched, requests[i].context, requests[i].continuation);
+      expect(batched[i].ll).toBeCloseTo(one.ll, 3);
+      expect(batched[i].greedy).toBe(one.greedy);
+    }
   });
 
   test('an activity without a checkpoint input fails with a clear, non-retryable error', async () => {

@@ -1,4 +1,4 @@
-import { harnessInput, loglikelihoodTokens, rollingLoglikelihood, rollingWindows } from '../activities/evaluation/harness';
+import { harnessInput, loglikelihoodMany, loglikelihoodTokens, rollingLoglikelihood, rollingWindows } from '../activities/evaluation/harness';
 import { countWindows, evaluateWindowPerplexity } from '../activities/evaluation/owt';
 import { PositionalBigramModel, UnigramModel, logSoftmax } from './helpers/eval-toys';
 
@@ -29,6 +29,29 @@ describe('harness loglikelihood primitive', () => {
     const r = await loglikelihoodTokens(model, [1, 2, 3, 4], [5, 6], 4);
     const expected = model.logProb(4, 2, 5) + model.logProb(5, 3, 6);
     expect(r.ll).toBeCloseTo(expected, 5);
+  });
+
+  test('batched requests (right-padded, sorted by length) give the same results as one at a time, in order', async () => {
+    const model = new PositionalBigramModel(13, 1);
+    const requests = [
+      { context: [1, 2, 3], continuation: [4] },
+      { context: [5], continuation: [6, 7, 8, 9, 10] },
+      { context: [12, 0, 1, 2, 3, 4, 5, 6], continuation: [7, 8] }, // truncated at L = 6
+      { context: [2], continuation: [3, 4] },
+    ];
+    const sequential = { config: model.config, logProbs: (t: Int32Array) => model.logProbs(t), outputEmbeddings: () => model.outputEmbeddings() };
+    const expected = [];
+    for (const r of requests) expected.push(await loglikelihoodTokens(sequential, r.context, r.continuation, 6));
+    const progress: number[] = [];
+    model.calls = 0;
+    const got = await loglikelihoodMany(model, requests, { maxLength: 6, onProgress: (d) => progress.push(d) });
+    expect(model.calls).toBe(1); // one batched forward
+    expect(progress).toEqual([4]);
+    got.forEach((g, i) => {
+      expect(g.ll).toBeCloseTo(expected[i].ll, 5);
+      expect(g.greedy).toBe(expected[i].greedy);
+      expect(g.tokens).toBe(requests[i].continuation.length);
+    });
   });
 
   test('an empty context is refused (callers pass [eos])', async () => {

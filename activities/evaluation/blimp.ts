@@ -5,7 +5,7 @@
  * A paradigm's accuracy is the mean over its pairs; the paper's BLiMP number is the mean over the 67
  * paradigm accuracies.
  */
-import { loglikelihoodTokens } from './harness';
+import { loglikelihoodMany, loglikelihoodTokens, type LoglikelihoodRequest } from './harness';
 import { checkAborted, type EvalModel, type EvalTokenizer, type RunHooks } from './types';
 
 export const BLIMP_PARADIGMS = [
@@ -89,19 +89,28 @@ export async function evaluateBlimp(
 ): Promise<BlimpResult> {
   if (paradigms.length === 0) throw new Error('BLiMP: no paradigms to evaluate');
   const total = paradigms.reduce((s, p) => s + p.pairs.length, 0);
-  const results: BlimpParadigmResult[] = [];
-  let done = 0;
+  // every sentence of every pair as one request with the [eos] context, scored in one batched pass
+  const requests: LoglikelihoodRequest[] = [];
   let tokens = 0;
   for (const { paradigm, pairs } of paradigms) {
     if (pairs.length === 0) throw new Error(`BLiMP paradigm ${paradigm} has no pairs`);
-    let correct = 0;
     for (const pair of pairs) {
-      checkAborted(hooks);
-      const r = await scoreBlimpPair(model, tokenizer, pair);
-      if (r.correct) correct++;
-      tokens += r.tokens;
-      hooks?.onProgress?.(++done, total);
+      const good = tokenizer.encode(pair.good);
+      const bad = tokenizer.encode(pair.bad);
+      tokens += good.length + bad.length;
+      requests.push({ context: [tokenizer.eosId], continuation: good }, { context: [tokenizer.eosId], continuation: bad });
     }
+  }
+  checkAborted(hooks);
+  const lls = await loglikelihoodMany(model, requests, {
+    signal: hooks?.signal,
+    onProgress: hooks?.onProgress ? (d) => hooks.onProgress!(Math.floor(d / 2), total) : undefined,
+  });
+  const results: BlimpParadigmResult[] = [];
+  let at = 0;
+  for (const { paradigm, pairs } of paradigms) {
+    let correct = 0;
+    for (let i = 0; i < pairs.length; i++, at += 2) if (lls[at].ll > lls[at + 1].ll) correct++;
     results.push({ paradigm, acc: correct / pairs.length, n: pairs.length });
   }
   return {

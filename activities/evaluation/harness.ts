@@ -108,6 +108,83 @@ function argmaxRow(rows: Float32Array, base: number, width: number): number {
   return best;
 }
 
+export interface LoglikelihoodRequest {
+  context: readonly number[];
+  continuation: readonly number[];
+}
+
+/** Logits held at once by a batched forward: bounds memory (64M floats = 256 MiB). */
+const LOGIT_BUDGET = 64 * 1024 * 1024;
+
+/**
+ * LL of many requests, batched through the native `forward` when the model has it (like the harness, which
+ * sorts requests by length and batches them; the results do not depend on batching). Inputs of a batch are
+ * right-padded to the longest with token 0: under causal attention the padding only follows a request's
+ * own positions, so it cannot change them. Results come back in request order.
+ */
+export async function loglikelihoodMany(
+  model: EvalModel,
+  requests: readonly LoglikelihoodRequest[],
+  opts: { maxLength?: number; signal?: AbortSignal; onProgress?(done: number, total: number): void } = {},
+): Promise<LoglikelihoodResult[]> {
+  const maxLength = opts.maxLength ?? maxLengthFor(model);
+  const results: LoglikelihoodResult[] = new Array(requests.length);
+  if (typeof model.forward !== 'function') {
+    for (let i = 0; i < requests.length; i++) {
+      if (opts.signal?.aborted) throw new Error('cancelled');
+      results[i] = await loglikelihoodTokens(model, requests[i].context, requests[i].continuation, maxLength);
+      opts.onProgress?.(i + 1, requests.length);
+    }
+    return results;
+  }
+  const inputs = requests.map((r) => {
+    if (r.context.length === 0) throw new Error('loglikelihood: empty context (the harness uses [eos] for an empty string)');
+    return harnessInput(r.context, r.continuation, maxLength);
+  });
+  const order = inputs.map((_, i) => i).sort((a, b) => inputs[b].length - inputs[a].length || a - b);
+  const V = model.config.vocabSize;
+  const R = model.config.realVocabSize;
+  let done = 0;
+  for (let start = 0; start < order.length; ) {
+    if (opts.signal?.aborted) throw new Error('cancelled');
+    const seq = inputs[order[start]].length; // longest of this batch (sorted descending)
+    const batch = Math.max(1, Math.min(order.length - start, Math.floor(LOGIT_BUDGET / (seq * V))));
+    const ids = order.slice(start, start + batch);
+    const tokens = new Int32Array(batch * seq);
+    ids.forEach((id, b) => tokens.set(inputs[id], b * seq));
+    const { logits } = await model.forward(tokens, { batch, seq, logits: true });
+    if (!logits || logits.length !== batch * seq * V) throw new Error(`forward returned ${logits?.length ?? 0} logits, expected ${batch}×${seq}×${V}`);
+    ids.forEach((id, b) => {
+      const cont = requests[id].continuation;
+      const n = inputs[id].length;
+      let ll = 0;
+      let greedy = true;
+      for (let j = 0; j < cont.length; j++) {
+        const target = cont[j];
+        if (target < 0 || target >= R) throw new Error(`continuation token ${target} is outside the real vocabulary [0, ${R})`);
+        const base = (b * seq + n - cont.length + j) * V;
+        let max = -Infinity;
+        let arg = 0;
+        for (let i = 0; i < R; i++) {
+          if (logits[base + i] > max) {
+            max = logits[base + i];
+            arg = i;
+          }
+        }
+        let sum = 0;
+        for (let i = 0; i < R; i++) sum += Math.exp(logits[base + i] - max);
+        ll += logits[base + target] - max - Math.log(sum);
+        if (arg !== target) greedy = false;
+      }
+      results[id] = { ll, greedy, tokens: cont.length };
+    });
+    start += batch;
+    done += batch;
+    opts.onProgress?.(done, requests.length);
+  }
+  return results;
+}
+
 /** One disjoint rolling window: score `continuation` given `context` with the LL primitive. */
 export interface RollingWindow {
   context: number[];
@@ -140,7 +217,7 @@ export function rollingWindows(tokens: readonly number[], eosId: number, maxSeqL
   return windows;
 }
 
-/** Σ log p of every token of `tokens` under rolling windows (the harness's loglikelihood_rolling). */
+/** Σ log p of every token of `tokens` under rolling windows (the harness's loglikelihood_rolling), one window at a time. */
 export async function rollingLoglikelihood(
   model: EvalModel,
   tokens: readonly number[],

@@ -4,7 +4,7 @@
  * word with its leading space; it may be several BPE tokens). Per passage (ll, greedy) = LL(context,
  * continuation). PPL = exp(−mean ll) is per word, not per token; ACC = mean(greedy).
  */
-import { loglikelihoodTokens, maxLengthFor } from './harness';
+import { loglikelihoodMany, maxLengthFor } from './harness';
 import { checkAborted, type EvalModel, type EvalTokenizer, type RunHooks } from './types';
 
 export interface LambadaDoc {
@@ -57,22 +57,20 @@ export async function evaluateLambada(
   hooks?: RunHooks,
 ): Promise<LambadaResult> {
   if (docs.length === 0) throw new Error('LAMBADA: no passages to evaluate');
-  let sumLl = 0;
-  let hits = 0;
   let targetTokens = 0;
   let inputTokens = 0;
-  for (let i = 0; i < docs.length; i++) {
-    checkAborted(hooks);
-    const { context, continuation } = docs[i];
+  const maxLength = maxLengthFor(model);
+  const requests = docs.map(({ context, continuation }) => {
     const ctx = context === '' ? [tokenizer.eosId] : tokenizer.encode(context);
     const cont = tokenizer.encode(continuation);
-    const r = await loglikelihoodTokens(model, ctx, cont);
-    sumLl += r.ll;
-    if (r.greedy) hits++;
     targetTokens += cont.length;
-    inputTokens += Math.min(ctx.length + cont.length - 1, maxLengthFor(model));
-    hooks?.onProgress?.(i + 1, docs.length);
-  }
+    inputTokens += Math.min(ctx.length + cont.length - 1, maxLength);
+    return { context: ctx, continuation: cont };
+  });
+  checkAborted(hooks);
+  const results = await loglikelihoodMany(model, requests, { maxLength, signal: hooks?.signal, onProgress: hooks?.onProgress });
+  const sumLl = results.reduce((s, r) => s + r.ll, 0);
+  const hits = results.filter((r) => r.greedy).length;
   return {
     task: 'lambada',
     ppl: Math.exp(-sumLl / docs.length),

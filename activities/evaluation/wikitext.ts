@@ -10,7 +10,7 @@
  * 5. word_perplexity = exp(−Σ ll / Σ words), byte_perplexity = exp(−Σ ll / Σ bytes),
  *    bits_per_byte = −Σ ll / Σ bytes / ln 2.
  */
-import { maxLengthFor, rollingLoglikelihood, rollingWindows } from './harness';
+import { loglikelihoodMany, maxLengthFor, rollingWindows, type LoglikelihoodRequest } from './harness';
 import { checkAborted, type EvalModel, type EvalTokenizer, type RunHooks } from './types';
 
 /** Python's Unicode `\s` (str.isspace); JS `\s` also matches U+FEFF, which Python does not. */
@@ -100,20 +100,20 @@ export async function evaluateWikitext(
   maxSeqLen = maxLengthFor(model),
 ): Promise<WikitextResult> {
   if (pages.length === 0) throw new Error('WikiText: no pages to evaluate');
-  let sumLl = 0;
   let words = 0;
   let bytes = 0;
   let tokens = 0;
-  const windowsTotal = pages.length;
-  for (let i = 0; i < pages.length; i++) {
-    checkAborted(hooks);
-    const ids = tokenizer.encode(detokenizeWikitext(pages[i]));
-    sumLl += await rollingLoglikelihood(model, ids, tokenizer.eosId, maxSeqLen);
+  const requests: LoglikelihoodRequest[] = [];
+  for (const page of pages) {
+    const ids = tokenizer.encode(detokenizeWikitext(page));
+    requests.push(...rollingWindows(ids, tokenizer.eosId, maxSeqLen));
     tokens += ids.length;
-    words += countWords(pages[i]);
-    bytes += countBytes(pages[i]);
-    hooks?.onProgress?.(i + 1, windowsTotal);
+    words += countWords(page);
+    bytes += countBytes(page);
   }
+  checkAborted(hooks);
+  const lls = await loglikelihoodMany(model, requests, { maxLength: maxSeqLen, signal: hooks?.signal, onProgress: hooks?.onProgress });
+  const sumLl = lls.reduce((s, r) => s + r.ll, 0);
   return {
     task: 'wikitext',
     word_perplexity: Math.exp(-sumLl / words),
