@@ -108,6 +108,24 @@ test('the test DAG gives the same artifact keys and contents as the local engine
   await recordHistories('basic', [pipelineWorkflowId(plan.planHash), `${opts.runId}/count`, `${opts.runId}/on_gpu`, `${opts.runId}/join`], [result.workflowId]);
 });
 
+test('a run started locally resumes on Temporal from the shared cache, and the reverse', async () => {
+  const yaml = TEST_DAG.replace(/src-/g, 'mixed-').replace(/gpu-/g, 'mixed-gpu-');
+  const store = new ArtifactStore(storeRoot);
+  const local = (targets: string[]) =>
+    executePlanLocally(planFromYaml(yaml, { targets }), { store, registry: createRegistry(), runId: 'local-part', cpus: 2, gpus: [0], memoryMb: 4096, keepGoing: false }).done;
+  // Local first: the sources; then Temporal runs the rest and reuses them.
+  expect((await local(['source'])).succeeded).toBe(3);
+  const plan = planFromYaml(yaml);
+  const onTemporal = await runOnTemporal(runOpts(plan));
+  expect(onTemporal).toMatchObject({ failed: [], cached: 3, succeeded: plan.nodes.length - 3 });
+  // Temporal first: a new target; then the local engine finds everything cached.
+  const extended = yaml + `  tail:\n    uses: builtin.echo\n    needs: [join]\n    params: { value: tail }\n`;
+  const bigger = planFromYaml(extended);
+  expect(await runOnTemporal(runOpts(bigger))).toMatchObject({ failed: [], cached: plan.nodes.length, succeeded: 1 });
+  const after = await executePlanLocally(bigger, { store, registry: createRegistry(), runId: 'local-after', cpus: 2, gpus: [0], memoryMb: 4096, keepGoing: false }).done;
+  expect(after).toMatchObject({ succeeded: 0, cached: bigger.nodes.length, failed: [] });
+});
+
 test('keep-going: a failing item does not stop the others; a resume reruns only it', async () => {
   const marks = path.join(ts.dir, 'marks');
   fs.mkdirSync(marks, { recursive: true });
