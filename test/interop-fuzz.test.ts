@@ -9,6 +9,9 @@ import { openTorchStateDict, CheckpointError } from '../native/interop/torch-arc
 import { ZipArchive } from '../native/interop/zip';
 import { readSafetensors, SafetensorsError } from '../native/safetensors';
 import { buildTorchZip } from './helpers/interop-builders';
+import { convertCheckpoint } from '../native/interop';
+import { ImportError } from '../native/interop/model-tensors';
+import { ModelConfigError } from '../native/config';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'interop');
 const ITERATIONS_PER_KIND = 400;
@@ -47,7 +50,7 @@ function mutate(input: Uint8Array, rand: () => number, region?: [number, number]
   return bytes;
 }
 
-const OUR_ERRORS = [CheckpointError, SafetensorsError];
+const OUR_ERRORS = [CheckpointError, SafetensorsError, ImportError, ModelConfigError];
 
 function loadTorch(file: string): void {
   const sd = openTorchStateDict(file);
@@ -56,6 +59,11 @@ function loadTorch(file: string): void {
   } finally {
     sd.archive.close();
   }
+}
+
+/** The whole Lightning import on top of the loader (mapping, shape checks, transposes). */
+function importLightningFile(file: string): void {
+  convertCheckpoint('lightning', file);
 }
 
 function loadSafetensors(file: string): void {
@@ -131,6 +139,23 @@ describe('fuzzing', () => {
       return buildTorchZip(mutate(part.pickle, rand), part.storages);
     }, loadTorch);
     expect(refused).toBeGreaterThan(0);
+  });
+
+  test('pickle mutations through the full Lightning importer', () => {
+    const file = path.join(dir, 'seed-lightning.ckpt');
+    fs.writeFileSync(file, fs.readFileSync(path.join(FIXTURES, 'lightning-backpack-shrink-fp16.ckpt')));
+    const zip = ZipArchive.open(file);
+    const entries = [...zip.entries.values()];
+    const pickle = zip.read(entries.find((e) => e.name.endsWith('/data.pkl'))!);
+    const storages: Record<string, Uint8Array> = {};
+    for (const e of entries) {
+      const m = /\/data\/(\w+)$/.exec(e.name);
+      if (m) storages[m[1]] = zip.read(e);
+    }
+    zip.close();
+    const { loaded, refused } = fuzz('lightning-import', [pickle], (seed, rand) => buildTorchZip(mutate(seed, rand), storages), importLightningFile);
+    expect(refused).toBeGreaterThan(0);
+    expect(loaded).toBeGreaterThan(0); // some mutations (e.g. in metadata) still import
   });
 
   test('safetensors header and size mutations', () => {
