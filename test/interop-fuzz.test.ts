@@ -14,8 +14,8 @@ import { ImportError } from '../native/interop/model-tensors';
 import { ModelConfigError } from '../native/config';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'interop');
-const ITERATIONS_PER_KIND = 400;
-const BUDGET_MS = 4000;
+const ITERATIONS_PER_KIND = 300;
+const BUDGET_MS = 2500;
 
 /** Small deterministic PRNG so a failure can be replayed from its iteration number. */
 function mulberry32(seed: number): () => number {
