@@ -115,6 +115,8 @@ export interface LoglikelihoodRequest {
 
 /** Logits held at once by a batched forward: bounds memory (64M floats = 256 MiB). */
 const LOGIT_BUDGET = 64 * 1024 * 1024;
+/** Sequences per forward: the engine sizes its activation buffers by batch, so keep it modest. */
+const MAX_BATCH = 32;
 
 /**
  * LL of many requests, batched through the native `forward` when the model has it (like the harness, which
@@ -148,7 +150,7 @@ export async function loglikelihoodMany(
   for (let start = 0; start < order.length; ) {
     if (opts.signal?.aborted) throw new Error('cancelled');
     const seq = inputs[order[start]].length; // longest of this batch (sorted descending)
-    const batch = Math.max(1, Math.min(order.length - start, Math.floor(LOGIT_BUDGET / (seq * V))));
+    const batch = Math.max(1, Math.min(order.length - start, MAX_BATCH, Math.floor(LOGIT_BUDGET / (seq * V))));
     const ids = order.slice(start, start + batch);
     const tokens = new Int32Array(batch * seq);
     ids.forEach((id, b) => tokens.set(inputs[id], b * seq));
