@@ -140,3 +140,35 @@ describe('report activity', () => {
     await page.close();
   });
 });
+
+describe('pipeline report', () => {
+  test('prints the newest committed report of the store; exit 1 when there is none', async () => {
+    const { run } = await import('../activities/report/cli');
+    const { ArtifactStore } = await import('../pipelines/store');
+    const root = tempDir('store-');
+    const store = new ArtifactStore(root);
+    const commitReport = async (key: string, endedAt: string) => {
+      const tmp = store.createTemp(key);
+      fs.writeFileSync(path.join(tmp, 'report.html'), '<html></html>');
+      fs.writeFileSync(path.join(tmp, 'report.md'), '# r');
+      await store.commit(key, tmp, { key, runId: 'r', step: 'report', item: '', uses: 'report', version: '1', params: {}, inputs: [], summary: null, codeVersion: 'x', host: 'h', pid: 1, attempt: 1, startedAt: endedAt, endedAt, durationMs: 1 });
+    };
+    const out: string[] = [];
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await run(['--store', root])).toBe(1);
+      await commitReport('aaa', '2026-01-01T00:00:00.000Z');
+      await commitReport('bbb', '2026-01-02T00:00:00.000Z');
+      expect(await run(['--store', root])).toBe(0);
+      expect(out.join('').trim()).toBe(path.join(store.artifactDir('bbb'), 'report.html'));
+      out.length = 0;
+      expect(await run(['--store', root, '--json'])).toBe(0);
+      expect(JSON.parse(out.join(''))).toMatchObject({ key: 'bbb', markdown: path.join(store.artifactDir('bbb'), 'report.md') });
+      expect(await run(['--bogus'])).toBe(2);
+    } finally {
+      spy.mockRestore();
+      err.mockRestore();
+    }
+  });
+});
