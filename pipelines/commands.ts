@@ -43,4 +43,9 @@ export const COMMANDS: CliCommand[] = [
   { path: 'model inspect', summary: 'format, keys, shapes, dtypes and parameter count of a checkpoint, without loading it', load: () => import('../native/interop/cli').then((m) => m.forCommand('inspect')) },
   { path: 'model import', summary: 'convert a Lightning .ckpt, HF backpack-gpt2 or HF GPT-2 checkpoint to ours', load: () => import('../native/interop/cli').then((m) => m.forCommand('import')) },
   { path: 'model export', summary: 'write one of our checkpoints as a Hugging Face model directory', load: () => import('../native/interop/cli').then((m) => m.forCommand('export')) },
+  // Native engine (native/)
+  { path: 'model logits', summary: 'next-token logits (padding rows excluded) and mean loss of a checkpoint on --tokens/--text', load: () => import('../native/cli').then((m) => m.forCommand('logits')) },
+  { path: 'model senses', summary: 'Backpack sense vectors of --tokens, or top/bottom vocabulary items per sense of --word', load: () => import('../native/cli').then((m) => m.forCommand('senses')) },
+  { path: 'model alpha', summary: 'Backpack contextualization weights [sense][query][key] on --tokens/--text', load: () => import('../native/cli').then((m) => m.forCommand('alpha')) },
+  { path: 'model generate', summary: 'sample continuations with the KV cache (--greedy or seeded temperature/top-k/top-p)', load: () => import('../native/cli').then((m) => m.forCommand('generate')) },
 ];

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "gemm.h"
+#include "profile.h"
 #include "rng.h"
 
 namespace bp {
@@ -192,11 +193,18 @@ double Model::forward(const ForwardRequest& r, long* counted) {
     const LayerIdx& W = layers[l];
     LayerActs& A = a.layer[l];
     const uint32_t s0 = kLayerBase + 4 * l;
+    {
+    BP_PROFILE("fwd.ln+qkv");
     layernormForward(A.ln1, A.ln1m, A.ln1r, x, P(W.ln1w), P(W.ln1b), N, d, cfg.lnEps);
     linearForward(A.qkv, A.ln1, P(W.qkvw), P(W.qkvb), N, d, 3 * d);
+    }
     AttentionShape as{B, T, d, cfg.nHead,
                       (float)(1.0 / std::sqrt((double)(d / cfg.nHead)) / (cfg.scaleByInverseLayer ? l + 1 : 1))};
+    {
+    BP_PROFILE("fwd.attention");
     attentionForward(A.atty, A.probs, A.qkv, as, site(train, p, r.rngSeed, s0), a.attScratch);
+    }
+    BP_PROFILE("fwd.proj+mlp");
     linearForward(a.branch, A.atty, P(W.projw), P(W.projb), N, d, d);
     residualDropoutForward(A.res2, x, a.branch, (long)N * d, site(train, p, r.rngSeed, s0 + 1));
     layernormForward(A.ln2, A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps);
@@ -210,7 +218,11 @@ double Model::forward(const ForwardRequest& r, long* counted) {
   const float* feats = a.lnf;
   if (cfg.arch == Arch::Backpack) {
     checkCancel(r.cancel);
+    {
+    BP_PROFILE("fwd.sense");
     senseForward(r.tokens, N, train, r.rngSeed, p, iv);
+    }
+    BP_PROFILE("fwd.alpha+mix");
     linearForward(a.qk, a.lnf, P(aw), P(ab), N, d, 2 * d);
     AlphaShape sh{B, T, d, cfg.senses};
     alphaForward(a.alpha, a.qk, sh, nullptr);
@@ -251,6 +263,7 @@ double Model::forward(const ForwardRequest& r, long* counted) {
     if (counted) *counted = 0;
     return 0.0;
   }
+  BP_PROFILE(train ? "head fwd+bwd" : "head fwd");
   return headForwardBackward(h, counted);
 }
 
@@ -260,10 +273,14 @@ void Model::backward(const ForwardRequest& r) {
   float* dlnf = a.gX;
   if (cfg.arch == Arch::Backpack) {
     AlphaShape sh{B, T, d, cfg.senses};
+    {
+    BP_PROFILE("bwd.alpha+mix");
     backpackOutputBackward(a.gAlpha, a.gBig, a.gX, a.alpha, a.senses, sh);
     alphaBackward(a.gBig2, a.gAlpha, a.qk, a.alpha, sh);
     linearBackward(a.gRes, G(aw), G(ab), a.gBig2, a.lnf, P(aw), N, d, 2 * d, false);
+    }
     checkCancel(r.cancel);
+    BP_PROFILE("bwd.sense");
     senseBackward(r.tokens, N, r.rngSeed, p);
     dlnf = a.gRes;
   }
@@ -279,18 +296,25 @@ void Model::backward(const ForwardRequest& r) {
     LayerActs& A = a.layer[l];
     const float* xin = l == 0 ? a.encoded : a.layer[l - 1].res3;
     const uint32_t s0 = kLayerBase + 4 * l;
+    {
+    BP_PROFILE("bwd.mlp");
     std::memcpy(tmp, dres, sizeof(float) * Nd);
     dropoutBackward(tmp, Nd, site(true, p, r.rngSeed, s0 + 2));
     linearBackward(a.gBig, G(W.fcprojw), G(W.fcprojb), tmp, A.fchg, P(W.fcprojw), N, 4 * d, d, false);
     geluBackward(a.gBig, A.fch, a.gBig, (long)N * 4 * d);
     linearBackward(a.gB, G(W.fcw), G(W.fcb), a.gBig, A.ln2, P(W.fcw), N, d, 4 * d, false);
     layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d);
+    }
     std::memcpy(tmp, dres, sizeof(float) * Nd);
     dropoutBackward(tmp, Nd, site(true, p, r.rngSeed, s0 + 1));
     linearBackward(a.gB, G(W.projw), G(W.projb), tmp, A.atty, P(W.projw), N, d, d, false);
     AttentionShape as{B, T, d, cfg.nHead,
                       (float)(1.0 / std::sqrt((double)(d / cfg.nHead)) / (cfg.scaleByInverseLayer ? l + 1 : 1))};
+    {
+    BP_PROFILE("bwd.attention");
     attentionBackward(a.gBig, a.gB, A.qkv, A.probs, as, site(true, p, r.rngSeed, s0), a.attScratch);
+    }
+    BP_PROFILE("bwd.qkv+ln");
     linearBackward(tmp, G(W.qkvw), G(W.qkvb), a.gBig, A.ln1, P(W.qkvw), N, d, 3 * d, false);
     layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d);
   }
@@ -323,6 +347,7 @@ double Model::optimizerStep(float lr, float weightDecay, float beta1, float beta
   const double norm = std::sqrt(sumSquares(grads.data(), (long)grads.size()));
   if (clip > 0.0f && norm > clip) scale(grads.data(), (long)grads.size(), (float)(clip / (norm + 1e-6)));
   adamStep++;
+  BP_PROFILE("adamw");
   AdamWArgs args{lr, beta1, beta2, eps, weightDecay, adamStep};
   for (const TensorInfo& t : tensors)
     adamwUpdate(params.data() + t.offset, grads.data() + t.offset, m.data() + t.offset, v.data() + t.offset, t.size,
