@@ -32,13 +32,18 @@ export const reportActivity = defineActivity({
     const tables = buildTables(collected.results);
     const plots = buildPlots(collected.curves, collected.results);
     const profiles = [...new Set(collected.results.map((r) => r.profile).filter(Boolean))].sort();
+    const notes = [...params.notes];
+    const wikitext = collected.results.filter((r) => r.task === 'wikitext' && r.details !== '');
+    if (wikitext.some((r) => JSON.parse(r.details).canonical === false)) {
+      notes.push('Wikitext PPL was computed on a non-canonical copy of wiki.test.raw (CRLF, blank lines removed): page splits and word counts differ from the harness; treat those numbers as a smoke test.');
+    }
     const content: ReportContent = {
       title: params.title,
       generatedAt: new Date().toISOString(),
       profiles,
       tables,
       plots,
-      notes: [...params.notes, `${collected.files.length} input tables, ${collected.results.length} result rows, ${collected.curves.length} training curves.`],
+      notes: [...notes, `${collected.files.length} input tables, ${collected.results.length} result rows, ${collected.curves.length} training curves.`],
     };
     fs.mkdirSync(path.join(ctx.outDir, 'plots'), { recursive: true });
     for (const p of plots) fs.writeFileSync(path.join(ctx.outDir, 'plots', `${p.id}.svg`), p.svg);

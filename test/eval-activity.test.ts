@@ -126,6 +126,7 @@ describe('eval activities on native checkpoints', () => {
     const wrows = await readResults(path.join(wt.outDir, 'results.parquet'));
     expect(new Set(wrows.map((r) => r.model))).toEqual(new Set(['custom-label']));
     expect(wrows.filter((r) => r.metric === 'word_perplexity').every((r) => r.value > 1 && r.n === 1)).toBe(true);
+    expect(JSON.parse(wrows[0].details).canonical).toBe(false); // the mirror's copy is not byte-identical
 
     const bl = activityContext('eval_blimp', inputs());
     await blimpActivity.run(blimpActivity.params.parse({ profile: 'tiny', limit: 3, subtasks: ['anaphor_gender_agreement', 'causative'] }), bl);

@@ -3,6 +3,7 @@
  * JSON the CLI prints and the long-form result rows an activity writes. Data files come through
  * `resolveDataFile` (registry / mirror) unless a file is given.
  */
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import { BLIMP_PARADIGMS, evaluateBlimp, parseBlimp } from './blimp';
 import { evaluateLambada, parseLambada } from './lambada';
@@ -14,6 +15,9 @@ import { resultRow, type ResultRow } from './results';
 import { resolveDataFile } from './sources';
 import type { EvalModel, EvalTokenizer, RunHooks } from './types';
 import { evaluateWikitext, splitWikitextPages } from './wikitext';
+
+/** sha256 of wikitext-2-raw/wiki.test.raw in the canonical wikitext-2-raw-v1.zip (PAPER.md §10). */
+export const WIKITEXT_CANONICAL_SHA256 = '173c87a53759e0201f33e0ccf978e510c2042d7f2cb78229d9a50d79b9e7dd08';
 
 export const EVAL_TASKS = ['owt-val', 'lambada', 'wikitext', 'blimp', 'lexsim'] as const;
 export type EvalTaskId = (typeof EVAL_TASKS)[number];
@@ -100,9 +104,11 @@ export async function runEvalTask(model: EvalModel, tokenizer: EvalTokenizer, re
       const file = await resolveDataFile('wikitext2_raw_test', 'wiki.test.raw', src);
       const pages = take(splitWikitextPages(fs.readFileSync(file, 'utf8')), req.limit);
       const r = await evaluateWikitext(model, tokenizer, pages, hooks);
-      const details = JSON.stringify({ file, words: r.words, bytes: r.bytes });
+      // Page splitting and word counts depend on exact bytes: record whether this is the canonical file.
+      const sha256 = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+      const details = JSON.stringify({ file, sha256, canonical: sha256 === WIKITEXT_CANONICAL_SHA256, words: r.words, bytes: r.bytes });
       return done({
-        json: { task: 'wikitext', word_perplexity: r.word_perplexity, byte_perplexity: r.byte_perplexity, bits_per_byte: r.bits_per_byte, n: r.n },
+        json: { task: 'wikitext', word_perplexity: r.word_perplexity, byte_perplexity: r.byte_perplexity, bits_per_byte: r.bits_per_byte, n: r.n, canonical: sha256 === WIKITEXT_CANONICAL_SHA256 },
         rows: (['word_perplexity', 'byte_perplexity', 'bits_per_byte'] as const).map((m) => row({ task: 'wikitext', metric: m, value: r[m], n: r.n, details })),
         tokens: r.tokens,
       });
