@@ -142,3 +142,27 @@ describe('lexical-similarity runs', () => {
     await expect(evaluateLexsim(model, tok, pairs, { vectors: 'embedding', subwords: 'mean', methods: ['minpair'] })).rejects.toThrow(/needs sense vectors/);
   });
 });
+
+describe('result placement', () => {
+  test('parameter counts reproduce PAPER.md §3.2 / Table 8', async () => {
+    const { parameterCounts } = await import('../activities/evaluation/placement');
+    const base = { vocabSize: 50264, realVocabSize: 50257, nPositions: 512, scaleAttnByInverseLayerIdx: true, layerNormEpsilon: 1e-5 };
+    expect(parameterCounts({ ...base, arch: 'gpt2', nEmbd: 768, nLayer: 12, nHead: 12 }).total).toBe(124_051_968);
+    expect(parameterCounts({ ...base, arch: 'backpack', nEmbd: 768, nLayer: 12, nHead: 12, numSenses: 16, senseIntermediateScale: 4 }).total).toBe(170_083_584);
+    const k1 = parameterCounts({ ...base, arch: 'backpack', nEmbd: 640, nLayer: 8, nHead: 8, numSenses: 1, shrinkSenseMlp: true });
+    expect(k1).toEqual({ total: 74_351_360, contextual: 72_706_560 });
+    expect(parameterCounts({ ...base, arch: 'backpack', nEmbd: 640, nLayer: 8, nHead: 8, numSenses: 64, shrinkSenseMlp: true }).total).toBe(100_196_480);
+  });
+
+  test('model labels from matrix values', async () => {
+    const { modelLabelFrom, table4RowLabel } = await import('../activities/evaluation/placement');
+    expect(modelLabelFrom({ arch: 'backpack', size: 'micro' }, undefined, 'x')).toBe('Backpack-Micro');
+    expect(modelLabelFrom({ arch: 'gpt2', size: 'small' }, undefined, 'x')).toBe('Transformer-Small');
+    expect(modelLabelFrom({ senses: 4 }, 'backpack', 'x')).toBe('Backpack k=4');
+    expect(modelLabelFrom({ model: { id: 'bp-mini', label: 'Backpack-Mini' } }, undefined, 'x')).toBe('Backpack-Mini');
+    expect(modelLabelFrom({}, 'gpt2', 'step/item')).toBe('step/item');
+    expect(table4RowLabel('senses/cossense12/mean', 'backpack', 'Backpack-Small')).toBe('Sim12 (Backpack-Small, sense 12)');
+    expect(table4RowLabel('senses/minpair/mean', 'backpack', 'Backpack-Small')).toBe('Sim_min (Backpack-Small)');
+    expect(table4RowLabel('embedding/cos/mean', 'gpt2', 'Transformer-Small')).toBe('Transformer-Small (embeddings)');
+  });
+});

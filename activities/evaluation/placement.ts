@@ -73,7 +73,11 @@ export function placeRows(rows: TaskRow[], ctx: { modelLabel: string; group: Mod
 
 /** "Backpack-Micro" from arch/size matrix values (or the config when there is no size). */
 export function modelLabelFrom(matrix: Record<string, unknown>, arch0: string | undefined, fallback: string): string {
-  const arch = String(matrix.arch ?? matrix.model ?? arch0 ?? '');
+  // object matrix values ({id, label?, ...}) name themselves by label, else id
+  const name = (v: unknown): unknown => (v !== null && typeof v === 'object' ? ((v as { label?: unknown }).label ?? (v as { id?: unknown }).id) : v);
+  matrix = Object.fromEntries(Object.entries(matrix).map(([k, v]) => [k, name(v)]));
+  if (typeof matrix.model === 'string' && matrix.arch === undefined && matrix.size === undefined && matrix.senses === undefined) return matrix.model;
+  const arch = String(matrix.arch ?? arch0 ?? '');
   const archLabel = /backpack/i.test(arch) ? 'Backpack' : /gpt2|transformer/i.test(arch) ? 'Transformer' : arch;
   const size = matrix.size ?? matrix.shape;
   const senses = matrix.senses ?? matrix.k ?? matrix.num_senses;
