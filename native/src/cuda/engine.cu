@@ -1,6 +1,12 @@
 #include "engine.h"
 
+// NCCL is optional for single-GPU builds (e.g. the bench harness built with nvcc alone); CMake builds require it.
+#if !defined(BP_NO_NCCL_HEADER) && __has_include(<nccl.h>)
 #include <nccl.h>
+#define BP_HAVE_NCCL 1
+#else
+#define BP_HAVE_NCCL 0
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -27,6 +33,7 @@ std::string deviceName(int device) {
   return p.name;
 }
 
+#if BP_HAVE_NCCL
 struct Nccl {
   std::vector<ncclComm_t> comms;
   ~Nccl() {
@@ -37,6 +44,9 @@ struct Nccl {
 static void ncclCheck(ncclResult_t r, const char* what) {
   if (r != ncclSuccess) throw Error(std::string("NCCL ") + what + ": " + ncclGetErrorString(r));
 }
+#else
+struct Nccl {};
+#endif
 
 static Precision parsePrecision(const std::string& s) {
   if (s == "fp32") return Precision::FP32;
@@ -55,9 +65,13 @@ Engine::Engine(const Config& cfg, const std::vector<int>& devs, const std::strin
   const Precision p = parsePrecision(prec);
   for (int d : devices) replicas.push_back(std::make_unique<DeviceModel>(host.cfg, host.tensors, d, p));
   if (devices.size() > 1) {
+#if !BP_HAVE_NCCL
+    throw Error("this build has no NCCL: use one GPU");
+#else
     nccl = std::make_unique<Nccl>();
     nccl->comms.resize(devices.size());
     ncclCheck(ncclCommInitAll(nccl->comms.data(), (int)devices.size(), devices.data()), "init");
+#endif
   }
   pushParams();
 }
@@ -210,6 +224,7 @@ double Engine::trainStep(const ForwardRequest& r, long* counted) {
 }
 
 void Engine::allReduceGrads() {
+#if BP_HAVE_NCCL
   ncclCheck(ncclGroupStart(), "group start");
   for (size_t i = 0; i < replicas.size(); i++) {
     DeviceModel& r = *replicas[i];
@@ -221,6 +236,7 @@ void Engine::allReduceGrads() {
     BP_CUDA(cudaSetDevice(r->device));
     r->sync();
   }
+#endif
 }
 
 void Engine::zeroGrad() {

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The one script run on a lent GPU: builds the CUDA engine's check harness with the machine's nvcc, then
+#   1. parity with the CPU backend on tiny models (logits, loss, alpha, every gradient with and without dropout,
+#      10 AdamW steps, KV-cache generation with interventions; fp32 and bf16),
+#   2. training throughput + MFU, Backpack and Transformer at Micro and Small, ours vs PyTorch (SDPA, fused AdamW,
+#      bf16 autocast, torch.compile) on the same GPU,
+#   3. the paper's Table 7 forward timing (batch 32 x 512) at Micro/Mini/Small, ours vs PyTorch,
+#   4. KV-cache generation tokens/s, ours vs Hugging Face generate.
+# Everything lands in $OUT (raw JSON lines per section, logs, summary.txt); the summary is also printed.
+#   OUT=dir bench/gpu-check.sh [--budget SECONDS] [--runs N] [--quick]
+# --budget: wall-clock seconds for the whole check (sections that no longer fit are skipped and say so);
+# --runs: timed forward passes per Table 7 model (paper: 100); --quick: tiny settings to test the script itself.
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OUT="${OUT:-$ROOT/bench/results/gpu-local}"
+BUDGET=400
+RUNS=20
+QUICK=0
+while (( $# )); do
+  case "$1" in
+    --budget) BUDGET="${2:?--budget needs seconds}"; shift 2 ;;
+    --runs) RUNS="${2:?--runs needs a count}"; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ "$BUDGET" =~ ^[0-9]+$ && "$RUNS" =~ ^[0-9]+$ && "$RUNS" -gt 0 ]] || { echo "gpu-check: --budget and --runs take positive integers" >&2; exit 2; }
+mkdir -p "$OUT"
+START=$(date +%s)
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+note() { echo "$*" | tee -a "$OUT/notes.txt"; }
+left() { echo $(( BUDGET - ($(date +%s) - START) )); }
+# run_step NAME MIN_SECONDS FILE CMD...: runs CMD (stdout appended to FILE, stderr to NAME.log) if at least
+# MIN_SECONDS remain, under a timeout of the remaining budget.
+run_step() {
+  local name="$1" need="$2" file="$3"; shift 3
+  local rem; rem=$(left)
+  if (( rem < need )); then note "SKIPPED $name: ${rem}s of budget left, needs ~${need}s"; return 0; fi
+  local t0=$(date +%s)
+  timeout --kill-after=5 "$rem" "$@" >> "$OUT/$file" 2>> "$OUT/$name.log"
+  local rc=$?
+  note "ran $name: rc=$rc in $(( $(date +%s) - t0 ))s"
+  return 0
+}
+
+# ---- 0. environment
+{
+  echo "date: $(date -u +%FT%TZ)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv 2>&1 || echo "nvidia-smi: not available"
+  echo "nvcc on PATH: $(command -v nvcc || echo none); /usr/local/cuda*: $(ls -d /usr/local/cuda* 2>/dev/null | tr '\n' ' ')"
+  python3 - <<'PY' 2>&1
+try:
+    import torch
+    print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available() and torch.cuda.get_device_name(0))
+except Exception as e:
+    print("torch: unavailable:", e)
+try:
+    import transformers
+    print("transformers", transformers.__version__)
+except Exception as e:
+    print("transformers: unavailable:", e)
+PY
+  echo "cpus: $(nproc)"
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+# ---- 1. build (fallback: a harness prebuilt elsewhere with the pinned PyPI toolkit, carried in
+# .tools/gpu-prebuilt/, run against the NVIDIA libraries of the machine's pip packages)
+BUILD="${BUILD_DIR:-/tmp/backpack-gpu-check}"
+H=""
+t0=$(date +%s)
+if [[ "${SKIP_BUILD:-0}" == 1 && -x "$BUILD/harness" ]]; then
+  echo "reusing $BUILD/harness (SKIP_BUILD=1)" > "$OUT/build.log"
+  H="$BUILD/harness"
+elif "$ROOT/bench/gpu/build-harness.sh" "$BUILD" > "$OUT/build.log" 2>&1; then
+  H="$BUILD/harness"
+  note "built the harness with this machine's nvcc in $(( $(date +%s) - t0 ))s"
+else
+  note "BUILD FAILED on this machine (see build.log)"
+  tail -15 "$OUT/build.log"
+  PRE="$ROOT/.tools/gpu-prebuilt/harness"
+  if [[ -x "$PRE" ]]; then
+    LIBS="$(python3 -c 'import glob,os,site
+d=[]
+for s in site.getsitepackages(): d+=glob.glob(os.path.join(s,"nvidia","*","lib"))+glob.glob(os.path.join(s,"torch","lib"))
+print(":".join(d))' 2>/dev/null || true)"
+    export LD_LIBRARY_PATH="${LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    if ldd "$PRE" | grep -q "not found"; then
+      note "prebuilt harness cannot run here: $(ldd "$PRE" | grep 'not found' | tr -s ' \t' ' ' | tr '\n' ';')"
+    else
+      H="$PRE"
+      note "using the prebuilt harness (CUDA libraries from: $LIBS)"
+    fi
+  fi
+fi
+if [[ -z "$H" ]]; then
+  note "no harness: the engine checks did not run; PyTorch peers still run below"
+  H=false
+fi
+
+if (( QUICK )); then
+  SIZES_TRAIN="micro"; STEPS=2; TRAIN_B=2; FWD_SIZES="micro"; FWD_B=2; RUNS=2; GEN_NEW=8
+else
+  SIZES_TRAIN="micro small"; STEPS=10; TRAIN_B=16; FWD_SIZES="micro mini small"; FWD_B=32; GEN_NEW=128
+fi
+
+# ---- 2. parity (fast; most important)
+run_step parity 20 parity.jsonl "$H" parity
+
+# ---- 3. ours: training throughput (bf16 GEMMs; fp32 once for reference)
+for size in $SIZES_TRAIN; do
+  for arch in backpack gpt2; do
+    run_step "train-ours-$arch-$size" 15 train.jsonl "$H" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" bf16
+  done
+done
+run_step train-ours-backpack-small-fp32 25 train.jsonl "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" fp32
+
+# ---- 4. ours: Table 7 forward timing
+for size in $FWD_SIZES; do
+  for arch in backpack gpt2; do
+    run_step "forward-ours-$arch-$size" 15 forward.jsonl "$H" forward "$arch" "$size" "$FWD_B" 512 "$RUNS" bf16
+  done
+done
+
+# ---- 5. ours: generation with the KV cache
+for rows in 1 8; do
+  for arch in gpt2 backpack; do
+    run_step "generate-ours-$arch-r$rows" 10 generate.jsonl "$H" generate "$arch" "${SIZES_TRAIN##* }" "$rows" 16 "$GEN_NEW" fp32
+  done
+done
+
+# ---- 6. PyTorch peers (compile time counts against the budget, so they run last)
+TB="$ROOT/bench/gpu/torch_baseline.py"
+for size in $(echo "$SIZES_TRAIN" | tr ' ' '\n' | sort -r); do  # small first: the headline comparison
+  for arch in backpack gpt2; do
+    run_step "train-torch-$arch-$size" 60 train.jsonl python3 "$TB" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" --compile
+  done
+done
+for size in $FWD_SIZES; do
+  for arch in backpack gpt2; do
+    run_step "forward-torch-$arch-$size" 15 forward.jsonl python3 "$TB" forward "$arch" "$size" "$FWD_B" 512 "$RUNS"
+  done
+done
+for rows in 1 8; do
+  run_step "generate-hf-r$rows" 20 generate.jsonl python3 "$TB" generate "${SIZES_TRAIN##* }" "$rows" 16 "$GEN_NEW"
+done
+
+note "total ${BUDGET}s budget, used $(( $(date +%s) - START ))s"
+python3 "$ROOT/bench/gpu/summarize.py" "$OUT" | tee "$SUMMARY"

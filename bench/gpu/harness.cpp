@@ -1,0 +1,396 @@
+// GPU check harness: drives the CUDA engine (native/src/cuda/engine.h) and the CPU model (native/src/model.h)
+// directly, without Node, so the one script run on a lent GPU needs only nvcc and a host compiler.
+//   harness parity                          CPU vs GPU on tiny models: logits, loss, alpha, every gradient,
+//                                           10 AdamW steps, greedy KV-cache generation (fp32 and bf16)
+//   harness train ARCH SIZE B T STEPS PREC  training throughput (tokens/s, MFU)
+//   harness forward ARCH SIZE B T RUNS PREC forward-pass time (Table 7 protocol: warm-up, then timed runs)
+//   harness generate ARCH SIZE ROWS PROMPT NEW PREC   KV-cache generation tokens/s
+// ARCH: backpack | gpt2; SIZE: micro | mini | small | tiny; PREC: fp32 | tf32 | bf16. Results: one JSON per line.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../../native/src/cuda/engine.h"
+#include "../../native/src/model.h"
+
+using namespace bp;
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+Config makeConfig(const std::string& arch, const std::string& size) {
+  Config c;
+  c.arch = arch == "backpack" ? Arch::Backpack : Arch::GPT2;
+  if (arch != "backpack" && arch != "gpt2") throw Error("arch must be backpack or gpt2, got " + arch);
+  c.vocab = 50264;
+  c.realVocab = 50257;
+  c.maxPos = 512;
+  c.senses = c.arch == Arch::Backpack ? 16 : 0;
+  if (size == "micro") c.d = 384, c.nLayer = 6, c.nHead = 6;
+  else if (size == "mini") c.d = 640, c.nLayer = 8, c.nHead = 8;
+  else if (size == "small") c.d = 768, c.nLayer = 12, c.nHead = 12;
+  else if (size == "tiny") {
+    c.d = 64, c.nLayer = 2, c.nHead = 4, c.vocab = 96, c.realVocab = 90, c.maxPos = 48;
+    if (c.arch == Arch::Backpack) c.senses = 4;
+  } else throw Error("size must be micro, mini, small or tiny, got " + size);
+  c.senseHidden = c.arch == Arch::Backpack ? 4 * c.d : 0;
+  return c;
+}
+
+// Matmul FLOPs of one forward pass per token (attention counted over the full T x T, as computed).
+double forwardFlopsPerToken(const Config& c, int T) {
+  const double d = c.d, L = c.nLayer, V = c.vocab;
+  double f = 2.0 * L * 12.0 * d * d + 2.0 * L * 2.0 * T * d + 2.0 * d * V;
+  if (c.arch == Arch::Backpack) {
+    const double h = c.senseHidden, k = c.senses;
+    f += 2.0 * (d * h + h * d + d * h + h * k * d);  // sense network
+    f += 2.0 * d * 2.0 * d;                          // weight-net projection
+    f += 2.0 * T * d + 2.0 * k * T * d;              // alpha scores + sense mixing
+  }
+  return f;
+}
+
+std::vector<int32_t> randomTokens(long n, int realVocab, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::uniform_int_distribution<int> u(0, realVocab - 1);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = u(g);
+  return t;
+}
+
+// ---- parity
+struct Report {
+  int failures = 0;
+  void line(const std::string& arch, const std::string& prec, const std::string& what, double err, double tol,
+            const std::string& extra = "") {
+    const bool ok = std::isfinite(err) && err <= tol;
+    if (!ok) failures++;
+    std::printf("{\"check\":\"parity\",\"arch\":\"%s\",\"precision\":\"%s\",\"what\":\"%s\",\"rel_err\":%.3e,\"tol\":%.1e,"
+                "\"ok\":%s%s}\n",
+                arch.c_str(), prec.c_str(), what.c_str(), err, tol, ok ? "true" : "false", extra.c_str());
+    std::fflush(stdout);
+  }
+};
+
+// max |a-b| / max |b| (a relative error that ignores entries near zero)
+double relErr(const float* a, const float* b, long n) {
+  double num = 0.0, den = 0.0;
+  for (long i = 0; i < n; i++) {
+    num = std::max(num, (double)std::fabs(a[i] - b[i]));
+    den = std::max(den, (double)std::fabs(b[i]));
+  }
+  return den > 0 ? num / den : num;
+}
+
+void parityFor(const std::string& arch, const std::string& prec, Report& rep, double tolFwd, double tolGrad,
+               double tolAdam) {
+  const Config c = makeConfig(arch, "tiny");
+  const int B = 3, T = 16, N = B * T;
+  Model cpu(c);
+  cpu.initParams(7);
+  cuda::Engine gpu(c, {0}, prec);
+  gpu.host.params = cpu.params;
+  gpu.pushParams();
+  auto tokens = randomTokens(N, c.realVocab, 1);
+  auto targets = randomTokens(N, c.realVocab, 2);
+  targets[5] = -1;  // an ignored target
+
+  // forward: logits, loss, hidden, alpha
+  std::vector<float> lc((long)N * c.vocab), lg(lc.size()), hc((long)N * c.d), hg(hc.size());
+  std::vector<float> ac, ag;
+  ForwardRequest r;
+  r.tokens = tokens.data();
+  r.targets = targets.data();
+  r.B = B;
+  r.T = T;
+  long cnt = 0;
+  r.logitsOut = lc.data();
+  r.hiddenOut = hc.data();
+  if (c.arch == Arch::Backpack) {
+    ac.resize((long)B * c.senses * T * T);
+    ag.resize(ac.size());
+    r.alphaOut = ac.data();
+  }
+  const double lossC = cpu.forward(r, &cnt) / cnt;
+  r.logitsOut = lg.data();
+  r.hiddenOut = hg.data();
+  if (c.arch == Arch::Backpack) r.alphaOut = ag.data();
+  const double lossG = gpu.forward(r, &cnt) / cnt;
+  rep.line(arch, prec, "logits", relErr(lg.data(), lc.data(), lg.size()), tolFwd);
+  rep.line(arch, prec, "hidden", relErr(hg.data(), hc.data(), hg.size()), tolFwd);
+  rep.line(arch, prec, "loss", std::fabs(lossG - lossC) / std::fabs(lossC), tolFwd);
+  if (c.arch == Arch::Backpack) rep.line(arch, prec, "alpha", relErr(ag.data(), ac.data(), ag.size()), tolFwd);
+
+  // gradients (with and without dropout: the GPU draws the CPU's masks)
+  for (float dropout : {0.0f, 0.1f}) {
+    ForwardRequest t;
+    t.tokens = tokens.data();
+    t.targets = targets.data();
+    t.B = B;
+    t.T = T;
+    t.train = true;
+    t.dropout = dropout;
+    t.rngSeed = 99;
+    cpu.zeroGrad();
+    cpu.forward(t, &cnt);
+    cpu.backward(t);
+    gpu.zeroGrad();
+    gpu.trainStep(t, &cnt);
+    gpu.pullGrads();
+    double worst = 0.0;
+    std::string worstKey;
+    for (const TensorInfo& ti : cpu.tensors) {
+      const double e = relErr(gpu.host.grads.data() + ti.offset, cpu.grads.data() + ti.offset, ti.size);
+      if (!(e <= worst)) worst = e, worstKey = ti.key;
+    }
+    char what[64];
+    std::snprintf(what, sizeof what, "grads(all %zu tensors, dropout %.1f)", cpu.tensors.size(), dropout);
+    rep.line(arch, prec, what, worst, tolGrad, ",\"worst_tensor\":\"" + worstKey + "\"");
+  }
+
+  // 10 AdamW steps
+  for (int s = 0; s < 10; s++) {
+    ForwardRequest t;
+    auto tok = randomTokens(N, c.realVocab, 100 + s), tg = randomTokens(N, c.realVocab, 200 + s);
+    t.tokens = tok.data();
+    t.targets = tg.data();
+    t.B = B;
+    t.T = T;
+    t.train = true;
+    cpu.zeroGrad();
+    cpu.forward(t, &cnt);
+    cpu.backward(t);
+    cpu.optimizerStep(1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
+    gpu.zeroGrad();
+    gpu.trainStep(t, &cnt);
+    gpu.optimizerStep(1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
+  }
+  gpu.pullParams();
+  // compare the parameter change (params moved by ~10*lr; relative to the update, not to the weights)
+  std::vector<float> dc(cpu.params.size()), dg(cpu.params.size());
+  {
+    Model init(c);
+    init.initParams(7);
+    for (size_t i = 0; i < dc.size(); i++) dc[i] = cpu.params[i] - init.params[i], dg[i] = gpu.host.params[i] - init.params[i];
+  }
+  rep.line(arch, prec, "10 AdamW steps (parameter updates)", relErr(dg.data(), dc.data(), dg.size()), tolAdam);
+
+  // greedy generation with the KV cache, same prompt; compare tokens and per-step logits
+  const int rows = 2, P = 5, steps = 12;
+  auto prompt = randomTokens((long)rows * P, c.realVocab, 3);
+  cpu.cacheReset(rows, P + steps);
+  gpu.cacheReset(rows, P + steps);
+  std::vector<float> lcpu((long)rows * c.vocab), lgpu(lcpu.size());
+  std::vector<int32_t> seqC, seqG;
+  double worstLogit = 0.0;
+  Interventions iv;
+  std::vector<float> scale((long)rows * (P + steps) * std::max(1, c.senses), 1.0f);
+  if (c.arch == Arch::Backpack) {  // exercise the decode interventions too
+    iv.alphaSense = 1;
+    iv.alphaFactor = 0.5f;
+    iv.alphaTokens = {prompt[0], prompt[1]};
+    for (size_t i = 0; i < scale.size(); i += 3) scale[i] = 0.25f;
+    iv.senseScale = scale.data();
+    iv.scaleStride = P + steps;
+  }
+  for (int b = 0; b < rows; b++) {
+    cpu.cachePrefill(b, 1, prompt.data() + b * P, P, lcpu.data() + (long)b * c.vocab, nullptr);
+    gpu.cachePrefill(b, 1, prompt.data() + b * P, P, lgpu.data() + (long)b * c.vocab, nullptr);
+  }
+  auto argmax = [&](const float* l) {
+    int best = 0;
+    for (int j = 1; j < c.realVocab; j++)
+      if (l[j] > l[best]) best = j;
+    return best;
+  };
+  std::vector<int32_t> nextC(rows), nextG(rows);
+  std::vector<int> rowIds{0, 1};
+  for (int s = 0; s < steps; s++) {
+    worstLogit = std::max(worstLogit, relErr(lgpu.data(), lcpu.data(), lgpu.size()));
+    for (int b = 0; b < rows; b++) {
+      nextC[b] = argmax(lcpu.data() + (long)b * c.vocab);
+      nextG[b] = argmax(lgpu.data() + (long)b * c.vocab);
+      seqC.push_back(nextC[b]);
+      seqG.push_back(nextG[b]);
+    }
+    const Interventions* use = c.arch == Arch::Backpack ? &iv : nullptr;
+    cpu.cacheDecode(rowIds.data(), rows, nextC.data(), lcpu.data(), use);
+    gpu.cacheDecode(rowIds.data(), rows, nextC.data(), lgpu.data(), use);  // same tokens: compare logits
+  }
+  int mismatches = 0;
+  for (size_t i = 0; i < seqC.size(); i++) mismatches += seqC[i] != seqG[i];
+  rep.line(arch, prec, "generation logits (KV cache, interventions)", worstLogit, tolFwd,
+           ",\"greedy_token_mismatches\":" + std::to_string(mismatches) + ",\"tokens\":" + std::to_string(seqC.size()));
+}
+
+int cmdParity() {
+  Report rep;
+  auto guarded = [&](const char* arch, const char* prec, double f, double g, double a) {
+    try {
+      parityFor(arch, prec, rep, f, g, a);
+    } catch (const std::exception& e) {
+      rep.failures++;
+      std::printf("{\"check\":\"parity\",\"arch\":\"%s\",\"precision\":\"%s\",\"what\":\"error: %s\",\"rel_err\":1e30,"
+                  "\"tol\":0,\"ok\":false}\n", arch, prec, e.what());
+      std::fflush(stdout);
+    }
+  };
+  for (const char* arch : {"gpt2", "backpack"}) {
+    guarded(arch, "fp32", 1e-5, 1e-4, 1e-3);
+    // bf16 tensor-core GEMMs (8-bit mantissa inputs, fp32 accumulation): llm.c-style loose tolerances
+    guarded(arch, "bf16", 3e-2, 1e-1, 2e-1);
+  }
+  std::printf("{\"check\":\"parity-summary\",\"failures\":%d}\n", rep.failures);
+  return rep.failures == 0 ? 0 : 1;
+}
+
+// ---- throughput
+int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int steps, const std::string& prec,
+             double peakTflops) {
+  const Config c = makeConfig(arch, size);
+  cuda::Engine gpu(c, {0}, prec);
+  gpu.host.initParams(1);
+  gpu.pushParams();
+  auto tokens = randomTokens((long)B * T, c.realVocab, 5), targets = randomTokens((long)B * T, c.realVocab, 6);
+  ForwardRequest r;
+  r.tokens = tokens.data();
+  r.targets = targets.data();
+  r.B = B;
+  r.T = T;
+  r.train = true;
+  r.dropout = 0.1f;
+  long cnt = 0;
+  double loss = 0.0;
+  auto step = [&](int i) {
+    r.rngSeed = (uint32_t)i;
+    gpu.zeroGrad();
+    loss = gpu.trainStep(r, &cnt) / cnt;
+    gpu.optimizerStep(6e-4f, 0.1f, 0.9f, 0.999f, 1e-8f, 1.0f);
+  };
+  for (int i = 0; i < 3; i++) step(i);
+  const double t0 = now();
+  for (int i = 0; i < steps; i++) step(100 + i);
+  const double dt = (now() - t0) / steps;
+  const double tps = (double)B * T / dt;
+  const double mfu = tps * 3.0 * forwardFlopsPerToken(c, T) / (peakTflops * 1e12);
+  std::printf("{\"bench\":\"train\",\"impl\":\"ours\",\"arch\":\"%s\",\"size\":\"%s\",\"precision\":\"%s\",\"batch\":%d,"
+              "\"seq\":%d,\"params\":%ld,\"step_s\":%.4f,\"tokens_per_s\":%.0f,\"mfu\":%.4f,\"peak_tflops\":%.0f,"
+              "\"loss\":%.4f}\n",
+              arch.c_str(), size.c_str(), prec.c_str(), B, T, gpu.host.numParams(), dt, tps, mfu, peakTflops, loss);
+  return 0;
+}
+
+int cmdForward(const std::string& arch, const std::string& size, int B, int T, int runs, const std::string& prec) {
+  const Config c = makeConfig(arch, size);
+  cuda::Engine gpu(c, {0}, prec);
+  gpu.host.initParams(1);
+  gpu.pushParams();
+  auto tokens = randomTokens((long)B * T, c.realVocab, 5), targets = randomTokens((long)B * T, c.realVocab, 6);
+  ForwardRequest r;
+  r.tokens = tokens.data();
+  r.targets = targets.data();  // logits + loss are computed on the device (nothing [B,T,V] is copied back)
+  r.B = B;
+  r.T = T;
+  long cnt = 0;
+  for (int i = 0; i < 3; i++) gpu.forward(r, &cnt);
+  std::vector<double> times;
+  for (int i = 0; i < runs; i++) {
+    const double t0 = now();
+    gpu.forward(r, &cnt);  // returns after the loss is on the host: the device is synchronised
+    times.push_back(now() - t0);
+  }
+  double mean = 0.0;
+  for (double t : times) mean += t;
+  mean /= runs;
+  std::printf("{\"bench\":\"forward\",\"impl\":\"ours\",\"arch\":\"%s\",\"size\":\"%s\",\"precision\":\"%s\",\"batch\":%d,"
+              "\"seq\":%d,\"runs\":%d,\"mean_s\":%.4f}\n",
+              arch.c_str(), size.c_str(), prec.c_str(), B, T, runs, mean);
+  return 0;
+}
+
+int cmdGenerate(const std::string& arch, const std::string& size, int rows, int P, int steps, const std::string& prec) {
+  const Config c = makeConfig(arch, size);
+  cuda::Engine gpu(c, {0}, prec);
+  gpu.host.initParams(1);
+  gpu.pushParams();
+  auto prompt = randomTokens((long)rows * P, c.realVocab, 9);
+  std::vector<float> logits((long)rows * c.vocab);
+  std::vector<int> rowIds(rows);
+  std::vector<int32_t> next(rows);
+  auto argmax = [&](const float* l) {
+    int best = 0;
+    for (int j = 1; j < c.realVocab; j++)
+      if (l[j] > l[best]) best = j;
+    return best;
+  };
+  double prefill = 0.0, decode = 0.0;
+  for (int rep = 0; rep < 2; rep++) {  // first pass warms up
+    const double t0 = now();
+    gpu.cacheReset(rows, P + steps);
+    for (int b = 0; b < rows; b++) gpu.cachePrefill(b, 1, prompt.data() + (long)b * P, P, logits.data() + (long)b * c.vocab, nullptr);
+    const double t1 = now();
+    for (int s = 0; s < steps; s++) {
+      for (int b = 0; b < rows; b++) rowIds[b] = b, next[b] = argmax(logits.data() + (long)b * c.vocab);
+      gpu.cacheDecode(rowIds.data(), rows, next.data(), logits.data(), nullptr);
+    }
+    prefill = t1 - t0;
+    decode = now() - t1;
+  }
+  std::printf("{\"bench\":\"generate\",\"impl\":\"ours\",\"arch\":\"%s\",\"size\":\"%s\",\"precision\":\"%s\",\"rows\":%d,"
+              "\"prompt\":%d,\"new_tokens\":%d,\"prefill_s\":%.4f,\"decode_s\":%.4f,\"tokens_per_s\":%.1f}\n",
+              arch.c_str(), size.c_str(), prec.c_str(), rows, P, steps, prefill, decode,
+              (double)rows * steps / (prefill + decode));
+  return 0;
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: harness parity\n"
+               "       harness train ARCH SIZE BATCH SEQ STEPS PRECISION [PEAK_TFLOPS]\n"
+               "       harness forward ARCH SIZE BATCH SEQ RUNS PRECISION\n"
+               "       harness generate ARCH SIZE ROWS PROMPT NEW PRECISION\n");
+  return 2;
+}
+
+int toInt(const char* s, const char* what) {
+  char* end = nullptr;
+  long v = std::strtol(s, &end, 10);
+  if (!end || *end || v <= 0) throw Error(std::string(what) + " must be a positive integer, got '" + s + "'");
+  return (int)v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc < 2) return usage();
+    const std::string cmd = argv[1];
+    if (cmd == "parity" && argc == 2) {
+      if (cuda::deviceCount() == 0) {
+        std::printf("{\"check\":\"parity\",\"skipped\":\"no CUDA device\"}\n");
+        return 3;
+      }
+      return cmdParity();
+    }
+    if (cmd == "train" && (argc == 8 || argc == 9))
+      return cmdTrain(argv[2], argv[3], toInt(argv[4], "BATCH"), toInt(argv[5], "SEQ"), toInt(argv[6], "STEPS"),
+                      argv[7], argc == 9 ? std::atof(argv[8]) : 989.0);
+    if (cmd == "forward" && argc == 8)
+      return cmdForward(argv[2], argv[3], toInt(argv[4], "BATCH"), toInt(argv[5], "SEQ"), toInt(argv[6], "RUNS"), argv[7]);
+    if (cmd == "generate" && argc == 8)
+      return cmdGenerate(argv[2], argv[3], toInt(argv[4], "ROWS"), toInt(argv[5], "PROMPT"), toInt(argv[6], "NEW"),
+                         argv[7]);
+    return usage();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "harness: %s\n", e.what());
+    return 1;
+  }
+}

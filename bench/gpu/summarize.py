@@ -1,0 +1,119 @@
+"""Turns the raw JSON lines of bench/gpu-check.sh (parity/train/forward/generate .jsonl in OUT) into the text
+summary: parity verdicts, throughput and MFU side by side with PyTorch, Table 7 beside the paper's A100 numbers,
+generation speed. Usage: python summarize.py OUT_DIR"""
+import json
+import os
+import sys
+
+PAPER_TABLE7 = {("micro", "backpack"): 0.093, ("micro", "gpt2"): 0.065, ("mini", "backpack"): 0.21,
+                ("mini", "gpt2"): 0.15, ("small", "backpack"): 0.36, ("small", "gpt2"): 0.26}
+NAME = {"backpack": "Backpack", "gpt2": "Transformer"}
+
+
+def read(out, name):
+    rows = []
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+    return rows
+
+
+def fmt(x, spec):
+    if x is None:
+        width = "".join(ch for ch in spec.split(".")[0] if ch.isdigit())
+        return "-".rjust(int(width or 0))
+    return format(x, spec)
+
+
+def main(out):
+    lines = []
+    p = lines.append
+    env = os.path.join(out, "env.txt")
+    p("# GPU check (bench/gpu-check.sh)")
+    if os.path.exists(env):
+        p("## Machine")
+        p(open(env).read().rstrip())
+    parity = [r for r in read(out, "parity.jsonl") if r.get("check") == "parity" and "what" in r]
+    p("")
+    p("## 1. Parity with the CPU backend (tiny models; rel_err = max|gpu-cpu| / max|cpu|)")
+    if not parity:
+        p("(did not run)")
+    for r in parity:
+        extra = ""
+        if "worst_tensor" in r:
+            extra = f"  worst: {r['worst_tensor']}"
+        if "greedy_token_mismatches" in r:
+            extra = f"  greedy tokens differing: {r['greedy_token_mismatches']}/{r['tokens']}"
+        p(f"{'PASS' if r['ok'] else 'FAIL'}  {NAME.get(r['arch'], r['arch']):<11} {r['precision']:<5} {r['what']:<48} "
+          f"{r['rel_err']:.2e} (tol {r['tol']:.0e}){extra}")
+    if parity:
+        fails = sum(1 for r in parity if not r["ok"])
+        p(f"-> {len(parity) - fails}/{len(parity)} parity checks pass")
+
+    train = read(out, "train.jsonl")
+    p("")
+    p("## 2. Training throughput (batch x 512 tokens per step, dropout 0.1, AdamW; MFU vs the bf16 dense peak)")
+    if not train:
+        p("(did not run)")
+    else:
+        p(f"{'model':<20} {'impl':<18} {'precision':<14} {'batch':>5} {'tokens/s':>10} {'MFU':>7} {'ours/torch':>10}")
+        keys = sorted({(r["size"], r["arch"]) for r in train if "size" in r}, key=lambda k: (k[0] != "micro", k))
+        for size, arch in keys:
+            group = [r for r in train if r.get("size") == size and r.get("arch") == arch]
+            torch_tps = next((r["tokens_per_s"] for r in group if r["impl"].startswith("pytorch")), None)
+            for r in group:
+                ratio = r["tokens_per_s"] / torch_tps if torch_tps and r["impl"] == "ours" else None
+                p(f"{NAME[arch] + '-' + size.capitalize():<20} {r['impl']:<18} {r['precision']:<14} {r['batch']:>5} "
+                  f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}")
+
+    fwd = read(out, "forward.jsonl")
+    p("")
+    p("## 3. Table 7: forward pass, batch 32 x 512, mean seconds (paper: one A100, 100 runs)")
+    if not fwd:
+        p("(did not run)")
+    else:
+        runs = sorted({r["runs"] for r in fwd if "runs" in r})
+        p(f"timed runs per model: {', '.join(map(str, runs))} (after warm-up)")
+        p(f"{'size':<6} {'model':<12} {'ours (bf16 GEMMs)':>18} {'PyTorch bf16':>13} {'paper A100':>11}")
+        for size in ("micro", "mini", "small"):
+            for arch in ("backpack", "gpt2"):
+                ours = next((r["mean_s"] for r in fwd if r.get("impl") == "ours" and r["size"] == size and r["arch"] == arch), None)
+                pt = next((r["mean_s"] for r in fwd if r.get("impl", "").startswith("pytorch") and r["size"] == size and r["arch"] == arch), None)
+                if ours is None and pt is None:
+                    continue
+                p(f"{size:<6} {NAME[arch]:<12} {fmt(ours, '>18.4f')} {fmt(pt, '>13.4f')} {PAPER_TABLE7[(size, arch)]:>11.3f}")
+            o_b = next((r["mean_s"] for r in fwd if r.get("impl") == "ours" and r["size"] == size and r["arch"] == "backpack"), None)
+            o_t = next((r["mean_s"] for r in fwd if r.get("impl") == "ours" and r["size"] == size and r["arch"] == "gpt2"), None)
+            if o_b and o_t:
+                p(f"{size:<6} Backpack/Transformer (ours): {o_b / o_t:.2f}x  (paper: {PAPER_TABLE7[(size, 'backpack')] / PAPER_TABLE7[(size, 'gpt2')]:.2f}x)")
+
+    gen = read(out, "generate.jsonl")
+    p("")
+    p("## 4. Generation with the KV cache (greedy, prompt 16, fp32)")
+    if not gen:
+        p("(did not run)")
+    for r in gen:
+        if "skipped" in r:
+            p(f"{r.get('impl')}: skipped ({r['skipped']})")
+            continue
+        p(f"{r['impl']:<16} {NAME.get(r['arch'], r['arch']):<11} {r['size']:<6} rows {r['rows']:>2}  new {r['new_tokens']:>4}  "
+          f"{r['tokens_per_s']:>9.1f} tokens/s")
+
+    notes = os.path.join(out, "notes.txt")
+    if os.path.exists(notes):
+        p("")
+        p("## Steps")
+        p(open(notes).read().rstrip())
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ".")
