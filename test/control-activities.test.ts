@@ -130,3 +130,22 @@ test('bad inputs fail with a clear message', async () => {
   const ectx = activityContext('edit', modelInputs());
   await expect(editActivity.run(editActivity.params.parse({ target: 'xqzjv', prompts: ['x'] }), ectx)).rejects.toThrow(/target word "xqzjv" is \d+ tokens/);
 });
+
+test('localization normalisers from the native forward equal the TypeScript dot products', async () => {
+  const { loadModel } = await import('../native/index');
+  const { projectionStatsByForward, senseProjectionStats } = await import('../activities/control/topic/localize');
+  const model = await loadModel(fx.backpackDir);
+  try {
+    const { vocabSize: V, numSenses: k = 0, nEmbd: d } = model.config;
+    const ids = Int32Array.from({ length: V }, (_, i) => i);
+    const skip = (v: number) => v >= model.config.realVocabSize;
+    const direct = senseProjectionStats(model.outputEmbeddings(), { vocab: V, senses: k, dim: d, vectors: await model.senseVectors(ids) }, skip);
+    const native = await projectionStatsByForward(model, V, k, skip, { batch: 128 });
+    for (let i = 0; i < V * k; i++) {
+      expect(native.max[i]).toBeCloseTo(direct.max[i], 4);
+      expect(native.absMax[i]).toBeCloseTo(direct.absMax[i], 4);
+    }
+  } finally {
+    model.dispose();
+  }
+});

@@ -2,6 +2,7 @@ import * as path from 'path';
 import { ToyBackpack } from './helpers/control-toy-backpack';
 import {
   localizeOnModel,
+  projectionStatsByForward,
   localizationScores,
   quantileWeights,
   quantilesLinear,
@@ -199,5 +200,15 @@ describe('chunked localization on a model', () => {
     expect(Array.from(chunked.stats.max)).toEqual(Array.from(stats.max));
     const reused = await localizeOnModel((ids) => model.senseVectors(ids), E, 4, 2, 2, [2], 'absmax', skipEos, { chunk: 1, stats: chunked.stats });
     expect(Array.from(reused.scores)).toEqual(Array.from(localizationScores(E, table, stats, [2], 'absmax', skipEos)));
+  });
+});
+
+describe('normalisers by forward pass', () => {
+  it('equal the direct dot products (one-token rows, one-hot senseScale)', async () => {
+    const model = new ToyBackpack(E, C, 4, 2, 2);
+    const direct = senseProjectionStats(E, table, skipEos);
+    const byForward = await projectionStatsByForward(model, 4, 2, skipEos, { batch: 3 });
+    expect(Array.from(byForward.max)).toEqual(Array.from(direct.max));
+    expect(Array.from(byForward.absMax)).toEqual(Array.from(direct.absMax));
   });
 });

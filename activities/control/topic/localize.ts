@@ -222,3 +222,50 @@ export async function localizeOnModel(
   }
   return { scores, stats };
 }
+
+/**
+ * The same normalisers computed by the model itself: a length-1 sequence [v] has α_ℓ[0,0] = 1 for every
+ * sense (softmax over a single key), so with senseScale one-hot on ℓ the output is o = C(v)_ℓ and the
+ * logits are exactly Λ = E·C(v)_ℓ. Batches of such one-token rows run as one native GEMM, which is far
+ * faster than the TypeScript dot products for real vocabularies.
+ */
+export async function projectionStatsByForward(
+  model: {
+    forward(tokens: Int32Array, opts: { batch: number; seq: number; logits?: boolean; interventions?: { senseScale?: Float32Array } }): Promise<{ logits?: Float32Array }>;
+  },
+  vocab: number,
+  senses: number,
+  skipRow: (v: number) => boolean,
+  options: { batch?: number; onProgress?: (fraction: number) => void; signal?: AbortSignal } = {},
+): Promise<ProjectionStats> {
+  const rowsPerBatch = options.batch ?? 256;
+  const max = new Float32Array(vocab * senses);
+  const absMax = new Float32Array(vocab * senses);
+  const pairs: number[] = [];
+  for (let v = 0; v < vocab; v++) if (!skipRow(v)) for (let l = 0; l < senses; l++) pairs.push(v * senses + l);
+  for (let start = 0; start < pairs.length; start += rowsPerBatch) {
+    if (options.signal?.aborted) throw new Error('cancelled');
+    const chunk = pairs.slice(start, start + rowsPerBatch);
+    const tokens = Int32Array.from(chunk, (p) => Math.floor(p / senses));
+    const scale = new Float32Array(chunk.length * senses);
+    chunk.forEach((p, i) => (scale[i * senses + (p % senses)] = 1));
+    const out = await model.forward(tokens, { batch: chunk.length, seq: 1, logits: true, interventions: { senseScale: scale } });
+    if (!out.logits) throw new Error('localize: the model returned no logits');
+    const V = out.logits.length / chunk.length;
+    chunk.forEach((p, i) => {
+      let best = -Infinity;
+      let bestAbs = 0;
+      const row = out.logits!.subarray(i * V, i * V + V);
+      for (let u = 0; u < V; u++) {
+        const x = row[u];
+        if (x > best) best = x;
+        const a = x < 0 ? -x : x;
+        if (a > bestAbs) bestAbs = a;
+      }
+      max[p] = best;
+      absMax[p] = bestAbs;
+    });
+    options.onProgress?.(Math.min(1, (start + chunk.length) / pairs.length));
+  }
+  return { vocab, senses, max, absMax };
+}

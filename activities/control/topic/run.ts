@@ -12,7 +12,7 @@ import { requireSenses } from '../model';
 import { deriveSeed } from '../util/rng';
 import type { AnnealingOptions } from './anneal';
 import { generateTopicSamples } from './generate';
-import { localizeOnModel, quantileWeights, strengthWeights, type LocalizeNorm, type ProjectionStats } from './localize';
+import { localizeOnModel, projectionStatsByForward, quantileWeights, strengthWeights, type LocalizeNorm, type ProjectionStats } from './localize';
 import { bagTargetIds } from './topics';
 
 export interface TopicRunOptions {
@@ -80,11 +80,12 @@ export async function runTopic(
     const fetch = requireSenses(model, 'topic control');
     const skipRow = (v: number) => v === tokenizer.eosId || v >= config.realVocabSize || v >= tokenizer.vocabSize;
     const cacheKey = `${opts.modelKey}|${config.vocabSize}|${k}`;
-    const { scores, stats } = await localizeOnModel(fetch, model.outputEmbeddings(), config.vocabSize, k, config.nEmbd, targetIds, opts.localizeNorm, skipRow, {
-      stats: statsCache.get(cacheKey),
-      onProgress: (f) => opts.onProgress?.('localize', f),
-    });
-    statsCache.set(cacheKey, stats);
+    let cached = statsCache.get(cacheKey);
+    if (!cached) {
+      cached = await projectionStatsByForward(model, config.vocabSize, k, skipRow, { signal: opts.signal, onProgress: (f) => opts.onProgress?.('localize', f) });
+      statsCache.set(cacheKey, cached);
+    }
+    const { scores } = await localizeOnModel(fetch, model.outputEmbeddings(), config.vocabSize, k, config.nEmbd, targetIds, opts.localizeNorm, skipRow, { stats: cached });
     const q = quantileWeights(scores, weights);
     delta = q.delta;
     maxDelta = q.maxDelta;
