@@ -1,4 +1,4 @@
-import { harnessInput, loglikelihoodMany, loglikelihoodTokens, rollingLoglikelihood, rollingWindows } from '../activities/evaluation/harness';
+import { type LoglikelihoodResult, harnessInput, loglikelihoodMany, loglikelihoodTokens, rollingLoglikelihood, rollingWindows } from '../activities/evaluation/harness';
 import { countWindows, evaluateWindowPerplexity } from '../activities/evaluation/owt';
 import { PositionalBigramModel, UnigramModel, logSoftmax } from './helpers/eval-toys';
 
@@ -40,7 +40,7 @@ describe('harness loglikelihood primitive', () => {
       { context: [2], continuation: [3, 4] },
     ];
     const sequential = { config: model.config, logProbs: (t: Int32Array) => model.logProbs(t), outputEmbeddings: () => model.outputEmbeddings() };
-    const expected = [];
+    const expected: LoglikelihoodResult[] = [];
     for (const r of requests) expected.push(await loglikelihoodTokens(sequential, r.context, r.continuation, 6));
     const progress: number[] = [];
     model.calls = 0;
@@ -52,6 +52,16 @@ describe('harness loglikelihood primitive', () => {
       expect(g.greedy).toBe(expected[i].greedy);
       expect(g.tokens).toBe(requests[i].continuation.length);
     });
+  });
+
+  test('a continuation longer than the context is scored in chunks (each token once, with all the context that fits)', async () => {
+    const model = new PositionalBigramModel(11, 1);
+    // L = 4, context [9], continuation 6 tokens: chunk 1 = [1,2,3,4] from input [9,1,2,3]; chunk 2 = [5,6] from input [2,3,4,5]
+    const r = (await loglikelihoodMany(model, [{ context: [9], continuation: [1, 2, 3, 4, 5, 6] }], { maxLength: 4 }))[0];
+    const expected =
+      model.logProb(9, 0, 1) + model.logProb(1, 1, 2) + model.logProb(2, 2, 3) + model.logProb(3, 3, 4) + model.logProb(4, 2, 5) + model.logProb(5, 3, 6);
+    expect(r.ll).toBeCloseTo(expected, 5);
+    expect(r.tokens).toBe(6);
   });
 
   test('an empty context is refused (callers pass [eos])', async () => {

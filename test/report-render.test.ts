@@ -45,6 +45,9 @@ async function makeInputs() {
     resultRow({ model: 'Backpack-Small', profile: 'tiny', task: 'gender', metric: 'bias_ratio', value: 3.5, n: 30, table: 'Table 5', row: 'Backpack Unmodified', column: 'ratio' }),
     resultRow({ model: 'Backpack-Small', profile: 'tiny', task: 'gender', metric: 'bias_ratio', value: 1.75, n: 30, table: 'Table 5', row: 'Backpack Optimize-Sense10', column: 'ratio' }),
     resultRow({ model: 'Backpack-Small', profile: 'tiny', task: 'gender', metric: 'reduction', value: 0.5, n: 30, table: 'Table 5', row: 'Backpack Optimize-Sense10', column: 'reduction' }),
+    // per-paradigm rows of two models share one row per paradigm (the models are the columns)
+    resultRow({ model: 'Backpack-Micro', profile: 'tiny', task: 'blimp', subtask: 'causative', metric: 'acc', value: 0.625, n: 8, table: 'BLiMP by paradigm', row: 'causative', column: 'Backpack-Micro' }),
+    resultRow({ model: 'Transformer-Micro', profile: 'tiny', task: 'blimp', subtask: 'causative', metric: 'acc', value: 0.75, n: 8, table: 'BLiMP by paradigm', row: 'causative', column: 'Transformer-Micro' }),
     resultRow({ model: 'X', profile: 'tiny', task: 'custom', metric: 'm', value: 0.123456, n: 1, table: 'Custom table', row: 'r1', column: 'c<1>' }),
   ]);
 
@@ -73,7 +76,7 @@ describe('report activity', () => {
     const ctx = activityContext('report', inputs);
     outDir = ctx.outDir;
     const summary = (await reportActivity.run({ title: 'Test report', notes: ['tiny profile'] }, ctx)) as { tables: string[]; plots: string[] };
-    expect(summary.tables).toEqual(['Table 2', 'Table 8', 'Table 5', 'Custom table']);
+    expect(summary.tables).toEqual(['Table 2', 'Table 8', 'Table 5', 'BLiMP by paradigm', 'Custom table']);
     expect(summary.plots).toEqual(['training-train-loss', 'training-val-loss', 'ablation-senses']);
     results = await readResults(path.join(outDir, 'all-results.parquet'));
     if (!fs.existsSync(CHROMIUM)) throw new Error(`headless Chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
@@ -122,7 +125,7 @@ describe('report activity', () => {
     const placed = results.filter((r) => r.table !== '');
     // every placed Parquet row appears once, with its exact value and the layout's formatting
     for (const r of placed) {
-      const hit = cells.filter((c) => c.table === r.table && c.row === r.row && c.column === r.column && c.profile === r.profile && c.model === r.model);
+      const hit = cells.filter((c) => c.table === r.table && c.row === r.row && c.column === r.column && c.profile === r.profile && c.model.split(', ').includes(r.model));
       expect(hit).toHaveLength(1);
       expect(Number(hit[0].value)).toBe(r.value);
       expect(hit[0].text).toBe(formatValue(TABLE_LAYOUTS[r.table], r.column, r.value));
@@ -133,6 +136,9 @@ describe('report activity', () => {
     // the paper's Table 8 rows are there beside ours; generic tables render with escaped headers
     const paperK16 = await page.$eval('table[data-table="Table 8"] tr[data-source="paper"][data-row="16"] td[data-column="OWT PPL"]', (td) => td.textContent);
     expect(paperK16).toBe('26.0');
+    const blimpRows = await page.$$eval('table[data-table="BLiMP by paradigm"] tbody tr', (trs) => trs.map((tr) => tr.textContent));
+    expect(blimpRows).toEqual(['causativeours · tiny62.575.0']);
+    expect(await page.$eval('table[data-table="Table 8"] tr[data-source="paper"][data-row="64"] td[data-column="total params"]', (td) => td.textContent)).toBe('100.2M');
     expect(await page.$eval('table[data-table="Custom table"] thead', (th) => th.textContent)).toContain('c<1>');
     expect(await page.locator('figure svg').count()).toBe(3);
     const ablationSeries = await page.$$eval('#ablation-senses path.series', (ps) => ps.map((p) => p.getAttribute('data-series')));

@@ -13,6 +13,9 @@
  *   on ties, like torch.argmax).
  * The model's `logProbs` already slices the logits to the real vocabulary (the authors' fork slices to the
  * first 50,257 columns before the log-softmax).
+ * Beyond the harness: max_length is min(512, the model's context), and a continuation longer than that (only
+ * possible with short-context tiny models) is scored in consecutive chunks, each with all the context that
+ * fits; for continuations that fit, the result is exactly the harness's.
  */
 import type { EvalModel } from './types';
 
@@ -37,7 +40,7 @@ export interface LoglikelihoodResult {
 export function harnessInput(context: readonly number[], continuation: readonly number[], maxLength = HARNESS_MAX_LENGTH): number[] {
   if (continuation.length === 0) throw new Error('loglikelihood: empty continuation');
   if (continuation.length > maxLength) {
-    throw new Error(`loglikelihood: continuation of ${continuation.length} tokens exceeds max length ${maxLength}`);
+    throw new Error(`loglikelihood: continuation of ${continuation.length} tokens exceeds max length ${maxLength} (loglikelihoodMany scores such requests in chunks)`);
   }
   const whole = [...context, ...continuation];
   return whole.slice(Math.max(0, whole.length - (maxLength + 1)), whole.length - 1);
@@ -130,6 +133,19 @@ export async function loglikelihoodMany(
   opts: { maxLength?: number; signal?: AbortSignal; onProgress?(done: number, total: number): void } = {},
 ): Promise<LoglikelihoodResult[]> {
   const maxLength = opts.maxLength ?? maxLengthFor(model);
+  if (requests.some((r) => r.continuation.length > maxLength)) {
+    // Continuations longer than the model's context (only with short-context tiny models): score them in
+    // chunks of ≤ maxLength tokens, each chunk's context being everything before it, and sum.
+    const parts = requests.map((r) => splitLongRequest(r, maxLength));
+    const flat = await loglikelihoodMany(model, parts.flat(), { ...opts, maxLength, onProgress: undefined });
+    let at = 0;
+    const merged = parts.map((p) => {
+      const chunk = flat.slice(at, (at += p.length));
+      return { ll: chunk.reduce((s, c) => s + c.ll, 0), greedy: chunk.every((c) => c.greedy), tokens: chunk.reduce((s, c) => s + c.tokens, 0) };
+    });
+    opts.onProgress?.(requests.length, requests.length);
+    return merged;
+  }
   const results: LoglikelihoodResult[] = new Array(requests.length);
   if (typeof model.forward !== 'function') {
     for (let i = 0; i < requests.length; i++) {
@@ -185,6 +201,16 @@ export async function loglikelihoodMany(
     opts.onProgress?.(done, requests.length);
   }
   return results;
+}
+
+/** Splits a continuation longer than maxLength into chunks; identical to the request when it fits. */
+export function splitLongRequest(r: LoglikelihoodRequest, maxLength: number): LoglikelihoodRequest[] {
+  if (r.continuation.length <= maxLength) return [r];
+  const out: LoglikelihoodRequest[] = [];
+  for (let start = 0; start < r.continuation.length; start += maxLength) {
+    out.push({ context: [...r.context, ...r.continuation.slice(0, start)], continuation: r.continuation.slice(start, start + maxLength) });
+  }
+  return out;
 }
 
 /** One disjoint rolling window: score `continuation` given `context` with the LL primitive. */

@@ -19,6 +19,11 @@ export interface TableLayout {
   digits?: Record<string, number>;
   /** Lower is better for these columns (shown with ↓). */
   lowerIsBetter?: string[];
+  /** Columns holding counts, shown as 74.3M / 41.2k. */
+  counts?: string[];
+  /** Scale and digits for columns not listed above (tables whose columns are models). */
+  defaultScale?: number;
+  defaultDigits?: number;
 }
 
 export const TABLE_LAYOUTS: Record<string, TableLayout> = {
@@ -40,9 +45,22 @@ export const TABLE_LAYOUTS: Record<string, TableLayout> = {
     title: 'Table 8 — number of senses (Backpack-Mini shapes, shrunk sense MLPs)',
     caption: 'Total and contextual (Transformer + α layer) parameters computed from the config; OWT validation perplexity.',
     columns: ['total params', 'contextual params', 'OWT PPL'],
-    scale: { 'total params': 1e-6, 'contextual params': 1e-6 },
-    digits: { 'total params': 1, 'contextual params': 1, 'OWT PPL': 1 },
+    counts: ['total params', 'contextual params'],
+    digits: { 'OWT PPL': 1 },
     lowerIsBetter: ['OWT PPL'],
+  },
+  'BLiMP by paradigm': {
+    title: 'BLiMP accuracy by paradigm (%)',
+    caption: 'Per-paradigm accuracy; Table 2 reports the mean over the 67 paradigms.',
+    columns: [],
+    defaultScale: 100,
+    defaultDigits: 1,
+  },
+  'Lexical-similarity coverage': {
+    title: 'Lexical-similarity coverage',
+    caption: 'Pairs left out because a word has unknown ids (OOV), and words the tokenizer splits into several subwords (averaged).',
+    columns: ['OOV pairs', 'multi-subword words'],
+    digits: { 'OOV pairs': 0, 'multi-subword words': 0 },
   },
   'Table 5': { title: 'Table 5 — pronoun gender bias (bias ratio, ideal 1)', caption: '', columns: ['ratio', 'reduction'], scale: { reduction: 100 }, lowerIsBetter: ['ratio'] },
   'Table 7': { title: 'Table 7 — forward-pass time (s, batch 32 × 512)', caption: '', columns: ['Backpack', 'Transformer'], lowerIsBetter: ['Backpack', 'Transformer'] },

@@ -45,8 +45,11 @@ export function buildPlots(curves: readonly TrainingCurve[], results: readonly R
   return plots;
 }
 
-function sourceLabel(r: DisplayTable['rows'][number]): string {
-  return r.source === 'paper' ? 'paper (arXiv v1)' : `ours · ${r.profile || 'unlabelled'}${r.model && r.model !== r.label ? ` · ${r.model}` : ''}`;
+function sourceLabel(r: DisplayTable['rows'][number], t: DisplayTable): string {
+  if (r.source === 'paper') return 'paper (arXiv v1)';
+  // name the model(s) unless the row label or the column headers already do
+  const models = r.model.split(', ').filter((m) => m && m !== r.label && !t.columns.includes(m));
+  return `ours · ${r.profile || 'unlabelled'}${models.length ? ` · ${models.join(', ')}` : ''}`;
 }
 
 export function renderMarkdown(c: ReportContent, plotFile: (p: Plot) => string): string {
@@ -57,7 +60,7 @@ export function renderMarkdown(c: ReportContent, plotFile: (p: Plot) => string):
     md.push(`| row | source | ${t.columns.join(' | ')} |`, `|---|---|${t.columns.map(() => '---:').join('|')}|`);
     for (const r of t.rows) {
       const cells = r.cells.map((x) => (r.source === 'ours' && x.value !== null ? `**${x.text}**` : x.text));
-      md.push(`| ${r.label.replace(/\|/g, '\\|')} | ${sourceLabel(r)} | ${cells.join(' | ')} |`);
+      md.push(`| ${r.label.replace(/\|/g, '\\|')} | ${sourceLabel(r, t)} | ${cells.join(' | ')} |`);
     }
     md.push('');
   }
@@ -94,7 +97,7 @@ export function renderHtml(c: ReportContent): string {
       const cells = r.cells
         .map((x, i) => `<td class="num" data-column="${escapeXml(t.columns[i])}"${x.value === null ? '' : ` data-value="${x.value}"`}>${escapeXml(x.text)}</td>`)
         .join('');
-      h.push(`<tr ${attrs}><td>${escapeXml(r.label)}</td><td>${escapeXml(sourceLabel(r))}</td>${cells}</tr>`);
+      h.push(`<tr ${attrs}><td>${escapeXml(r.label)}</td><td>${escapeXml(sourceLabel(r, t))}</td>${cells}</tr>`);
     }
     h.push('</tbody></table>');
   }
