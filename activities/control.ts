@@ -4,6 +4,7 @@
  * Figure 2, Table 5, Table 6) and a JSON summary.
  *   control.train_topic_classifier  the TweetTopic classifier the tiny profile scores with
  *   control.topic                   one (topic, strength): localize, anneal, sample, score
+ *   control.pplm                    one (topic, step size) of the PPLM-BoW baseline on the Transformer
  *   control.mauve                   one setting's generations vs references (MAUVE)
  *   control.table12                 Table 12 / Figure 2 aggregation over topics and settings
  *   control.gender                  Table 5 (sense intervention / nullspace baseline)
@@ -27,6 +28,10 @@ import { equalise, featurizeTexts, parseReferenceList, referencesFromStream } fr
 import { runGender } from './control/gender/run';
 import { runEdit, runSenseListings } from './control/edit/run';
 import { shardInput, readShardStream } from './evaluation/artifacts';
+import type { RunScore, SampleScore } from './control/classifier/score';
+import { loadGpt2Weights } from './control/pplm/gpt2';
+import { PPLM_DEFAULTS } from './control/pplm/pplm';
+import { nativeUnperturbed, runPplm } from './control/pplm/run';
 
 export const TEXTS_FILE = 'texts.json';
 
@@ -151,67 +156,162 @@ export const topicActivity = defineActivity({
         signal: ctx.signal,
         onProgress: (message, fraction) => ctx.progress({ message: `${topic.name} s${p.strength} ${message}`, fraction }),
       });
-      await writeParquetTable(
-        path.join(ctx.outDir, 'samples.parquet'),
+      const summary = await writeGenerationRun(
+        ctx,
+        { method: 'backpack', setting: p.strength, topic: topic.name, model: found.label, profile: p.profile, scorer: scorerCkpt?.label ?? null },
+        result.texts,
+        result.samples,
+        result.run,
+        result.padTokens,
         {
-          topic: { type: 'UTF8' },
-          strength: { type: 'INT32' },
-          index: { type: 'INT32' },
-          text: { type: 'UTF8' },
-          probability: { type: 'DOUBLE' },
-          success: { type: 'BOOLEAN' },
-          above_30: { type: 'BOOLEAN' },
-          words: { type: 'INT32' },
-          bag_words: { type: 'INT32' },
-          nll: { type: 'DOUBLE', optional: true },
-          pad_tokens: { type: 'INT32' },
+          label: topic.label,
+          targetIds: result.targetIds,
+          quantiles: result.quantiles ?? null,
+          padTokens: result.padTokens.reduce((a, b) => a + b, 0),
+          seconds: result.seconds,
         },
-        result.samples.map((s, i) => ({
-          topic: topic.name,
-          strength: p.strength,
-          index: i,
-          text: result.texts[i],
-          probability: s.probability,
-          success: s.success,
-          above_30: s.above30,
-          words: s.words,
-          bag_words: s.bagWords,
-          nll: s.nll === null || Number.isNaN(s.nll) ? undefined : s.nll,
-          pad_tokens: result.padTokens[i],
-        })),
       );
-      writeJson(path.join(ctx.outDir, TEXTS_FILE), result.texts);
-      const run = result.run;
-      const metrics: Array<[string, number | null]> = [
-        ['semantic_success', run.semanticSuccess],
-        ['above_30', run.above30],
-        ['toks_in_vocab', run.toksInVocab],
-        ['mean_nll', run.meanNll],
-        ['repetition', run.repetition],
-        ['distinct_words', run.distinctWords],
-      ];
-      const rows: ResultRow[] = metrics
-        .filter((m): m is [string, number] => m[1] !== null)
-        .map(([metric, value]) => resultRow({ model: found.label, profile: p.profile, task: 'topic_control', subtask: topic.name, metric, variant: `backpack strength=${p.strength}`, value, n: run.samples, details: JSON.stringify({ classifier: run.classifier, scorer: scorerCkpt?.label ?? null }) }));
-      await writeResults(path.join(ctx.outDir, RESULTS_FILE), rows);
-      const summary = {
-        method: 'backpack' as const,
-        setting: p.strength,
-        topic: topic.name,
-        label: topic.label,
-        model: found.label,
-        ...run,
-        targetIds: result.targetIds,
-        quantiles: result.quantiles ?? null,
-        padTokens: result.padTokens.reduce((a, b) => a + b, 0),
-        scorer: scorerCkpt?.label ?? null,
-        seconds: result.seconds,
-      };
-      writeJson(path.join(ctx.outDir, 'summary.json'), summary);
       return summary;
     } finally {
       model.dispose();
       scorer?.dispose();
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+
+/** Writes samples.parquet, texts.json, results.parquet and summary.json of one generation run. */
+async function writeGenerationRun(
+  ctx: ActivityContext,
+  run: { method: 'backpack' | 'pplm'; setting: number; topic: string; model: string; profile: string; scorer: string | null },
+  texts: string[],
+  samples: SampleScore[],
+  score: RunScore,
+  padTokens: number[] | undefined,
+  extra: Record<string, unknown>,
+) {
+  await writeParquetTable(
+    path.join(ctx.outDir, 'samples.parquet'),
+    {
+      method: { type: 'UTF8' },
+      setting: { type: 'DOUBLE' },
+      topic: { type: 'UTF8' },
+      index: { type: 'INT32' },
+      text: { type: 'UTF8' },
+      probability: { type: 'DOUBLE' },
+      success: { type: 'BOOLEAN' },
+      above_30: { type: 'BOOLEAN' },
+      words: { type: 'INT32' },
+      bag_words: { type: 'INT32' },
+      nll: { type: 'DOUBLE', optional: true },
+      pad_tokens: { type: 'INT32', optional: true },
+    },
+    samples.map((s, i) => ({
+      method: run.method,
+      setting: run.setting,
+      topic: run.topic,
+      index: i,
+      text: texts[i],
+      probability: s.probability,
+      success: s.success,
+      above_30: s.above30,
+      words: s.words,
+      bag_words: s.bagWords,
+      nll: s.nll === null || Number.isNaN(s.nll) ? undefined : s.nll,
+      pad_tokens: padTokens?.[i],
+    })),
+  );
+  writeJson(path.join(ctx.outDir, TEXTS_FILE), texts);
+  const metrics: Array<[string, number | null]> = [
+    ['semantic_success', score.semanticSuccess],
+    ['above_30', score.above30],
+    ['toks_in_vocab', score.toksInVocab],
+    ['mean_nll', score.meanNll],
+    ['repetition', score.repetition],
+    ['distinct_words', score.distinctWords],
+  ];
+  const variant = run.method === 'backpack' ? `backpack strength=${run.setting}` : `pplm stepsize=${run.setting}`;
+  const rows: ResultRow[] = metrics
+    .filter((m): m is [string, number] => m[1] !== null && !Number.isNaN(m[1]))
+    .map(([metric, value]) => resultRow({ model: run.model, profile: run.profile, task: 'topic_control', subtask: run.topic, metric, variant, value, n: score.samples, details: JSON.stringify({ classifier: score.classifier, scorer: run.scorer }) }));
+  await writeResults(path.join(ctx.outDir, RESULTS_FILE), rows);
+  const summary = { method: run.method, setting: run.setting, topic: run.topic, model: run.model, ...score, scorer: run.scorer, ...extra };
+  writeJson(path.join(ctx.outDir, 'summary.json'), summary);
+  return summary;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export const pplmActivity = defineActivity({
+  name: 'control.pplm',
+  version: '1',
+  description: 'PPLM-BoW baseline on the Transformer for one (topic, step size), scored like the Backpack runs.',
+  params: z
+    .object({
+      topic: z.enum(TOPICS.map((t) => t.name) as [string, ...string[]]),
+      stepsize: z.number().nonnegative(),
+      samples: z.number().int().positive().default(500),
+      /** New tokens after EOS (100 in the paper). */
+      length: z.number().int().positive().default(100),
+      iterations: z.number().int().nonnegative().default(PPLM_DEFAULTS.iterations),
+      window: z.number().int().nonnegative().default(PPLM_DEFAULTS.window),
+      gamma: z.number().default(PPLM_DEFAULTS.gamma),
+      klScale: z.number().nonnegative().default(PPLM_DEFAULTS.klScale),
+      gmScale: z.number().min(0).max(1).default(PPLM_DEFAULTS.gmScale),
+      seed: z.number().int().default(0),
+      classifier: z.enum(['hashed-logreg', 'tweet-topic-21-multi']).default('hashed-logreg'),
+      /** Step holding the Transformer (default: the only GPT-2 checkpoint among the inputs). */
+      modelStep: z.string().optional(),
+      /** NLL scoring model step (default: the generating Transformer itself). */
+      scorerStep: z.string().optional(),
+      tokenizer: z.string().optional(),
+      profile: z.string().default(''),
+      threads: z.number().int().positive().optional(),
+    })
+    .strict(),
+  resources: { cpus: 2, memoryMb: 4096 },
+  async run(p, ctx) {
+    const found = pickCheckpoint(ctx.inputs, { arch: 'gpt2', step: p.modelStep, what: 'control.pplm' });
+    const model = await loadNative(found.dir, p.threads ?? ctx.devices.cpus);
+    const scorerCkpt = p.scorerStep ? pickCheckpoint(ctx.inputs, { step: p.scorerStep, what: 'control.pplm scorer' }) : found;
+    const scorer = scorerCkpt.dir === found.dir ? model : await loadNative(scorerCkpt.dir, p.threads ?? ctx.devices.cpus);
+    try {
+      const tokenizer = await loadTok(tokenizerFor(ctx.inputs, found.dir, p.tokenizer));
+      const classifierDir = classifierAmong(ctx.inputs);
+      if (p.classifier === 'hashed-logreg' && !classifierDir) throw new NonRetryableError('control.pplm: no classifier artifact (classifier.json) among the inputs');
+      const classifier = openClassifier(p.classifier, classifierDir ?? '');
+      const topic = topicByName(p.topic);
+      const bag = readBag(await datasetFile(ctx.inputs, 'topic_bags', `${topic.name}.txt`, ctx.signal));
+      const weights = loadGpt2Weights(found.dir);
+      const result = await runPplm(weights, nativeUnperturbed(model), tokenizer, classifier, nllScorerFor(scorer, await loadTok(tokenizerFor(ctx.inputs, scorerCkpt.dir, p.tokenizer))), {
+        topic: topic.name,
+        label: topic.label,
+        bagWords: bag,
+        samples: p.samples,
+        seed: p.seed,
+        stepsize: p.stepsize,
+        iterations: p.iterations,
+        window: p.window,
+        gamma: p.gamma,
+        klScale: p.klScale,
+        gmScale: p.gmScale,
+        length: p.length,
+        signal: ctx.signal,
+        onProgress: (done, total) => ctx.progress({ message: `${topic.name} pplm ${p.stepsize} ${done}/${total}`, fraction: done / total }),
+      });
+      return await writeGenerationRun(
+        ctx,
+        { method: 'pplm', setting: p.stepsize, topic: topic.name, model: found.label, profile: p.profile, scorer: scorerCkpt.label },
+        result.texts,
+        result.samples,
+        result.run,
+        undefined,
+        { label: topic.label, bagIds: result.bagIds, secondsPerSample: result.secondsPerSample, meanFinalLoss: result.meanFinalLoss },
+      );
+    } finally {
+      model.dispose();
+      if (scorer !== model) scorer.dispose();
     }
   },
 });
@@ -549,6 +649,7 @@ export const sensesActivity = defineActivity({
 export const controlActivities: AnyActivity[] = [
   trainTopicClassifierActivity,
   topicActivity,
+  pplmActivity,
   mauveActivity,
   table12Activity,
   genderActivity,

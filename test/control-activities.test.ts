@@ -11,6 +11,7 @@ import {
   editActivity,
   genderActivity,
   mauveActivity,
+  pplmActivity,
   sensesActivity,
   table12Activity,
   topicActivity,
@@ -70,6 +71,19 @@ test('control.topic: strengths 0 and 3 write scored samples, texts and results r
   expect(fs.readFileSync(path.join(again.outDir, 'texts.json'), 'utf8')).toBe(fs.readFileSync(path.join(topicRuns[1].dir, 'texts.json'), 'utf8'));
 });
 
+test('control.pplm: perturbed samples on the Transformer, scored like the Backpack runs', async () => {
+  const ctx = activityContext('pplm', modelInputs());
+  const summary = (await pplmActivity.run(pplmActivity.params.parse({ topic: 'sports', stepsize: 0.05, samples: 2, length: 6, seed: 3 }), ctx)) as Record<string, unknown>;
+  expect(summary.method).toBe('pplm');
+  expect(summary.setting).toBe(0.05);
+  expect(summary.samples).toBe(2);
+  expect(Array.isArray(summary.bagIds) && (summary.bagIds as number[]).length).toBeGreaterThan(0);
+  expect(Number(summary.secondsPerSample)).toBeGreaterThan(0);
+  const rows = await readParquetRows(path.join(ctx.outDir, 'samples.parquet'));
+  expect(rows).toHaveLength(2);
+  topicRuns.push({ ...inputArtifact('pplm', ctx.outDir, { topic: 'sports', stepsize: 0.05 }, 'sports-0.05'), summary });
+});
+
 test('control.mauve and control.table12 build Table 12 / Figure 2 rows', async () => {
   const inputs = { ...modelInputs(), topic: topicRuns };
   const ctx = activityContext('mauve', inputs);
@@ -89,6 +103,7 @@ test('control.mauve and control.table12 build Table 12 / Figure 2 rows', async (
   const cell = (row: string, column: string) => rows.find((r) => r.table === 'Table 12' && r.row === row && r.column === column);
   expect(cell('Backpack +3', 'MAUVE')?.value).toBeCloseTo(summary.mauve, 12);
   expect(cell('Backpack unchanged (strength 0)', 'Sem Acc')?.value).toBe((topicRuns[0].summary as { semanticSuccess: number }).semanticSuccess);
+  expect(cell('PPLM-.05', 'Sem Acc')?.value).toBe((topicRuns[2].summary as { semanticSuccess: number }).semanticSuccess);
   expect(rows.some((r) => r.table === 'Figure 2')).toBe(true);
 });
 

@@ -9,7 +9,7 @@ import {
   senseProjectionStats,
   strengthWeights,
 } from '../activities/control/topic/localize';
-import { annealingScale, annealingWeights } from '../activities/control/topic/anneal';
+import { AnnealingState, annealingScale, annealingWeights } from '../activities/control/topic/anneal';
 import { sampleFromLogits, sharedSample } from '../activities/control/topic/sampler';
 import { generateTopicSamples } from '../activities/control/topic/generate';
 import { TOPICS, bagTargetIds, readTopicBag } from '../activities/control/topic/topics';
@@ -210,5 +210,21 @@ describe('normalisers by forward pass', () => {
     const byForward = await projectionStatsByForward(model, 4, 2, skipEos, { batch: 3 });
     expect(Array.from(byForward.max)).toEqual(Array.from(direct.max));
     expect(Array.from(byForward.absMax)).toEqual(Array.from(direct.absMax));
+  });
+});
+
+describe('incremental annealing', () => {
+  it('gives the same weights as the whole-sequence formula at every length', () => {
+    const delta = Float32Array.from([2, 1, 1, 3, 1.5, 1, 1, 1]);
+    const senseOf = (id: number) => C.subarray(id * 4, id * 4 + 4);
+    const seq = [3, 0, 1, 2, 1, 0, 2, 2];
+    const state = new AnnealingState(senseOf, E, 2, 2, delta, 3);
+    for (let n = 1; n <= seq.length; n++) {
+      state.syncTo(seq.slice(0, n));
+      const whole = annealingWeights(seq.slice(0, n), senseOf, E, 2, 2, delta, 3).w;
+      const inc = state.weights();
+      Array.from(whole).forEach((x, i) => expect(inc[i]).toBeCloseTo(x, 6));
+    }
+    expect(() => state.syncTo([0, 0])).toThrow(/does not extend/);
   });
 });

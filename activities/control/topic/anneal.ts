@@ -73,3 +73,74 @@ export function annealingWeights(
   }
   return { a, b, w };
 }
+
+/**
+ * Incremental annealing for one growing sequence: a_{ℓ,j} only gains the term of each new token, and a new
+ * position j needs one pass over the sequence, so a step costs O(n·k·d) instead of O(n²·k·d). Gives the
+ * same a, b, w as `annealingWeights` on the whole sequence.
+ */
+export class AnnealingState {
+  private readonly tokens: number[] = [];
+  private a = new Float64Array(0);
+  private readonly f: number;
+
+  constructor(
+    private readonly senseVectorsOf: (tokenId: number) => Float32Array,
+    private readonly embeddings: Float32Array,
+    private readonly dim: number,
+    private readonly senses: number,
+    private readonly delta: Float32Array,
+    maxDelta: number,
+    private readonly options: AnnealingOptions = ANNEALING_DEFAULTS,
+  ) {
+    this.f = annealingScale(maxDelta, options.scaleMode);
+  }
+
+  private projection(senseOwner: number, l: number, tokenAt: number): number {
+    const c = this.senseVectorsOf(senseOwner);
+    const eRow = tokenAt * this.dim;
+    const base = l * this.dim;
+    let dot = 0;
+    for (let t = 0; t < this.dim; t++) dot += this.embeddings[eRow + t] * c[base + t];
+    return dot > 0 ? dot : 0;
+  }
+
+  /** Brings the state to `sequence`, which must extend the tokens seen so far. */
+  syncTo(sequence: ArrayLike<number>): void {
+    for (let i = 0; i < this.tokens.length; i++) {
+      if (sequence[i] !== this.tokens[i]) throw new Error('AnnealingState: the sequence does not extend the previous one');
+    }
+    const k = this.senses;
+    for (let n = this.tokens.length; n < sequence.length; n++) {
+      const x = sequence[n];
+      const grown = new Float64Array((n + 1) * k);
+      grown.set(this.a);
+      // Existing positions gain ReLU(Λ(x_j)[x_new]).
+      for (let j = 0; j < n; j++) for (let l = 0; l < k; l++) grown[j * k + l] += this.projection(this.tokens[j], l, x);
+      this.tokens.push(x);
+      // The new position sums over the whole (extended) sequence.
+      for (let l = 0; l < k; l++) {
+        let s = 0;
+        for (let i = 0; i <= n; i++) s += this.projection(x, l, this.tokens[i]);
+        grown[n * k + l] = s;
+      }
+      this.a = grown;
+    }
+  }
+
+  /** w as [n][k] for the current sequence. */
+  weights(): Float32Array {
+    const k = this.senses;
+    const n = this.tokens.length;
+    const w = new Float32Array(n * k);
+    for (let j = 0; j < n; j++) {
+      for (let l = 0; l < k; l++) {
+        const a = this.a[j * k + l];
+        const b = sigmoid(-this.f * a + 6) * (1 + j / 100);
+        const mix = this.options.mixMode === 'code' ? 1 - b : 1 - a;
+        w[j * k + l] = this.delta[this.tokens[j] * k + l] * b + mix;
+      }
+    }
+    return w;
+  }
+}

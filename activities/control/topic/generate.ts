@@ -5,7 +5,7 @@
 import type { ControlModel } from '../model';
 import { requireSenses } from '../model';
 import { Rng } from '../util/rng';
-import { annealingWeights, type AnnealingOptions, ANNEALING_DEFAULTS } from './anneal';
+import { AnnealingState, type AnnealingOptions, ANNEALING_DEFAULTS } from './anneal';
 import { sharedSample } from './sampler';
 
 export interface TopicGenerationOptions {
@@ -57,18 +57,22 @@ export async function generateTopicSamples(model: ControlModel, opts: TopicGener
   const embeddings = opts.delta ? model.outputEmbeddings() : undefined;
   const cache = opts.delta ? new SenseCache(requireSenses(model, 'topic control'), k * d) : undefined;
   const annealing = opts.annealing ?? ANNEALING_DEFAULTS;
-  // Pre-fetching sense vectors is async, the sampler's hook is sync: fetch inside a wrapping model.
+  // Sense vectors are fetched asynchronously, so the steering happens in a wrapping model's forward.
+  // One incremental annealing state per batch row; a new batch (shorter sequence) starts fresh states.
+  let states: AnnealingState[] = [];
   const steering: ControlModel = opts.delta
     ? {
         config: model.config,
         outputEmbeddings: () => model.outputEmbeddings(),
         forward: async (tokens, fwd) => {
           await cache!.ensure(tokens);
+          if (states.length !== fwd.batch || fwd.seq === prompt.length) {
+            states = Array.from({ length: fwd.batch }, () => new AnnealingState((id) => cache!.get(id), embeddings!, d, k, opts.delta!, opts.maxDelta, annealing));
+          }
           const scale = new Float32Array(fwd.batch * fwd.seq * k);
           for (let b = 0; b < fwd.batch; b++) {
-            const seqTokens = tokens.subarray(b * fwd.seq, (b + 1) * fwd.seq);
-            const { w } = annealingWeights(seqTokens, (id) => cache!.get(id), embeddings!, d, k, opts.delta!, opts.maxDelta, annealing);
-            scale.set(w, b * fwd.seq * k);
+            states[b].syncTo(tokens.subarray(b * fwd.seq, (b + 1) * fwd.seq));
+            scale.set(states[b].weights(), b * fwd.seq * k);
           }
           return model.forward(tokens, { ...fwd, interventions: { ...fwd.interventions, senseScale: scale } });
         },

@@ -1,0 +1,76 @@
+/**
+ * One PPLM run (PAPER.md §6.4): `samples` perturbed samples of EOS + `length` tokens for one topic and
+ * step size on the Transformer, scored exactly like the Backpack runs (§6.3 Scoring).
+ */
+import type { Tokenizer } from '../../../datasets/tokenizer/types';
+import type { TopicClassifier } from '../classifier/classifier';
+import { scoreSamples, type NllScorer, type RunScore, type SampleScore } from '../classifier/score';
+import type { ControlModel } from '../model';
+import { decodeSample } from '../topic/run';
+import { singleTokenBagIds } from '../topic/topics';
+import { Rng, deriveSeed } from '../util/rng';
+import type { Gpt2Weights } from './gpt2';
+import { pplmSample, PPLM_DEFAULTS, type PplmOptions, type UnperturbedModel } from './pplm';
+
+/** The unperturbed next-token distribution from the native engine (softmax over all V logits). */
+export function nativeUnperturbed(model: ControlModel): UnperturbedModel {
+  return {
+    async nextDistribution(tokens: number[]) {
+      const out = await model.forward(Int32Array.from(tokens), { batch: 1, seq: tokens.length, logits: true });
+      const V = model.config.vocabSize;
+      const row = out.logits!.subarray((tokens.length - 1) * V, tokens.length * V);
+      let max = -Infinity;
+      for (const x of row) if (x > max) max = x;
+      const p = new Float64Array(V);
+      let z = 0;
+      for (let v = 0; v < V; v++) z += p[v] = Math.exp(row[v] - max);
+      for (let v = 0; v < V; v++) p[v] /= z;
+      return p;
+    },
+  };
+}
+
+export interface PplmRunOptions extends Omit<PplmOptions, 'bag'> {
+  topic: string;
+  label: string;
+  bagWords: string[];
+  samples: number;
+  seed: number;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface PplmRunResult {
+  texts: string[];
+  bagIds: number[];
+  samples: SampleScore[];
+  run: RunScore;
+  secondsPerSample: number;
+  meanFinalLoss: number | null;
+}
+
+export async function runPplm(
+  weights: Gpt2Weights,
+  unperturbed: UnperturbedModel,
+  tokenizer: Tokenizer,
+  classifier: TopicClassifier,
+  nll: NllScorer | undefined,
+  opts: PplmRunOptions,
+): Promise<PplmRunResult> {
+  const bagIds = singleTokenBagIds(opts.bagWords, (t) => tokenizer.encode(t));
+  if (bagIds.length === 0 && opts.stepsize > 0) throw new Error(`pplm: no word of the ${opts.topic} bag is a single token for this tokenizer`);
+  const options: PplmOptions = { ...PPLM_DEFAULTS, ...opts, bag: bagIds };
+  const texts: string[] = [];
+  const losses: number[] = [];
+  const started = Date.now();
+  for (let s = 0; s < opts.samples; s++) {
+    const rng = new Rng(deriveSeed(opts.seed, 'pplm', opts.topic, opts.stepsize, s));
+    const out = await pplmSample(weights, unperturbed, tokenizer.eosId, options, rng, opts.signal);
+    texts.push(decodeSample(tokenizer, out.tokens).text);
+    if (out.losses.length) losses.push(out.losses[out.losses.length - 1]);
+    opts.onProgress?.(s + 1, opts.samples);
+  }
+  const secondsPerSample = (Date.now() - started) / 1000 / opts.samples;
+  const scored = await scoreSamples(texts, opts.label, opts.bagWords, classifier, nll);
+  return { texts, bagIds, samples: scored.samples, run: scored.run, secondsPerSample, meanFinalLoss: losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : null };
+}
