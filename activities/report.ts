@@ -17,7 +17,7 @@ export const REPORT_MD = 'report.md';
 
 export const reportActivity = defineActivity({
   name: 'report',
-  version: '1',
+  version: '4',
   description: "Aggregate result and training-metric tables into the paper's tables and plots (Markdown + HTML).",
   params: z
     .object({

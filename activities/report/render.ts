@@ -40,7 +40,10 @@ export function buildPlots(curves: readonly TrainingCurve[], results: readonly R
       series.push({ name: `ours (${profile || 'unlabelled'})`, points: ablation.filter((r) => r.profile === profile).map((r) => [Number(r.row), r.value]) });
     }
     series.push({ name: 'paper', dashed: true, points: PAPER_CELLS.filter((c) => c.table === 'Table 8' && c.column === 'OWT PPL').map((c) => [Number(c.row), c.value]) });
-    plots.push({ id: 'ablation-senses', title: 'Sense-count ablation', svg: lineChart({ title: 'OWT validation PPL vs number of senses k', xLabel: 'senses k (log scale)', yLabel: 'perplexity', series, logX: true }) });
+    // ours (tiny profile) and the paper's can be an order of magnitude apart: use a log axis then
+    const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter((y) => y > 0);
+    const logY = ys.length > 0 && Math.max(...ys) / Math.min(...ys) > 10;
+    plots.push({ id: 'ablation-senses', title: 'Sense-count ablation', svg: lineChart({ title: 'OWT validation PPL vs number of senses k', xLabel: 'senses k (log scale)', yLabel: logY ? 'perplexity (log scale)' : 'perplexity', series, logX: true, logY }) });
   }
   return plots;
 }

@@ -36,6 +36,18 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
   return ticks;
 }
 
+/** 1, 2, 5 × 10^n ticks inside [10^lo, 10^hi] (exponents given). */
+function logTicks(lo: number, hi: number): number[] {
+  const ticks: number[] = [];
+  for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+    for (const m of [1, 2, 5]) {
+      const t = m * 10 ** e;
+      if (Math.log10(t) >= lo && Math.log10(t) <= hi) ticks.push(t);
+    }
+  }
+  return ticks;
+}
+
 function fmt(v: number): string {
   if (Math.abs(v) >= 1e6) return `${(v / 1e6).toPrecision(3)}M`;
   if (Math.abs(v) >= 1e3) return `${(v / 1e3).toPrecision(3)}k`;
@@ -72,7 +84,7 @@ export function lineChart(spec: ChartSpec): string {
   // axes and grid
   parts.push(`<g stroke="#ccc" stroke-width="1">`);
   const xTicks = spec.logX ? Array.from({ length: Math.floor(x1) - Math.ceil(x0) + 1 }, (_, i) => 2 ** (Math.ceil(x0) + i)) : niceTicks(x0, x1);
-  const yTicks = spec.logY ? Array.from({ length: Math.floor(y1) - Math.ceil(y0) + 1 }, (_, i) => 10 ** (Math.ceil(y0) + i)) : niceTicks(y0, y1);
+  const yTicks = spec.logY ? logTicks(y0, y1) : niceTicks(y0, y1);
   for (const t of xTicks) parts.push(`<line x1="${px(t).toFixed(1)}" x2="${px(t).toFixed(1)}" y1="${m.top}" y2="${H - m.bottom}"/>`);
   for (const t of yTicks) parts.push(`<line x1="${m.left}" x2="${W - m.right}" y1="${py(t).toFixed(1)}" y2="${py(t).toFixed(1)}"/>`);
   parts.push(`</g>`);
