@@ -30,4 +30,12 @@ inline float fastTanh(float u) {
   return 1.0f - 2.0f / (fastExp(2.0f * u) + 1.0f);
 }
 
+// max(x[0..n)), n >= 1; the simd reduction lets the compiler vectorise it despite NaN-preserving semantics.
+inline float maxOf(const float* x, int n) {
+  float mx = x[0];
+#pragma omp simd reduction(max : mx)
+  for (int j = 1; j < n; j++) mx = mx > x[j] ? mx : x[j];
+  return mx;
+}
+
 }  // namespace bp

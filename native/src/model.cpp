@@ -129,7 +129,9 @@ void Model::ensureActivations(int B, int T) {
   const bool bp = cfg.arch == Arch::Backpack;
   const long h = cfg.senseHidden, kd = (long)cfg.senses * d;
   const int nt = getThreads();
-  headChunk = 256;
+  // Head rows per chunk: large chunks give the dwte GEMM a long inner dimension and fewer passes over dwte;
+  // the chunk's logits scratch stays under 32M floats.
+  headChunk = (int)std::max(64L, std::min(N, (32L << 20) / cfg.vocab / 64 * 64));
   long total = 0;
   std::vector<std::pair<float**, long>> plan;
   auto take = [&](float** p, long n) { plan.push_back({p, n}); total += n; };
@@ -138,6 +140,7 @@ void Model::ensureActivations(int B, int T) {
   take(&a.lnfm, N);
   take(&a.lnfr, N);
   a.layer.assign(cfg.nLayer, LayerActs{});
+  attMasks.resize(cfg.nLayer);
   for (auto& L : a.layer) {
     take(&L.ln1, N * d); take(&L.ln1m, N); take(&L.ln1r, N); take(&L.qkv, N * 3 * d); take(&L.atty, N * d);
     take(&L.probs, (long)B * cfg.nHead * TT); take(&L.res2, N * d); take(&L.ln2, N * d); take(&L.ln2m, N);
@@ -202,7 +205,9 @@ double Model::forward(const ForwardRequest& r, long* counted) {
                       (float)(1.0 / std::sqrt((double)(d / cfg.nHead)) / (cfg.scaleByInverseLayer ? l + 1 : 1))};
     {
     BP_PROFILE("fwd.attention");
-    attentionForward(A.atty, A.probs, A.qkv, as, site(train, p, r.rngSeed, s0), a.attScratch);
+    const DropoutSite attDrop = site(train, p, r.rngSeed, s0);
+    if (attDrop.active()) attMasks[l].resize((size_t)B * cfg.nHead * T * T);
+    attentionForward(A.atty, A.probs, A.qkv, as, attDrop, attMasks[l].data(), a.attScratch);
     }
     BP_PROFILE("fwd.proj+mlp");
     linearForward(a.branch, A.atty, P(W.projw), P(W.projb), N, d, d);
@@ -312,7 +317,7 @@ void Model::backward(const ForwardRequest& r) {
                       (float)(1.0 / std::sqrt((double)(d / cfg.nHead)) / (cfg.scaleByInverseLayer ? l + 1 : 1))};
     {
     BP_PROFILE("bwd.attention");
-    attentionBackward(a.gBig, a.gB, A.qkv, A.probs, as, site(true, p, r.rngSeed, s0), a.attScratch);
+    attentionBackward(a.gBig, a.gB, A.qkv, A.probs, as, site(true, p, r.rngSeed, s0), attMasks[l].data(), a.attScratch);
     }
     BP_PROFILE("bwd.qkv+ln");
     linearBackward(tmp, G(W.qkvw), G(W.qkvb), a.gBig, A.ln1, P(W.qkvw), N, d, 3 * d, false);

@@ -117,6 +117,7 @@ class Model {
   int capB = 0, capT = 0;
   std::vector<float> arena;
   std::vector<int32_t> positions;
+  std::vector<std::vector<uint8_t>> attMasks;  // per layer: attention-dropout masks [B][H][T][T]
   struct LayerActs {
     float *ln1, *ln1m, *ln1r, *qkv, *atty, *probs, *res2, *ln2, *ln2m, *ln2r, *fch, *fchg, *res3;
   };

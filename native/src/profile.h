@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <time.h>
 
 namespace bp {
 
@@ -16,34 +17,48 @@ class Profile {
     return p;
   }
   bool enabled() const { return enabled_; }
-  void add(const char* name, double s) {
+  void add(const char* name, double s, double cpu) {
     std::lock_guard<std::mutex> lock(mu_);
     auto& e = totals_[name];
-    e.first += s;
-    e.second++;
+    e.wall += s;
+    e.cpu += cpu;
+    e.calls++;
+  }
+  static double cpuNow() {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
   }
   ~Profile() {
     if (!enabled_ || totals_.empty()) return;
     double all = 0;
-    for (auto& [k, v] : totals_) all += v.first;
-    std::fprintf(stderr, "backpack profile (wall seconds):\n");
-    for (auto& [k, v] : totals_) std::fprintf(stderr, "  %-28s %9.3f s  %5.1f%%  (%ld calls)\n", k.c_str(), v.first, 100 * v.first / all, v.second);
+    for (auto& [k, v] : totals_) all += v.cpu;
+    std::fprintf(stderr, "backpack profile (wall seconds, process CPU seconds):\n");
+    for (auto& [k, v] : totals_)
+      std::fprintf(stderr, "  %-28s %9.3f s wall %9.3f s cpu %5.1f%%  (%ld calls)\n", k.c_str(), v.wall, v.cpu, 100 * v.cpu / all, v.calls);
   }
 
  private:
   Profile() : enabled_(std::getenv("BACKPACK_PROFILE") != nullptr) {}
   bool enabled_;
   std::mutex mu_;
-  std::map<std::string, std::pair<double, long>> totals_;
+  struct Entry {
+    double wall = 0, cpu = 0;
+    long calls = 0;
+  };
+  std::map<std::string, Entry> totals_;
 };
 
 struct ScopedTimer {
   const char* name;
   std::chrono::steady_clock::time_point t0;
-  explicit ScopedTimer(const char* n) : name(n), t0(std::chrono::steady_clock::now()) {}
+  double c0;
+  explicit ScopedTimer(const char* n)
+      : name(n), t0(std::chrono::steady_clock::now()), c0(Profile::get().enabled() ? Profile::cpuNow() : 0) {}
   ~ScopedTimer() {
     if (Profile::get().enabled())
-      Profile::get().add(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      Profile::get().add(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                         Profile::cpuNow() - c0);
   }
 };
 

@@ -1,17 +1,22 @@
-// Causal multi-head self-attention (GPT-2): per (batch, head) the score matrix is one GEMM, the causal
-// softmax runs row by row, and dropout on the probabilities uses a recomputable counter-based mask.
+// Causal multi-head self-attention (GPT-2). Per (batch, head), GEMMs run over row blocks of kBlock queries
+// against only the keys they can see (j < end of the block), which skips most of the masked upper triangle.
+// The causal softmax runs row by row; dropout on the probabilities keeps its mask (one byte per probability)
+// from the forward pass for the backward pass.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "../fastmath.h"
 #include "../gemm.h"
 #include "../rng.h"
-#include "../fastmath.h"
 #include "layers.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 namespace bp {
+
+static const int kBlock = 64;
 
 static inline int threadId() {
 #ifdef _OPENMP
@@ -21,63 +26,73 @@ static inline int threadId() {
 #endif
 }
 
-// Row-wise causal softmax of S (in place), entries j > i set to 0.
-static void causalSoftmax(float* S, int T) {
-  for (int i = 0; i < T; i++) {
+// Row-wise causal softmax of rows [i0, i1) of S (in place), entries j > i set to 0.
+static void causalSoftmax(float* S, int T, int i0, int i1) {
+  for (int i = i0; i < i1; i++) {
     float* row = S + (long)i * T;
-    float mx = row[0];
-    for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+    const float mx = maxOf(row, i + 1);
     float sum = 0.0f;
     for (int j = 0; j <= i; j++) {
       row[j] = fastExp(row[j] - mx);
       sum += row[j];
     }
-    float inv = 1.0f / sum;
+    const float inv = 1.0f / sum;
     for (int j = 0; j <= i; j++) row[j] *= inv;
-    for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+    std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
   }
 }
 
-// P' = P * mask / (1-p) for the (b,h) block starting at element `base` of the probs tensor.
-static void droppedProbs(float* dst, const float* P, int T, long base, DropoutSite drop) {
-  float keep = 1.0f / (1.0f - drop.p);
+// Dropout mask of one (batch, head) block: keep[i*T + j] for j <= i, drawn from element index base + i*T + j.
+static void drawMask(uint8_t* keep, int T, long base, DropoutSite drop) {
   for (int i = 0; i < T; i++)
-    for (int j = 0; j < T; j++) {
-      long idx = (long)i * T + j;
-      dst[idx] = (j <= i && uniform01(drop.key, (uint32_t)(base + idx)) >= drop.p) ? P[idx] * keep : 0.0f;
-    }
+    for (int j = 0; j < T; j++) keep[(long)i * T + j] = j <= i && uniform01(drop.key, (uint32_t)(base + (long)i * T + j)) >= drop.p;
+}
+
+// dst = P * keep / (1 - p)
+static void applyMask(float* dst, const float* P, const uint8_t* keep, long n, float scale) {
+  for (long e = 0; e < n; e++) dst[e] = keep[e] ? P[e] * scale : 0.0f;
 }
 
 void attentionForward(float* out, float* probs, const float* qkv, AttentionShape s, DropoutSite drop,
-                      float* scratch) {
+                      uint8_t* mask, float* scratch) {
   const int T = s.T, C = s.C, H = s.H, hs = C / H;
   const long TT = (long)T * T;
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < s.B * s.H; bh++) {
-    int b = bh / H, h = bh % H;
+    const int b = bh / H, h = bh % H;
     const float* q = qkv + (long)b * T * 3 * C + h * hs;
     const float* k = q + C;
     const float* v = q + 2 * C;
     float* P = probs + bh * TT;
-    gemmSerial(false, true, T, T, hs, s.scale, q, 3 * C, k, 3 * C, 0.0f, P, T);
-    causalSoftmax(P, T);
+    float* o = out + (long)b * T * C + h * hs;
     const float* Pd = P;
+    for (int i0 = 0; i0 < T; i0 += kBlock) {
+      const int i1 = std::min(T, i0 + kBlock);
+      gemmSerial(false, true, i1 - i0, i1, hs, s.scale, q + (long)i0 * 3 * C, 3 * C, k, 3 * C, 0.0f, P + (long)i0 * T, T);
+      causalSoftmax(P, T, i0, i1);
+    }
     if (drop.active()) {
+      uint8_t* keep = mask + bh * TT;
+      drawMask(keep, T, bh * TT, drop);
       float* buf = scratch + threadId() * 2 * TT;
-      droppedProbs(buf, P, T, bh * TT, drop);
+      applyMask(buf, P, keep, TT, 1.0f / (1.0f - drop.p));
       Pd = buf;
     }
-    gemmSerial(false, false, T, hs, T, 1.0f, Pd, T, v, 3 * C, 0.0f, out + (long)b * T * C + h * hs, C);
+    for (int i0 = 0; i0 < T; i0 += kBlock) {
+      const int i1 = std::min(T, i0 + kBlock);
+      gemmSerial(false, false, i1 - i0, hs, i1, 1.0f, Pd + (long)i0 * T, T, v, 3 * C, 0.0f, o + (long)i0 * C, C);
+    }
   }
 }
 
 void attentionBackward(float* dqkv, const float* dout, const float* qkv, const float* probs, AttentionShape s,
-                       DropoutSite drop, float* scratch) {
+                       DropoutSite drop, const uint8_t* mask, float* scratch) {
   const int T = s.T, C = s.C, H = s.H, hs = C / H;
   const long TT = (long)T * T;
+  const float keepScale = drop.active() ? 1.0f / (1.0f - drop.p) : 1.0f;
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < s.B * s.H; bh++) {
-    int b = bh / H, h = bh % H;
+    const int b = bh / H, h = bh % H;
     const float* q = qkv + (long)b * T * 3 * C + h * hs;
     const float* k = q + C;
     const float* v = q + 2 * C;
@@ -88,27 +103,41 @@ void attentionBackward(float* dqkv, const float* dout, const float* qkv, const f
     const float* P = probs + bh * TT;
     float* buf = scratch + threadId() * 2 * TT;
     float* dP = buf + TT;
+    const uint8_t* keep = drop.active() ? mask + bh * TT : nullptr;
     const float* Pd = P;
-    if (drop.active()) {
-      droppedProbs(buf, P, T, bh * TT, drop);
+    if (keep) {
+      applyMask(buf, P, keep, TT, keepScale);
       Pd = buf;
     }
-    gemmSerial(true, false, T, hs, T, 1.0f, Pd, T, dO, C, 0.0f, dv, 3 * C);
-    gemmSerial(false, true, T, T, hs, 1.0f, dO, C, v, 3 * C, 0.0f, dP, T);
-    float keep = drop.active() ? 1.0f / (1.0f - drop.p) : 1.0f;
-    for (int i = 0; i < T; i++) {
-      float* g = dP + (long)i * T;
-      const float* p = P + (long)i * T;
-      if (drop.active())
-        for (int j = 0; j <= i; j++)
-          g[j] = uniform01(drop.key, (uint32_t)(bh * TT + (long)i * T + j)) >= drop.p ? g[j] * keep : 0.0f;
-      float dot = 0.0f;
-      for (int j = 0; j <= i; j++) dot += p[j] * g[j];
-      for (int j = 0; j <= i; j++) g[j] = p[j] * (g[j] - dot);
-      for (int j = i + 1; j < T; j++) g[j] = 0.0f;
+    // dV[j] = sum over queries i >= j of P'[i,j] dO[i]: key blocks against the queries that see them
+    for (int j0 = 0; j0 < T; j0 += kBlock) {
+      const int j1 = std::min(T, j0 + kBlock);
+      gemmSerial(true, false, j1 - j0, hs, T - j0, 1.0f, Pd + (long)j0 * T + j0, T, dO + (long)j0 * C, C, 0.0f,
+                 dv + (long)j0 * 3 * C, 3 * C);
     }
-    gemmSerial(false, false, T, hs, T, s.scale, dP, T, k, 3 * C, 0.0f, dq, 3 * C);
-    gemmSerial(true, false, T, hs, T, s.scale, dP, T, q, 3 * C, 0.0f, dk, 3 * C);
+    for (int i0 = 0; i0 < T; i0 += kBlock) {
+      const int i1 = std::min(T, i0 + kBlock);
+      gemmSerial(false, true, i1 - i0, i1, hs, 1.0f, dO + (long)i0 * C, C, v, 3 * C, 0.0f, dP + (long)i0 * T, T);
+      for (int i = i0; i < i1; i++) {
+        float* g = dP + (long)i * T;
+        const float* p = P + (long)i * T;
+        if (keep) {
+          const uint8_t* m = keep + (long)i * T;
+          for (int j = 0; j <= i; j++) g[j] = m[j] ? g[j] * keepScale : 0.0f;
+        }
+        float dot = 0.0f;
+        for (int j = 0; j <= i; j++) dot += p[j] * g[j];
+        for (int j = 0; j <= i; j++) g[j] = p[j] * (g[j] - dot);
+        std::memset(g + i + 1, 0, sizeof(float) * (T - i - 1));
+      }
+      gemmSerial(false, false, i1 - i0, hs, i1, s.scale, dP + (long)i0 * T, T, k, 3 * C, 0.0f, dq + (long)i0 * 3 * C,
+                 3 * C);
+    }
+    for (int j0 = 0; j0 < T; j0 += kBlock) {
+      const int j1 = std::min(T, j0 + kBlock);
+      gemmSerial(true, false, j1 - j0, hs, T - j0, s.scale, dP + (long)j0 * T + j0, T, q + (long)j0 * 3 * C, 3 * C,
+                 0.0f, dk + (long)j0 * 3 * C, 3 * C);
+    }
   }
 }
 

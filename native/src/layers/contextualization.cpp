@@ -11,8 +11,7 @@ namespace bp {
 static void causalSoftmaxRows(float* S, int T) {
   for (int i = 0; i < T; i++) {
     float* row = S + (long)i * T;
-    float mx = row[0];
-    for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+    const float mx = maxOf(row, i + 1);
     float sum = 0.0f;
     for (int j = 0; j <= i; j++) {
       row[j] = fastExp(row[j] - mx);

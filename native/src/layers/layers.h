@@ -53,12 +53,13 @@ struct AttentionShape {
   int B, T, C, H;
   float scale;  // (C/H)^-1/2 * 1/(layer+1)
 };
-// probs [B][H][T][T] (before dropout; rows i hold j<=i, rest 0); out [B*T][C]; scratch >= threads*T*T floats
+// probs [B][H][T][T] (before dropout; rows i hold j<=i, rest 0); out [B*T][C]; scratch >= threads*2*T*T floats;
+// mask [B][H][T][T] bytes receives the dropout mask (unused without dropout)
 void attentionForward(float* out, float* probs, const float* qkv, AttentionShape s, DropoutSite drop,
-                      float* scratch);
-// dqkv is overwritten
+                      uint8_t* mask, float* scratch);
+// dqkv is overwritten; mask as written by the forward pass
 void attentionBackward(float* dqkv, const float* dout, const float* qkv, const float* probs, AttentionShape s,
-                       DropoutSite drop, float* scratch);
+                       DropoutSite drop, const uint8_t* mask, float* scratch);
 
 // ---- contextualization.cpp: Backpack weights alpha [B][k][T][T] from packed [Q|K] rows [B*T][2d]
 struct AlphaShape {

@@ -3,9 +3,11 @@
 // logits -> loss -> dlogits -> dx, dwte, chunk by chunk.
 #include <cmath>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "../gemm.h"
+#include "../profile.h"
 #include "../fastmath.h"
 #include "layers.h"
 
@@ -24,8 +26,12 @@ double headForwardBackward(const HeadArgs& a, long* counted) {
   for (int r0 = 0; r0 < N; r0 += a.chunk) {
     const int n = std::min(a.chunk, N - r0);
     float* L = a.logitsOut ? a.logitsOut + (long)r0 * V : a.scratch;
-    gemm(false, true, n, V, d, 1.0f, a.x + (long)r0 * d, d, a.wte, d, 0.0f, L, V);
+    {
+      BP_PROFILE("head.logits");
+      gemm(false, true, n, V, d, 1.0f, a.x + (long)r0 * d, d, a.wte, d, 0.0f, L, V);
+    }
     if (!a.targets) continue;
+    ScopedTimer softmaxTimer("head.softmax");  // includes the dx/dwte GEMMs below
     float* G = L;
     if (backward && a.logitsOut) {
       G = a.scratch;
@@ -35,27 +41,40 @@ double headForwardBackward(const HeadArgs& a, long* counted) {
     for (int r = 0; r < n; r++) {
       const float* row = L + (long)r * V;
       float* grow = G + (long)r * V;
-      float mx = row[0];
-      for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
-      float sum = 0.0f;
-      for (int j = 0; j < V; j++) sum += fastExp(row[j] - mx);
       const int t = a.targets[r0 + r];
+      const float target = t >= 0 ? row[t] : 0.0f;  // read before grow (possibly the same memory) is written
+      const float mx = maxOf(row, V);
+      float sum = 0.0f;
+      if (backward) {
+        // exp once: keep exp(row - max) in grow, then scale it into the gradient
+        for (int j = 0; j < V; j++) {
+          const float e = fastExp(row[j] - mx);
+          grow[j] = e;
+          sum += e;
+        }
+      } else {
+        for (int j = 0; j < V; j++) sum += fastExp(row[j] - mx);
+      }
       const float lse = mx + std::log(sum);
-      rowLoss[r] = t >= 0 ? (double)(lse - row[t]) : 0.0;
+      rowLoss[r] = t >= 0 ? (double)(lse - target) : 0.0;
       if (a.lossPerToken) a.lossPerToken[r0 + r] = (float)rowLoss[r];
       if (backward) {
         if (t < 0) {
           std::memset(grow, 0, sizeof(float) * V);
         } else {
-          const float inv = 1.0f / sum;
-          for (int j = 0; j < V; j++) grow[j] = fastExp(row[j] - mx) * inv * dscale;
+          const float s = dscale / sum;
+          for (int j = 0; j < V; j++) grow[j] *= s;
           grow[t] -= dscale;
         }
       }
     }
     for (int r = 0; r < n; r++) total += rowLoss[r];
     if (backward) {
-      gemm(false, false, n, d, V, 1.0f, G, V, a.wte, d, 0.0f, a.dx + (long)r0 * d, d);
+      {
+        BP_PROFILE("head.dx");
+        gemm(false, false, n, d, V, 1.0f, G, V, a.wte, d, 0.0f, a.dx + (long)r0 * d, d);
+      }
+      BP_PROFILE("head.dwte");
       gemm(true, false, V, d, n, 1.0f, G, V, a.x + (long)r0 * d, d, 1.0f, a.dwte, d);
     }
   }
