@@ -113,6 +113,8 @@ const topicParams = z
     annealingScaleMode: z.enum(['code', 'paper']).default('code'),
     annealingMixMode: z.enum(['code', 'paper']).default('code'),
     classifier: z.enum(['hashed-logreg', 'tweet-topic-21-multi']).default('hashed-logreg'),
+    /** 'recompute' = the paper's sampler (full forward per step); 'kv-cache' = the engine's cached generation (faster, small vocabularies). */
+    sampler: z.enum(['recompute', 'kv-cache']).default('recompute'),
     /** Step holding the generating Backpack (default: the only Backpack checkpoint among the inputs). */
     modelStep: z.string().optional(),
     /** Step holding the NLL scoring model (default: the only GPT-2 checkpoint among the inputs; none → no NLL). */
@@ -153,6 +155,7 @@ export const topicActivity = defineActivity({
         localizeNorm: p.localizeNorm,
         annealing: { scaleMode: p.annealingScaleMode, mixMode: p.annealingMixMode },
         modelKey: found.dir,
+        sampler: p.sampler,
         signal: ctx.signal,
         onProgress: (message, fraction) => ctx.progress({ message: `${topic.name} s${p.strength} ${message}`, fraction }),
       });
@@ -169,6 +172,7 @@ export const topicActivity = defineActivity({
           quantiles: result.quantiles ?? null,
           padTokens: result.padTokens.reduce((a, b) => a + b, 0),
           seconds: result.seconds,
+          sampler: p.sampler,
         },
       );
       return summary;

@@ -164,3 +164,44 @@ test('localization normalisers from the native forward equal the TypeScript dot 
     model.dispose();
   }
 });
+
+test('KV-cache generation with annealed senseScaleFn equals full recomputation (greedy decoding)', async () => {
+  const { loadModel } = await import('../native/index');
+  const { AnnealingState } = await import('../activities/control/topic/anneal');
+  const model = await loadModel(fx.backpackDir);
+  try {
+    const { vocabSize: V, numSenses: k = 0, nEmbd: d } = model.config;
+    const all = await model.senseVectors(Int32Array.from({ length: V }, (_, i) => i));
+    const senseOf = (id: number) => all.subarray(id * k * d, (id + 1) * k * d);
+    const E = model.outputEmbeddings();
+    // A strongly non-uniform δ so the intervention changes the argmax path.
+    const delta = Float32Array.from({ length: V * k }, (_, i) => 1 + ((i * 7919) % 5));
+    const eos = V - 1 < fx.vocab ? V - 1 : fx.vocab - 1;
+    const steps = 12;
+    // Full recomputation, greedy.
+    const state = new AnnealingState(senseOf, E, d, k, delta, 5);
+    const seq = [eos];
+    for (let i = 0; i < steps; i++) {
+      state.syncTo(seq);
+      const out = await model.forward(Int32Array.from(seq), { batch: 1, seq: seq.length, logits: true, interventions: { senseScale: state.weights() } });
+      const row = out.logits!.subarray((seq.length - 1) * V, seq.length * V);
+      let best = 0;
+      for (let v = 1; v < fx.vocab; v++) if (row[v] > row[best]) best = v;
+      seq.push(best);
+    }
+    const cached = new AnnealingState(senseOf, E, d, k, delta, 5);
+    const [gen] = await model.generate({
+      prompt: [Int32Array.from([eos])],
+      maxNewTokens: steps,
+      seed: 1,
+      greedy: true,
+      senseScaleFn: (seqs) => seqs.map((s) => (cached.syncTo(s), cached.weights())),
+    });
+    expect([eos, ...Array.from(gen)]).toEqual(seq);
+    // The intervention matters on this path (otherwise the comparison would prove little).
+    const [plain] = await model.generate({ prompt: [Int32Array.from([eos])], maxNewTokens: steps, seed: 1, greedy: true });
+    expect(Array.from(plain)).not.toEqual(seq.slice(1));
+  } finally {
+    model.dispose();
+  }
+});

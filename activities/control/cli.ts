@@ -219,6 +219,7 @@ const TOPIC_USAGE = `usage: pipeline eval topic --checkpoint <backpack ckpt> --t
   --bag <file>             bag of words (default: the registry's topic_bags file)
   --samples N (20)  --batch N (8)  --length N (99, incl. EOS)  --seed N (0)
   --norm max|absmax  --annealing-scale code|paper  --annealing-mix code|paper
+  --sampler recompute|kv-cache  (default recompute: the paper's full forward per step)
   --scorer <gpt2 ckpt>     mean NLL under this model   --show N (print N samples)
   --tokenizer gpt2|<dir>  --json  --threads N`;
 
@@ -226,7 +227,7 @@ async function topicCommand(argv: string[]): Promise<number> {
   const v = parse('topic', TOPIC_USAGE, argv, {
     checkpoint: { type: 'string' }, topic: { type: 'string' }, strength: { type: 'string' }, classifier: { type: 'string' }, provider: { type: 'string' },
     bag: { type: 'string' }, samples: { type: 'string' }, batch: { type: 'string' }, length: { type: 'string' }, seed: { type: 'string' },
-    norm: { type: 'string' }, 'annealing-scale': { type: 'string' }, 'annealing-mix': { type: 'string' }, scorer: { type: 'string' }, show: { type: 'string' },
+    norm: { type: 'string' }, sampler: { type: 'string' }, 'annealing-scale': { type: 'string' }, 'annealing-mix': { type: 'string' }, scorer: { type: 'string' }, show: { type: 'string' },
     tokenizer: { type: 'string' }, threads: { type: 'string' },
   });
   if (v.help) return print(false, null, TOPIC_USAGE), 0;
@@ -250,6 +251,7 @@ async function topicCommand(argv: string[]): Promise<number> {
   const norm = enumOpt('norm', v.norm, ['max', 'absmax'], 'max');
   const scaleMode = enumOpt('annealing-scale', v['annealing-scale'], ['code', 'paper'], 'code');
   const mixMode = enumOpt('annealing-mix', v['annealing-mix'], ['code', 'paper'], 'code');
+  const sampler = enumOpt('sampler', v.sampler, ['recompute', 'kv-cache'], 'recompute');
   const ckpt = checkpointFromPath(v.checkpoint as string);
   const threads = int('threads', v.threads);
   const model = await loadModel(ckpt.dir, threads);
@@ -272,6 +274,7 @@ async function topicCommand(argv: string[]): Promise<number> {
       localizeNorm: norm,
       annealing: { scaleMode, mixMode },
       modelKey: ckpt.dir,
+      sampler,
     });
     const show = int('show', v.show, 0) ?? 0;
     const human = [

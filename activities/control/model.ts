@@ -39,6 +39,18 @@ export interface ControlModel {
   outputEmbeddings(): Float32Array;
   /** Backpack only: [ids.length][k][nEmbd]. */
   senseVectors?(ids: Int32Array): Promise<Float32Array>;
+  /**
+   * KV-cache generation (native engine): returns the new tokens of each row. `senseScaleFn` gives per-row
+   * [len][k] multipliers recomputed from the current sequences before every step.
+   */
+  generate?(opts: {
+    prompt: Int32Array[];
+    maxNewTokens: number;
+    seed: number;
+    temperature?: number;
+    greedy?: boolean;
+    senseScaleFn?: (sequences: Int32Array[]) => Float32Array[];
+  }): Promise<Int32Array[]>;
 }
 
 export function requireSenses(model: ControlModel, what: string): (ids: Int32Array) => Promise<Float32Array> {

@@ -19,6 +19,13 @@ export interface TopicGenerationOptions {
   totalLength: number;
   seed: number;
   annealing?: AnnealingOptions;
+  /**
+   * 'recompute' (default): the paper's sampler, a full forward over the sequence at every step, softmax
+   * over all padded logits. 'kv-cache': the engine's cached generation with the same annealed weights
+   * recomputed before every step (same distribution up to padding rows, which it never samples; its own
+   * random stream); needs all sense vectors in memory, so meant for small vocabularies.
+   */
+  sampler?: 'recompute' | 'kv-cache';
   signal?: AbortSignal;
   onBatch?: (done: number, total: number) => void;
 }
@@ -78,12 +85,49 @@ export async function generateTopicSamples(model: ControlModel, opts: TopicGener
         },
       }
     : model;
+  if (opts.sampler === 'kv-cache') return generateWithCache(model, opts, cache, embeddings);
   while (out.length < samples) {
     const rows = Math.min(batchSize, samples - out.length);
     // Always run full batches (the reference's 63 × 8 for 500) so the random stream matches the count.
     const prompts = Array.from({ length: batchSize }, () => prompt.slice());
     const sequences = await sharedSample(steering, { prompts, totalLength, rng, signal: opts.signal });
     out.push(...sequences.slice(0, rows));
+    opts.onBatch?.(out.length, samples);
+  }
+  return out;
+}
+
+async function generateWithCache(model: ControlModel, opts: TopicGenerationOptions, cache: SenseCache | undefined, embeddings: Float32Array | undefined): Promise<number[][]> {
+  if (!model.generate) throw new Error("sampler 'kv-cache' needs a model with generate() (the native engine)");
+  const { samples, batchSize, prompt, totalLength } = opts;
+  const k = model.config.numSenses ?? 0;
+  const d = model.config.nEmbd;
+  if (cache) {
+    const all = new Int32Array(model.config.vocabSize);
+    for (let i = 0; i < all.length; i++) all[i] = i;
+    for (let start = 0; start < all.length; start += 1024) await cache.ensure(all.subarray(start, start + 1024));
+  }
+  const out: number[][] = [];
+  for (let batch = 0; out.length < samples; batch++) {
+    if (opts.signal?.aborted) throw new Error('cancelled');
+    const rows = Math.min(batchSize, samples - out.length);
+    const states = Array.from({ length: rows }, () =>
+      opts.delta ? new AnnealingState((id) => cache!.get(id), embeddings!, d, k, opts.delta!, opts.maxDelta, opts.annealing ?? ANNEALING_DEFAULTS) : undefined,
+    );
+    const generated = await model.generate({
+      prompt: Array.from({ length: rows }, () => Int32Array.from(prompt)),
+      maxNewTokens: totalLength - prompt.length,
+      seed: (opts.seed + batch * 0x9e3779b1) >>> 0,
+      temperature: 1,
+      senseScaleFn: opts.delta
+        ? (seqs) =>
+            seqs.map((s, r) => {
+              states[r]!.syncTo(s);
+              return states[r]!.weights();
+            })
+        : undefined,
+    });
+    out.push(...generated.map((g) => [...prompt, ...Array.from(g)]));
     opts.onBatch?.(out.length, samples);
   }
   return out;

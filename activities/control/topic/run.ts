@@ -28,6 +28,7 @@ export interface TopicRunOptions {
   annealing: AnnealingOptions;
   /** Identity of the model for the normaliser cache (e.g. its checkpoint directory). */
   modelKey: string;
+  sampler?: 'recompute' | 'kv-cache';
   signal?: AbortSignal;
   onProgress?: (message: string, fraction: number) => void;
 }
@@ -101,6 +102,7 @@ export async function runTopic(
     totalLength: opts.totalLength,
     seed: deriveSeed(opts.seed, opts.topic, opts.strength),
     annealing: opts.annealing,
+    sampler: opts.sampler,
     signal: opts.signal,
     onBatch: (done, total) => opts.onProgress?.('generate', done / total),
   });
