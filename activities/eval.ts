@@ -32,6 +32,8 @@ const common = {
   /** Evaluate only the first N items (smoke runs). */
   limit: z.number().int().positive().optional(),
   threads: z.number().int().positive().optional(),
+  /** Engine device: 'cpu', 'cuda[:N]', or 'auto' (the node's first assigned GPU when it has one, else the CPU). */
+  device: z.string().default('auto'),
 };
 
 const commonSchema = z.object(common);
@@ -61,7 +63,8 @@ function evalActivity<S extends z.ZodRawShape>(spec: TaskSpec<S>): AnyActivity {
       const models: Record<string, unknown>[] = [];
       for (const ckpt of checkpoints) {
         throwIfAborted(ctx.signal);
-        const model = await loadEvalModel(ckpt.dir, { threads: p.threads ?? ctx.devices.cpus });
+        const device = p.device === 'auto' ? (ctx.devices.gpus.length > 0 ? `cuda:${ctx.devices.gpus[0]}` : 'cpu') : p.device;
+        const model = await loadEvalModel(ckpt.dir, { threads: p.threads ?? ctx.devices.cpus, device });
         try {
           const tokSpec = tokenizerSpecFor(ckpt.dir, p.tokenizer, tokenizerInput(ctx.inputs));
           const tokenizer = await loadEvalTokenizer(tokSpec);

@@ -19,6 +19,7 @@ const USAGE = `usage: pipeline eval <${EVAL_TASKS.join('|')}> --checkpoint <dir|
   --json                   print the metrics as one JSON document
   --out <file.parquet>     also write the long-form results table
   --threads N              CPU threads for the engine
+  --device cpu|cuda[:N]    engine device (default cpu)
   owt-val:  --shards <dir> (a shard set, e.g. <data artifact>/val)  [--window 512] [--batch 8]
   blimp:    --subtask <uid> (repeatable; default all 67)
   lexsim:   --dataset simlex999|simverb3500|rg65|ws353 (repeatable; default all)
@@ -47,6 +48,7 @@ export async function runEval(task: EvalTaskId, argv: string[]): Promise<number>
         json: { type: 'boolean', default: false },
         out: { type: 'string' },
         threads: { type: 'string' },
+        device: { type: 'string' },
         shards: { type: 'string' },
         window: { type: 'string' },
         batch: { type: 'string' },
@@ -91,7 +93,7 @@ export async function runEval(task: EvalTaskId, argv: string[]): Promise<number>
     return 2;
   }
   try {
-    const model = await loadEvalModel(values.checkpoint!, { threads: positiveInt('threads', values.threads) });
+    const model = await loadEvalModel(values.checkpoint!, { threads: positiveInt('threads', values.threads), device: values.device });
     try {
       const tokenizer = await loadEvalTokenizer(tokenizerSpecFor(values.checkpoint!, values.tokenizer));
       if (values.shards) req.stream = await readShardStream(path.resolve(values.shards));
