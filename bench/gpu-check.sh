@@ -14,7 +14,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$ROOT/bench/results/gpu-local}"
 BUDGET=400
-RUNS=20
+RUNS=100
 QUICK=0
 while (( $# )); do
   case "$1" in
@@ -27,10 +27,23 @@ while (( $# )); do
 done
 [[ "$BUDGET" =~ ^[0-9]+$ && "$RUNS" =~ ^[0-9]+$ && "$RUNS" -gt 0 ]] || { echo "gpu-check: --budget and --runs take positive integers" >&2; exit 2; }
 mkdir -p "$OUT"
+# Per-step files go to a work directory; $OUT receives a handful of consolidated files at the end (the device
+# tool brings back only a few files per run).
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")"
 START=$(date +%s)
 SUMMARY="$OUT/summary.txt"
-: > "$SUMMARY"
-note() { echo "$*" | tee -a "$OUT/notes.txt"; }
+# finish: summary + consolidated raw results and logs into $OUT (also on early exit)
+finish() {
+  [[ -n "${FINISHED:-}" ]] && return
+  FINISHED=1
+  python3 "$ROOT/bench/gpu/summarize.py" "$WORK" > "$SUMMARY" 2>&1 || echo "summarize failed" >> "$SUMMARY"
+  cat "$SUMMARY"
+  for f in "$WORK"/*.jsonl; do [[ -e "$f" ]] && sed "s/^/$(basename "$f" .jsonl)\t/" "$f"; done > "$OUT/results.tsv"
+  for f in "$WORK"/*.log; do [[ -s "$f" ]] && { echo "==== $(basename "$f")"; tail -c 20000 "$f"; }; done > "$OUT/logs.txt"
+  cp "$WORK/env.txt" "$WORK/notes.txt" "$OUT/" 2>/dev/null
+}
+trap finish EXIT
+note() { echo "$*" | tee -a "$WORK/notes.txt"; }
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 # run_step NAME MIN_SECONDS FILE CMD...: runs CMD (stdout appended to FILE, stderr to NAME.log) if at least
 # MIN_SECONDS remain, under a timeout of the remaining budget.
@@ -39,7 +52,7 @@ run_step() {
   local rem; rem=$(left)
   if (( rem < need )); then note "SKIPPED $name: ${rem}s of budget left, needs ~${need}s"; return 0; fi
   local t0=$(date +%s)
-  timeout --kill-after=5 "$rem" "$@" >> "$OUT/$file" 2>> "$OUT/$name.log"
+  timeout --kill-after=5 "$rem" "$@" >> "$WORK/$file" 2>> "$WORK/$name.log"
   local rc=$?
   note "ran $name: rc=$rc in $(( $(date +%s) - t0 ))s"
   return 0
@@ -63,8 +76,8 @@ except Exception as e:
     print("transformers: unavailable:", e)
 PY
   echo "cpus: $(nproc)"
-} > "$OUT/env.txt" 2>&1
-cat "$OUT/env.txt"
+} > "$WORK/env.txt" 2>&1
+cat "$WORK/env.txt"
 
 # ---- 1. build (fallback: a harness prebuilt elsewhere with the pinned PyPI toolkit, carried in
 # .tools/gpu-prebuilt/, run against the NVIDIA libraries of the machine's pip packages)
@@ -72,14 +85,14 @@ BUILD="${BUILD_DIR:-/tmp/backpack-gpu-check}"
 H=""
 t0=$(date +%s)
 if [[ "${SKIP_BUILD:-0}" == 1 && -x "$BUILD/harness" ]]; then
-  echo "reusing $BUILD/harness (SKIP_BUILD=1)" > "$OUT/build.log"
+  echo "reusing $BUILD/harness (SKIP_BUILD=1)" > "$WORK/build.log"
   H="$BUILD/harness"
-elif "$ROOT/bench/gpu/build-harness.sh" "$BUILD" > "$OUT/build.log" 2>&1; then
+elif "$ROOT/bench/gpu/build-harness.sh" "$BUILD" > "$WORK/build.log" 2>&1; then
   H="$BUILD/harness"
   note "built the harness with this machine's nvcc in $(( $(date +%s) - t0 ))s"
 else
   note "BUILD FAILED on this machine (see build.log)"
-  tail -15 "$OUT/build.log"
+  tail -15 "$WORK/build.log"
   PRE="$ROOT/.tools/gpu-prebuilt/harness"
   if [[ -x "$PRE" ]]; then
     LIBS="$(python3 -c 'import glob,os,site
@@ -115,13 +128,19 @@ for size in $SIZES_TRAIN; do
     run_step "train-ours-$arch-$size" 15 train.jsonl "$H" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" bf16
   done
 done
-run_step train-ours-backpack-small-fp32 25 train.jsonl "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" fp32
+for prec in tf32 fp32; do
+  run_step "train-ours-backpack-small-$prec" 25 train.jsonl "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" "$prec"
+done
 
 # ---- 4. ours: Table 7 forward timing
 for size in $FWD_SIZES; do
   for arch in backpack gpt2; do
     run_step "forward-ours-$arch-$size" 15 forward.jsonl "$H" forward "$arch" "$size" "$FWD_B" 512 "$RUNS" bf16
   done
+done
+
+for arch in backpack gpt2; do
+  run_step "forward-ours-$arch-${FWD_SIZES##* }-fp32" 15 forward.jsonl "$H" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" fp32
 done
 
 # ---- 5. ours: generation with the KV cache
@@ -148,4 +167,4 @@ for rows in 1 8; do
 done
 
 note "total ${BUDGET}s budget, used $(( $(date +%s) - START ))s"
-python3 "$ROOT/bench/gpu/summarize.py" "$OUT" | tee "$SUMMARY"
+finish

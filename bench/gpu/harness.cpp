@@ -156,7 +156,12 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
     rep.line(arch, prec, what, worst, tolGrad, ",\"worst_tensor\":\"" + worstKey + "\"");
   }
 
-  // 10 AdamW steps
+  // 10 AdamW steps: the loss trajectory, the parameters, and the parameter updates (updates are the strict
+  // check: Adam divides by sqrt(v), so an element whose gradient is ~0 moves by up to lr either way when its
+  // float-reordered gradient differs; the worst tensor is named)
+  Model init(c);
+  init.initParams(7);
+  double lossErr = 0.0;
   for (int s = 0; s < 10; s++) {
     ForwardRequest t;
     auto tok = randomTokens(N, c.realVocab, 100 + s), tg = randomTokens(N, c.realVocab, 200 + s);
@@ -166,22 +171,33 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
     t.T = T;
     t.train = true;
     cpu.zeroGrad();
-    cpu.forward(t, &cnt);
+    const double lc = cpu.forward(t, &cnt);
     cpu.backward(t);
     cpu.optimizerStep(1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
     gpu.zeroGrad();
-    gpu.trainStep(t, &cnt);
+    const double lg = gpu.trainStep(t, &cnt);
     gpu.optimizerStep(1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
+    lossErr = std::max(lossErr, std::fabs(lg - lc) / std::fabs(lc));
   }
   gpu.pullParams();
-  // compare the parameter change (params moved by ~10*lr; relative to the update, not to the weights)
-  std::vector<float> dc(cpu.params.size()), dg(cpu.params.size());
-  {
-    Model init(c);
-    init.initParams(7);
-    for (size_t i = 0; i < dc.size(); i++) dc[i] = cpu.params[i] - init.params[i], dg[i] = gpu.host.params[i] - init.params[i];
+  double paramErr = 0.0, updateErr = 0.0;
+  std::string paramKey, updateKey;
+  for (const TensorInfo& ti : cpu.tensors) {
+    const float* pc = cpu.params.data() + ti.offset;
+    const float* pg = gpu.host.params.data() + ti.offset;
+    const float* p0 = init.params.data() + ti.offset;
+    std::vector<float> dc(ti.size), dg(ti.size);
+    for (long i = 0; i < ti.size; i++) dc[i] = pc[i] - p0[i], dg[i] = pg[i] - p0[i];
+    const double pe = relErr(pg, pc, ti.size), ue = relErr(dg.data(), dc.data(), ti.size);
+    if (!(pe <= paramErr)) paramErr = pe, paramKey = ti.key;
+    if (!(ue <= updateErr)) updateErr = ue, updateKey = ti.key;
   }
-  rep.line(arch, prec, "10 AdamW steps (parameter updates)", relErr(dg.data(), dc.data(), dg.size()), tolAdam);
+  const bool strict = prec == "fp32";
+  rep.line(arch, prec, "10 AdamW steps: losses", lossErr, strict ? 1e-5 : 1e-2);
+  rep.line(arch, prec, "10 AdamW steps: parameters (worst tensor)", paramErr, strict ? 1e-5 : 1e-1,
+           ",\"worst_tensor\":\"" + paramKey + "\"");
+  rep.line(arch, prec, "10 AdamW steps: updates (worst tensor)", updateErr, tolAdam,
+           ",\"worst_tensor\":\"" + updateKey + "\"");
 
   // greedy generation with the KV cache, same prompt; compare tokens and per-step logits
   const int rows = 2, P = 5, steps = 12;
@@ -244,9 +260,9 @@ int cmdParity() {
     }
   };
   for (const char* arch : {"gpt2", "backpack"}) {
-    guarded(arch, "fp32", 1e-5, 1e-4, 1e-3);
+    guarded(arch, "fp32", 1e-5, 1e-4, 5e-3);
     // bf16 tensor-core GEMMs (8-bit mantissa inputs, fp32 accumulation): llm.c-style loose tolerances
-    guarded(arch, "bf16", 3e-2, 1e-1, 2e-1);
+    guarded(arch, "bf16", 3e-2, 1e-1, 5e-1);
   }
   std::printf("{\"check\":\"parity-summary\",\"failures\":%d}\n", rep.failures);
   return rep.failures == 0 ? 0 : 1;

@@ -82,18 +82,23 @@ def main(out):
     else:
         runs = sorted({r["runs"] for r in fwd if "runs" in r})
         p(f"timed runs per model: {', '.join(map(str, runs))} (after warm-up)")
-        p(f"{'size':<6} {'model':<12} {'ours (bf16 GEMMs)':>18} {'PyTorch bf16':>13} {'paper A100':>11}")
+        p(f"{'size':<6} {'model':<12} {'ours bf16':>10} {'ours fp32':>10} {'PyTorch bf16':>13} {'paper A100':>11}")
+
+        def pick(impl, size, arch, prec=None):
+            return next((r["mean_s"] for r in fwd if r.get("impl", "").startswith(impl) and r.get("size") == size
+                         and r.get("arch") == arch and (prec is None or r.get("precision") == prec)), None)
+
         for size in ("micro", "mini", "small"):
             for arch in ("backpack", "gpt2"):
-                ours = next((r["mean_s"] for r in fwd if r.get("impl") == "ours" and r["size"] == size and r["arch"] == arch), None)
-                pt = next((r["mean_s"] for r in fwd if r.get("impl", "").startswith("pytorch") and r["size"] == size and r["arch"] == arch), None)
-                if ours is None and pt is None:
+                ob, of, pt = pick("ours", size, arch, "bf16"), pick("ours", size, arch, "fp32"), pick("pytorch", size, arch)
+                if ob is None and of is None and pt is None:
                     continue
-                p(f"{size:<6} {NAME[arch]:<12} {fmt(ours, '>18.4f')} {fmt(pt, '>13.4f')} {PAPER_TABLE7[(size, arch)]:>11.3f}")
-            o_b = next((r["mean_s"] for r in fwd if r.get("impl") == "ours" and r["size"] == size and r["arch"] == "backpack"), None)
-            o_t = next((r["mean_s"] for r in fwd if r.get("impl") == "ours" and r["size"] == size and r["arch"] == "gpt2"), None)
+                p(f"{size:<6} {NAME[arch]:<12} {fmt(ob, '>10.4f')} {fmt(of, '>10.4f')} {fmt(pt, '>13.4f')} "
+                  f"{PAPER_TABLE7[(size, arch)]:>11.3f}")
+            o_b, o_t = pick("ours", size, "backpack", "bf16"), pick("ours", size, "gpt2", "bf16")
             if o_b and o_t:
-                p(f"{size:<6} Backpack/Transformer (ours): {o_b / o_t:.2f}x  (paper: {PAPER_TABLE7[(size, 'backpack')] / PAPER_TABLE7[(size, 'gpt2')]:.2f}x)")
+                p(f"{size:<6} Backpack/Transformer (ours, bf16): {o_b / o_t:.2f}x  "
+                  f"(paper: {PAPER_TABLE7[(size, 'backpack')] / PAPER_TABLE7[(size, 'gpt2')]:.2f}x)")
 
     gen = read(out, "generate.jsonl")
     p("")

@@ -1,7 +1,10 @@
-// Causal multi-head attention, one sequence at a time: the H score matrices of a sequence are two strided
-// batched tensor-core GEMMs, the causal softmax is one warp per row, and only the row log-sum-exp is kept for
-// the backward pass (which recomputes the probabilities), so no [B][H][T][T] tensor outlives a sequence.
+// Causal multi-head attention, a chunk of sequences at a time: the score matrices of every (sequence, head) of the
+// chunk come from one batched tensor-core GEMM, the causal softmax is one warp per row, and only the row
+// log-sum-exp is kept for the backward pass (which recomputes the probabilities), so no [B][H][T][T] tensor
+// outlives a chunk.
 // Dropout on the probabilities uses the CPU backend's masks (index (b*H + h)*T*T + i*T + j).
+#include <algorithm>
+
 #include "layers.cuh"
 
 namespace bp::cuda {
@@ -65,47 +68,73 @@ __global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long b
   for (int j = lane; j < T; j += 32) g[j] = j <= i ? pr[j] * (g[j] - dot) : 0.0f;
 }
 
-static unsigned rowBlocks(int rows) { return blocksFor(rows, 8); }
+static unsigned rowBlocks(long rows) { return blocksFor(rows, 8); }
 
-void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, float* scratch) {
+// Pointer arrays of one chunk: matrix (b, h) of a [B*T][ld] tensor starts at base + b*T*ld + h*hs.
+static const float** rowsOf(const float** slot, const float* base, int T, long ld, int hs, int H, int n, cudaStream_t st) {
+  fillPointers(slot, base, (long)T * ld, hs, H, n * H, st);
+  return slot;
+}
+static const float** tilesOf(const float** slot, const float* base, long TT, int count, cudaStream_t st) {
+  fillPointers(slot, base, TT, 0, 1, count, st);
+  return slot;
+}
+
+void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w) {
   const int T = s.T, C = s.C, H = s.H, hs = C / H;
   const long TT = (long)T * T;
-  float* S = scratch;
-  float* Pd = drop.p > 0.0f ? scratch + H * TT : nullptr;
-  for (int bi = 0; bi < s.B; bi++) {
-    const float* q = qkv + (long)bi * T * 3 * C;
-    gemmStrided(b, false, true, T, T, hs, s.scale, q, 3 * C, hs, q + C, 3 * C, hs, 0.0f, S, T, TT, H);
-    causalSoftmaxKernel<<<rowBlocks(H * T), 256, 0, b.stream>>>(S, Pd, lse + (long)bi * H * T, H, T, (long)bi * H,
-                                                                drop.p, drop.key);
+  for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
+    const int n = std::min(w.seqs, s.B - b0), cnt = n * H;
+    float* S = w.scratch;
+    float* Pd = drop.p > 0.0f ? w.scratch + (long)cnt * TT : nullptr;
+    const float* q = qkv + (long)b0 * T * 3 * C;
+    const float** Q = rowsOf(w.ptrs, q, T, 3 * C, hs, H, n, b.stream);
+    const float** K = rowsOf(w.ptrs + cnt, q + C, T, 3 * C, hs, H, n, b.stream);
+    const float** V = rowsOf(w.ptrs + 2 * cnt, q + 2 * C, T, 3 * C, hs, H, n, b.stream);
+    const float** Sp = tilesOf(w.ptrs + 3 * cnt, Pd ? Pd : S, TT, cnt, b.stream);
+    const float** Sraw = tilesOf(w.ptrs + 4 * cnt, S, TT, cnt, b.stream);
+    const float** O = rowsOf(w.ptrs + 5 * cnt, out + (long)b0 * T * C, T, C, hs, H, n, b.stream);
+    gemmBatched(b, false, true, T, T, hs, s.scale, Q, 3 * C, K, 3 * C, 0.0f, (float* const*)Sraw, T, cnt);
+    causalSoftmaxKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(S, Pd, lse + (long)b0 * H * T, cnt, T,
+                                                                       (long)b0 * H, drop.p, drop.key);
     BP_LAUNCHED();
-    gemmStrided(b, false, false, T, hs, T, 1.0f, Pd ? Pd : S, T, TT, q + 2 * C, 3 * C, hs, 0.0f,
-                out + (long)bi * T * C, C, hs, H);
+    gemmBatched(b, false, false, T, hs, T, 1.0f, Sp, T, V, 3 * C, 0.0f, (float* const*)O, C, cnt);
   }
 }
 
 void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* qkv, const float* lse, AttnShape s,
-                       Site drop, float* scratch) {
+                       Site drop, AttnWork w) {
   const int T = s.T, C = s.C, H = s.H, hs = C / H;
   const long TT = (long)T * T;
-  float* P = scratch;
-  float* Pd = drop.p > 0.0f ? scratch + H * TT : nullptr;
-  float* G = scratch + 2 * H * TT;
-  for (int bi = 0; bi < s.B; bi++) {
-    const float* q = qkv + (long)bi * T * 3 * C;
-    const float* dO = dout + (long)bi * T * C;
-    float* dq = dqkv + (long)bi * T * 3 * C;
-    gemmStrided(b, false, true, T, T, hs, s.scale, q, 3 * C, hs, q + C, 3 * C, hs, 0.0f, P, T, TT, H);
-    probsFromLseKernel<<<rowBlocks(H * T), 256, 0, b.stream>>>(P, Pd, lse + (long)bi * H * T, H, T, (long)bi * H,
-                                                               drop.p, drop.key);
+  for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
+    const int n = std::min(w.seqs, s.B - b0), cnt = n * H;
+    float* P = w.scratch;
+    float* Pd = drop.p > 0.0f ? w.scratch + (long)cnt * TT : nullptr;
+    float* G = w.scratch + 2L * cnt * TT;
+    const float* q = qkv + (long)b0 * T * 3 * C;
+    float* dq = dqkv + (long)b0 * T * 3 * C;
+    const float** Q = rowsOf(w.ptrs, q, T, 3 * C, hs, H, n, b.stream);
+    const float** K = rowsOf(w.ptrs + cnt, q + C, T, 3 * C, hs, H, n, b.stream);
+    const float** V = rowsOf(w.ptrs + 2 * cnt, q + 2 * C, T, 3 * C, hs, H, n, b.stream);
+    const float** Pp = tilesOf(w.ptrs + 3 * cnt, P, TT, cnt, b.stream);
+    const float** PdP = tilesOf(w.ptrs + 4 * cnt, Pd ? Pd : P, TT, cnt, b.stream);
+    const float** Gp = tilesOf(w.ptrs + 5 * cnt, G, TT, cnt, b.stream);
+    const float** dO = rowsOf(w.ptrs + 6 * cnt, dout + (long)b0 * T * C, T, C, hs, H, n, b.stream);
+    const float** dQ = rowsOf(w.ptrs + 7 * cnt, dq, T, 3 * C, hs, H, n, b.stream);
+    const float** dK = rowsOf(w.ptrs + 8 * cnt, dq + C, T, 3 * C, hs, H, n, b.stream);
+    const float** dV = rowsOf(w.ptrs + 9 * cnt, dq + 2 * C, T, 3 * C, hs, H, n, b.stream);
+    gemmBatched(b, false, true, T, T, hs, s.scale, Q, 3 * C, K, 3 * C, 0.0f, (float* const*)Pp, T, cnt);
+    probsFromLseKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(P, Pd, lse + (long)b0 * H * T, cnt, T,
+                                                                      (long)b0 * H, drop.p, drop.key);
     BP_LAUNCHED();
     // dV = Pd^T dO ; dPd = dO V^T
-    gemmStrided(b, true, false, T, hs, T, 1.0f, Pd ? Pd : P, T, TT, dO, C, hs, 0.0f, dq + 2 * C, 3 * C, hs, H);
-    gemmStrided(b, false, true, T, T, hs, 1.0f, dO, C, hs, q + 2 * C, 3 * C, hs, 0.0f, G, T, TT, H);
-    softmaxBackKernel<<<rowBlocks(H * T), 256, 0, b.stream>>>(G, P, H, T, (long)bi * H, drop.p, drop.key);
+    gemmBatched(b, true, false, T, hs, T, 1.0f, PdP, T, dO, C, 0.0f, (float* const*)dV, 3 * C, cnt);
+    gemmBatched(b, false, true, T, T, hs, 1.0f, dO, C, V, 3 * C, 0.0f, (float* const*)Gp, T, cnt);
+    softmaxBackKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(G, P, cnt, T, (long)b0 * H, drop.p, drop.key);
     BP_LAUNCHED();
     // dQ = scale dS K ; dK = scale dS^T Q
-    gemmStrided(b, false, false, T, hs, T, s.scale, G, T, TT, q + C, 3 * C, hs, 0.0f, dq, 3 * C, hs, H);
-    gemmStrided(b, true, false, T, hs, T, s.scale, G, T, TT, q, 3 * C, hs, 0.0f, dq + C, 3 * C, hs, H);
+    gemmBatched(b, false, false, T, hs, T, s.scale, Gp, T, K, 3 * C, 0.0f, (float* const*)dQ, 3 * C, cnt);
+    gemmBatched(b, true, false, T, hs, T, s.scale, Gp, T, Q, 3 * C, 0.0f, (float* const*)dK, 3 * C, cnt);
   }
 }
 

@@ -1,6 +1,8 @@
 // Backpack output o_i = sum_l sum_{j<=i} alpha_l[i,j] C(x_j)_l. With alpha of a sequence laid out [i][(j,l)]
 // and its sense vectors [(j,l)][d] (their natural [T][k*d] layout), the sum over positions AND senses is one
-// GEMM of depth T*k. Weights exist one sequence at a time; the backward pass recomputes them.
+// GEMM of depth T*k. Weights exist for one chunk of sequences at a time; the backward pass recomputes them.
+#include <algorithm>
+
 #include "layers.cuh"
 
 namespace bp::cuda {
@@ -18,40 +20,46 @@ void scaleSenses(float* out, const float* senses, const float* scale, int N, int
 }
 
 void backpackForward(const Blas& b, float* out, float* lse, const float* qk, const float* senses, CtxShape s,
-                     float* scratch, const AlphaEdit* edit, float* alphaOutHost) {
+                     AttnWork w, const AlphaEdit* edit, float* alphaOutHost) {
   const int T = s.T, d = s.d, k = s.k;
   const long kTT = (long)k * T * T, kd = (long)k * d;
-  float* scores = scratch;
-  float* alpha = scratch + kTT;
-  for (int bi = 0; bi < s.B; bi++) {
-    alphaSequence(b, alpha, lse, qk, bi, s, scores, edit);
-    gemm(b, false, false, T, d, T * k, 1.0f, alpha, T * k, senses + (long)bi * T * kd, d, 0.0f, out + (long)bi * T * d,
-         d);
-    if (alphaOutHost) {
-      alphaToHeadMajor(scores, alpha, s, b.stream);
-      BP_CUDA(cudaMemcpyAsync(alphaOutHost + bi * kTT, scores, sizeof(float) * kTT, cudaMemcpyDeviceToHost, b.stream));
-      BP_CUDA(cudaStreamSynchronize(b.stream));
-    }
+  for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
+    const int n = std::min(w.seqs, s.B - b0);
+    float* scores = w.scratch;
+    float* alpha = w.scratch + n * kTT;
+    alphaChunk(b, alpha, lse, qk, b0, n, s, scores, w.ptrs, edit);
+    // out_b [T][d] = alpha_b [T][T*k] . C_b [T*k][d], for every sequence of the chunk
+    gemmStrided(b, false, false, T, d, T * k, 1.0f, alpha, T * k, kTT, senses + (long)b0 * T * kd, d, (long)T * kd,
+                0.0f, out + (long)b0 * T * d, d, (long)T * d, n);
+    if (alphaOutHost)
+      for (int i = 0; i < n; i++) {
+        alphaToHeadMajor(scores, alpha + i * kTT, s, b.stream);
+        BP_CUDA(cudaMemcpyAsync(alphaOutHost + (b0 + i) * kTT, scores, sizeof(float) * kTT, cudaMemcpyDeviceToHost,
+                                b.stream));
+        BP_CUDA(cudaStreamSynchronize(b.stream));
+      }
   }
 }
 
 void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* dout, const float* qk,
-                      const float* senses, const float* lse, CtxShape s, float* scratch) {
+                      const float* senses, const float* lse, CtxShape s, AttnWork w) {
   const int T = s.T, d = s.d, k = s.k;
   const long kTT = (long)k * T * T, kd = (long)k * d;
-  float* scores = scratch;
-  float* alpha = scratch + kTT;
-  float* dalpha = scratch + 2 * kTT;
-  float* dS = scratch + 3 * kTT;
   float* lseTmp = const_cast<float*>(lse);  // recomputation rewrites the same values
-  for (int bi = 0; bi < s.B; bi++) {
-    alphaSequence(b, alpha, lseTmp, qk, bi, s, scores, nullptr);
-    const float* dO = dout + (long)bi * T * d;
-    const float* C = senses + (long)bi * T * kd;
-    // dalpha[T][T*k] = dO C^T ; dC[T*k][d] = alpha^T dO
-    gemm(b, false, true, T, T * k, d, 1.0f, dO, d, C, d, 0.0f, dalpha, T * k);
-    gemm(b, true, false, T * k, d, T, 1.0f, alpha, T * k, dO, d, 0.0f, dsenses + (long)bi * T * kd, d);
-    alphaSequenceBackward(b, dqk, dalpha, qk, alpha, bi, s, dS);
+  for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
+    const int n = std::min(w.seqs, s.B - b0);
+    float* scores = w.scratch;
+    float* alpha = w.scratch + n * kTT;
+    float* dalpha = w.scratch + 2 * n * kTT;
+    float* dS = w.scratch + 3 * n * kTT;
+    alphaChunk(b, alpha, lseTmp, qk, b0, n, s, scores, w.ptrs, nullptr);
+    const float* dO = dout + (long)b0 * T * d;
+    const float* C = senses + (long)b0 * T * kd;
+    // dalpha[T][T*k] = dO C^T ; dC[T*k][d] = alpha^T dO   (per sequence, batched)
+    gemmStrided(b, false, true, T, T * k, d, 1.0f, dO, d, (long)T * d, C, d, (long)T * kd, 0.0f, dalpha, T * k, kTT, n);
+    gemmStrided(b, true, false, T * k, d, T, 1.0f, alpha, T * k, kTT, dO, d, (long)T * d, 0.0f,
+                dsenses + (long)b0 * T * kd, d, (long)T * kd, n);
+    alphaChunkBackward(b, dqk, dalpha, qk, alpha, b0, n, s, dS, w.ptrs);
   }
 }
 

@@ -1,16 +1,17 @@
-// Backpack contextualization weights alpha_l = causal softmax(Q_l K_l^T / sqrt(d/k)), one sequence at a time.
+// Backpack contextualization weights alpha_l = causal softmax(Q_l K_l^T / sqrt(d/k)), a chunk of sequences at a
+// time (one batched GEMM for all (sequence, sense) score matrices).
 // Alpha is written in the mixing layout [i][j][l] so the output is a single GEMM against the sense vectors
 // viewed as [(j,l)][d] (see backpack_output.cu).
 #include "layers.cuh"
 
 namespace bp::cuda {
 
-// Rows (l, i): scores [l][i][j] -> alpha[(i*T + j)*k + l], lse[l][i].
-__global__ void alphaSoftmaxKernel(float* alpha, float* lse, const float* S, int k, int T, AlphaEdit edit,
+// Rows (b, l, i) of a chunk: scores [b][l][i][j] -> alpha[b][(i*T + j)*k + l], lse[b][l][i].
+__global__ void alphaSoftmaxKernel(float* alpha, float* lse, const float* S, int n, int k, int T, AlphaEdit edit,
                                    const uint8_t* keyMask) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (row >= k * T) return;
-  int l = row / T, i = row % T;
+  if (row >= n * k * T) return;
+  int b = row / (k * T), l = (row / T) % k, i = row % T;
   const float* s = S + (long)row * T;
   float mx = -INFINITY;
   for (int j = lane; j <= i; j += 32) mx = fmaxf(mx, s[j]);
@@ -19,30 +20,33 @@ __global__ void alphaSoftmaxKernel(float* alpha, float* lse, const float* S, int
   for (int j = lane; j <= i; j += 32) sum += __expf(s[j] - mx);
   sum = warpSum(sum);
   float inv = 1.0f / sum;
-  const bool edited = keyMask && l == edit.sense;
+  const uint8_t* mask = keyMask && l == edit.sense ? keyMask + (long)b * T : nullptr;
+  float* A = alpha + (long)b * T * T * k;
   for (int j = lane; j < T; j += 32) {
     float a = j <= i ? __expf(s[j] - mx) * inv : 0.0f;
-    if (edited && keyMask[j]) a *= edit.factor;
-    alpha[((long)i * T + j) * k + l] = a;
+    if (mask && mask[j]) a *= edit.factor;
+    A[((long)i * T + j) * k + l] = a;
   }
-  if (lane == 0) lse[(long)l * T + i] = mx + __logf(sum);
+  if (lane == 0) lse[row] = mx + __logf(sum);
 }
 
-// Rows (l, i): dS[l][i][j] = a (g - sum_j a g), with a, g in the [i][j][l] layout.
-__global__ void alphaBackKernel(float* dS, const float* alpha, const float* dalpha, int k, int T) {
+// Rows (b, l, i): dS[b][l][i][j] = a (g - sum_j a g), with a, g in the [b][i][j][l] layout.
+__global__ void alphaBackKernel(float* dS, const float* alpha, const float* dalpha, int n, int k, int T) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (row >= k * T) return;
-  int l = row / T, i = row % T;
+  if (row >= n * k * T) return;
+  int b = row / (k * T), l = (row / T) % k, i = row % T;
+  const float* A = alpha + (long)b * T * T * k;
+  const float* D = dalpha + (long)b * T * T * k;
   float dot = 0.0f;
   for (int j = lane; j <= i; j += 32) {
     long at = ((long)i * T + j) * k + l;
-    dot += alpha[at] * dalpha[at];
+    dot += A[at] * D[at];
   }
   dot = warpSum(dot);
   float* o = dS + (long)row * T;
   for (int j = lane; j < T; j += 32) {
     long at = ((long)i * T + j) * k + l;
-    o[j] = j <= i ? alpha[at] * (dalpha[at] - dot) : 0.0f;
+    o[j] = j <= i ? A[at] * (D[at] - dot) : 0.0f;
   }
 }
 
@@ -55,31 +59,43 @@ __global__ void alphaTransposeKernel(float* out, const float* alpha, int k, int 
   out[(long)l * T * T + ij] = alpha[idx];
 }
 
-void alphaSequence(const Blas& b, float* alpha, float* lse, const float* qk, int seq, CtxShape s, float* scores,
-                   const AlphaEdit* edit) {
-  const int T = s.T, d = s.d, k = s.k, hs = d / k;
+void alphaChunk(const Blas& b, float* alpha, float* lse, const float* qk, int b0, int n, CtxShape s, float* scores,
+                const float** ptrs, const AlphaEdit* edit) {
+  const int T = s.T, d = s.d, k = s.k, hs = d / k, cnt = n * k;
   const long TT = (long)T * T;
   const float scale = 1.0f / sqrtf((float)hs);
-  const float* q = qk + (long)seq * T * 2 * d;
-  gemmStrided(b, false, true, T, T, hs, scale, q, 2 * d, hs, q + d, 2 * d, hs, 0.0f, scores, T, TT, k);
+  const float* q = qk + (long)b0 * T * 2 * d;
+  fillPointers(ptrs, q, (long)T * 2 * d, hs, k, cnt, b.stream);
+  fillPointers(ptrs + cnt, q + d, (long)T * 2 * d, hs, k, cnt, b.stream);
+  fillPointers(ptrs + 2 * cnt, scores, TT, 0, 1, cnt, b.stream);
+  gemmBatched(b, false, true, T, T, hs, scale, ptrs, 2 * d, ptrs + cnt, 2 * d, 0.0f, (float* const*)(ptrs + 2 * cnt), T,
+              cnt);
   AlphaEdit e = edit ? *edit : AlphaEdit{};
-  const uint8_t* mask = edit && edit->keyMask && edit->sense >= 0 ? edit->keyMask + (long)seq * T : nullptr;
-  alphaSoftmaxKernel<<<blocksFor((long)k * T, 8), 256, 0, b.stream>>>(alpha, lse + (long)seq * k * T, scores, k, T, e,
-                                                                    mask);
+  const uint8_t* mask = edit && edit->keyMask && edit->sense >= 0 ? edit->keyMask + (long)b0 * T : nullptr;
+  alphaSoftmaxKernel<<<blocksFor((long)cnt * T, 8), 256, 0, b.stream>>>(alpha, lse + (long)b0 * k * T, scores, n, k, T,
+                                                                      e, mask);
   BP_LAUNCHED();
 }
 
-void alphaSequenceBackward(const Blas& b, float* dqk, const float* dalpha, const float* qk, const float* alpha,
-                           int seq, CtxShape s, float* dS) {
-  const int T = s.T, d = s.d, k = s.k, hs = d / k;
+void alphaChunkBackward(const Blas& b, float* dqk, const float* dalpha, const float* qk, const float* alpha, int b0,
+                        int n, CtxShape s, float* dS, const float** ptrs) {
+  const int T = s.T, d = s.d, k = s.k, hs = d / k, cnt = n * k;
   const long TT = (long)T * T;
   const float scale = 1.0f / sqrtf((float)hs);
-  alphaBackKernel<<<blocksFor((long)k * T, 8), 256, 0, b.stream>>>(dS, alpha, dalpha, k, T);
+  alphaBackKernel<<<blocksFor((long)cnt * T, 8), 256, 0, b.stream>>>(dS, alpha, dalpha, n, k, T);
   BP_LAUNCHED();
-  const float* q = qk + (long)seq * T * 2 * d;
-  float* dq = dqk + (long)seq * T * 2 * d;
-  gemmStrided(b, false, false, T, hs, T, scale, dS, T, TT, q + d, 2 * d, hs, 0.0f, dq, 2 * d, hs, k);
-  gemmStrided(b, true, false, T, hs, T, scale, dS, T, TT, q, 2 * d, hs, 0.0f, dq + d, 2 * d, hs, k);
+  const float* q = qk + (long)b0 * T * 2 * d;
+  float* dq = dqk + (long)b0 * T * 2 * d;
+  fillPointers(ptrs, q, (long)T * 2 * d, hs, k, cnt, b.stream);
+  fillPointers(ptrs + cnt, q + d, (long)T * 2 * d, hs, k, cnt, b.stream);
+  fillPointers(ptrs + 2 * cnt, dS, TT, 0, 1, cnt, b.stream);
+  fillPointers(ptrs + 3 * cnt, dq, (long)T * 2 * d, hs, k, cnt, b.stream);
+  fillPointers(ptrs + 4 * cnt, dq + d, (long)T * 2 * d, hs, k, cnt, b.stream);
+  // dQ = scale dS K ; dK = scale dS^T Q
+  gemmBatched(b, false, false, T, hs, T, scale, ptrs + 2 * cnt, T, ptrs + cnt, 2 * d, 0.0f,
+              (float* const*)(ptrs + 3 * cnt), 2 * d, cnt);
+  gemmBatched(b, true, false, T, hs, T, scale, ptrs + 2 * cnt, T, ptrs, 2 * d, 0.0f, (float* const*)(ptrs + 4 * cnt),
+              2 * d, cnt);
 }
 
 void alphaToHeadMajor(float* out, const float* alpha, CtxShape s, cudaStream_t st) {

@@ -123,6 +123,10 @@ class DeviceModel {
     float *gRes, *gA, *gB, *gBig, *gBig2, *gX;
   } a{};
   int headChunk = 0;
+  int attnSeqs = 0, ctxSeqs = 0;  // sequences per attention / Backpack-mixing chunk
+  DevBuf<const float*> ptrs;      // pointer arrays of the batched GEMMs
+  AttnWork attnWork() { return AttnWork{attnSeqs, a.attScratch, ptrs.p}; }
+  AttnWork ctxWork() { return AttnWork{ctxSeqs, a.attScratch, ptrs.p}; }
   DevBuf<double> normAcc;
 };
 

@@ -34,4 +34,25 @@ void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
             "strided batched gemm");
 }
 
+void gemmBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* const* A, int lda,
+                 const float* const* B, int ldb, float beta, float* const* C, int ldc, int batch) {
+  if (M <= 0 || N <= 0 || batch <= 0) return;
+  blasCheck(cublasGemmBatchedEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                                &alpha, (const void* const*)B, CUDA_R_32F, ldb, (const void* const*)A, CUDA_R_32F, lda,
+                                &beta, (void* const*)C, CUDA_R_32F, ldc, batch, b.compute, CUBLAS_GEMM_DEFAULT),
+            "batched gemm");
+}
+
+__global__ void fillPointersKernel(const float** out, const float* base, long outer, long inner, int n, int count) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = base + (long)(i / n) * outer + (long)(i % n) * inner;
+}
+
+void fillPointers(const float** out, const float* base, long outerStride, long innerStride, int inner, int count,
+                  cudaStream_t st) {
+  if (count <= 0) return;
+  fillPointersKernel<<<blocksFor(count, 256), 256, 0, st>>>(out, base, outerStride, innerStride, inner, count);
+  BP_LAUNCHED();
+}
+
 }  // namespace bp::cuda

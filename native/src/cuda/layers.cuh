@@ -23,6 +23,13 @@ void gemm(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, con
 void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, long sA,
                  const float* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
 
+// Batched products over arbitrary matrix addresses (device arrays of pointers), one launch for all of them.
+void gemmBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* const* A, int lda,
+                 const float* const* B, int ldb, float beta, float* const* C, int ldc, int batch);
+// out[i] = base + (i / inner) * outerStride + (i % inner) * innerStride, for i < count (on the device)
+void fillPointers(const float** out, const float* base, long outerStride, long innerStride, int inner, int count,
+                  cudaStream_t st);
+
 struct Site {  // a dropout site (see ../layers/layers.h DropoutSite)
   float p = 0.0f;
   uint32_t key = 0;
@@ -62,18 +69,24 @@ void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st);
 void geluForward(float* out, const float* inp, long n, cudaStream_t st);
 void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st);
 
-// ---- attention.cu: causal multi-head attention on packed [q|k|v] rows, one sequence at a time on tensor-core
-// GEMMs; only the row log-sum-exp [B][H][T] is kept, probabilities are recomputed in the backward pass.
+// ---- attention.cu: causal multi-head attention on packed [q|k|v] rows, a chunk of sequences at a time on batched
+// tensor-core GEMMs (one launch per product for all sequences and heads of the chunk); only the row log-sum-exp
+// [B][H][T] is kept, probabilities are recomputed in the backward pass.
 struct AttnShape {
   int B, T, C, H;
   float scale;
 };
-// scratch: >= 3*H*T*T floats
-void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, float* scratch);
+// Work space of one chunk: `seqs` sequences, `scratch` >= seqs*3*H*T*T floats, `ptrs` >= 10*seqs*H pointers.
+struct AttnWork {
+  int seqs;
+  float* scratch;
+  const float** ptrs;
+};
+void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w);
 void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* qkv, const float* lse, AttnShape s,
-                       Site drop, float* scratch);
+                       Site drop, AttnWork w);
 
-// ---- contextualization.cu: Backpack weights alpha, per sequence, in the mixing layout [i][j][l] (T x T x k)
+// ---- contextualization.cu: Backpack weights alpha for a chunk of sequences, in the mixing layout [b][i][j][l]
 struct CtxShape {
   int B, T, d, k;
 };
@@ -82,23 +95,21 @@ struct AlphaEdit {            // inference interventions on alpha
   float factor = 1.0f;
   const uint8_t* keyMask = nullptr;  // device [B*T]
 };
-// For sequence b: scores -> alpha [T][T][k] (zeros above the diagonal) and lse [k][T]; scratch >= k*T*T floats.
-void alphaSequence(const Blas& b, float* alpha, float* lse, const float* qk, int seq, CtxShape s, float* scores,
-                   const AlphaEdit* edit);
-// Backward for sequence b: dalpha [T][T][k] (consumed) -> dqk rows of this sequence (overwritten).
-// dS: scratch of k*T*T floats.
-void alphaSequenceBackward(const Blas& b, float* dqk, const float* dalpha, const float* qk, const float* alpha,
-                           int seq, CtxShape s, float* dS);
-// alpha [T][T][k] of sequence b -> alphaOut [k][T][T]
+// Sequences [b0, b0+n): scores (scratch [n][k][T][T]) -> alpha [n][T][T][k] (zeros above the diagonal), lse [B][k][T].
+void alphaChunk(const Blas& b, float* alpha, float* lse, const float* qk, int b0, int n, CtxShape s, float* scores,
+                const float** ptrs, const AlphaEdit* edit);
+// Backward for the chunk: dalpha [n][T][T][k] -> dqk rows of these sequences (overwritten); dS: n*k*T*T floats.
+void alphaChunkBackward(const Blas& b, float* dqk, const float* dalpha, const float* qk, const float* alpha, int b0,
+                        int n, CtxShape s, float* dS, const float** ptrs);
+// alpha [T][T][k] of one sequence -> out [k][T][T]
 void alphaToHeadMajor(float* out, const float* alpha, CtxShape s, cudaStream_t st);
 
-// ---- backpack_output.cu: o = sum_l sum_{j<=i} alpha_l[i,j] C(x_j)_l, sequence by sequence (flash-style: the
-// [k][T][T] weights of one sequence live in scratch only; backward recomputes them from lse).
-// scratch >= 4*k*T*T floats
+// ---- backpack_output.cu: o = sum_l sum_{j<=i} alpha_l[i,j] C(x_j)_l, a chunk of sequences at a time (the
+// [k][T][T] weights live in scratch only; backward recomputes them). scratch >= seqs*4*k*T*T floats.
 void backpackForward(const Blas& b, float* out, float* lse, const float* qk, const float* senses, CtxShape s,
-                     float* scratch, const AlphaEdit* edit, float* alphaOutHost);
+                     AttnWork w, const AlphaEdit* edit, float* alphaOutHost);
 void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* dout, const float* qk,
-                      const float* senses, const float* lse, CtxShape s, float* scratch);
+                      const float* senses, const float* lse, CtxShape s, AttnWork w);
 // Per-position sense multipliers: out[i][l][:] = senses[i][l][:] * scale[i][l]
 void scaleSenses(float* out, const float* senses, const float* scale, int N, int k, int d, cudaStream_t st);
 

@@ -110,7 +110,13 @@ void DeviceModel::ensureActivations(int B, int T) {
     take(&L.lse, N * H); take(&L.res2, N * d); take(&L.ln2, N * d); take(&L.ln2m, N);
     take(&L.ln2r, N); take(&L.fch, N * 4 * d); take(&L.fchg, N * 4 * d); take(&L.res3, N * d);
   }
-  long big = 4 * d, big2 = 4 * d, att = 3 * H * TT;
+  long big = 4 * d, big2 = 4 * d;
+  // Attention work space: whole chunks of sequences, at most ~1 GiB of scores at once.
+  const long scratchBudget = 256L << 20;
+  const long perSeqAttn = 3 * H * TT, perSeqCtx = bp ? 4 * k * TT : 0;
+  attnSeqs = (int)std::max(1L, std::min((long)B, scratchBudget / perSeqAttn));
+  ctxSeqs = bp ? (int)std::max(1L, std::min((long)B, scratchBudget / perSeqCtx)) : 0;
+  long att = std::max(attnSeqs * perSeqAttn, ctxSeqs * perSeqCtx);
   if (bp) {
     take(&a.r0, N * d); take(&a.h0, N * d); take(&a.h0m, N); take(&a.h0r, N); take(&a.r1, N * d);
     take(&a.h1, N * d); take(&a.h1m, N); take(&a.h1r, N); take(&a.fa, N * h); take(&a.fag, N * h);
@@ -118,7 +124,6 @@ void DeviceModel::ensureActivations(int B, int T) {
     take(&a.fbg, N * h); take(&a.senses, N * kd); take(&a.qk, N * 2 * d); take(&a.alse, N * k); take(&a.out, N * d);
     big = std::max(big, kd);
     big2 = std::max({big2, h, 2 * d});
-    att = std::max(att, 4 * k * TT);
   }
   take(&a.branch, N * d);
   take(&a.attScratch, att);
@@ -132,6 +137,8 @@ void DeviceModel::ensureActivations(int B, int T) {
     *p = arena.p + off;
     off += n;
   }
+  ptrs.release();
+  ptrs.resize((size_t)10 * std::max(attnSeqs * H, (long)ctxSeqs * k));
   dTokens.resize(N);
   dTargets.resize(N);
   dPositions.resize(N);
@@ -185,7 +192,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     layernormForward(A.ln1, A.ln1m, A.ln1r, x, P(W.ln1w), P(W.ln1b), N, d, cfg.lnEps, stream);
     linearForward(blas, A.qkv, A.ln1, P(W.qkvw), P(W.qkvb), N, d, 3 * d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), a.attScratch);
+    attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), attnWork());
     linearForward(blas, a.branch, A.atty, P(W.projw), P(W.projb), N, d, d);
     residualDropoutForward(A.res2, x, a.branch, (long)N * d, site(train, p, r.rngSeed, s0 + 1), stream);
     layernormForward(A.ln2, A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps, stream);
@@ -207,7 +214,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
       scaleSenses(a.gBig, a.senses, iv->senseScale.p, N, cfg.senses, d, stream);
       senses = a.gBig;
     }
-    backpackForward(blas, a.out, a.alse, a.qk, senses, sh, a.attScratch, iv && iv->hasAlphaEdit ? &iv->edit : nullptr,
+    backpackForward(blas, a.out, a.alse, a.qk, senses, sh, ctxWork(), iv && iv->hasAlphaEdit ? &iv->edit : nullptr,
                     r.alphaOut);
     feats = a.out;
   }
@@ -254,7 +261,7 @@ void DeviceModel::backward(const ForwardRequest& r) {
   float* dlnf = a.gX;
   if (cfg.arch == Arch::Backpack) {
     CtxShape sh{B, T, d, cfg.senses};
-    backpackBackward(blas, a.gBig2, a.gBig, a.gX, a.qk, a.senses, a.alse, sh, a.attScratch);
+    backpackBackward(blas, a.gBig2, a.gBig, a.gX, a.qk, a.senses, a.alse, sh, ctxWork());
     linearBackward(blas, a.gRes, G(aw), G(ab), a.gBig2, a.lnf, P(aw), N, d, 2 * d, false, ones.p);
     checkCancel(r.cancel);
     senseBackward(dTokens.p, N, r.rngSeed, p);
@@ -278,7 +285,7 @@ void DeviceModel::backward(const ForwardRequest& r) {
     dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 1), stream);
     linearBackward(blas, a.gB, G(W.projw), G(W.projb), tmp, A.atty, P(W.projw), N, d, d, false, ones.p);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionBackward(blas, a.gBig, a.gB, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), a.attScratch);
+    attentionBackward(blas, a.gBig, a.gB, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork());
     linearBackward(blas, tmp, G(W.qkvw), G(W.qkvb), a.gBig, A.ln1, P(W.qkvw), N, d, 3 * d, false, ones.p);
     layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream);
   }
