@@ -68,6 +68,67 @@ class PairTable {
   }
 }
 
+/**
+ * Cache of pre-token → ids keyed by the characters of the text itself: a lookup hashes and compares
+ * the region in place, so the common case (a piece seen before) allocates nothing.
+ */
+class PieceCache {
+  private keys: (string | undefined)[];
+  private hashes: Int32Array;
+  private values: (number | number[])[];
+  private mask: number;
+  private count = 0;
+
+  constructor(private readonly limit: number, capacity = 1 << 14) {
+    this.keys = new Array(capacity);
+    this.hashes = new Int32Array(capacity);
+    this.values = new Array(capacity);
+    this.mask = capacity - 1;
+  }
+
+  get(text: string, start: number, end: number, h: number): number | number[] | undefined {
+    const len = end - start;
+    for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
+      const key = this.keys[slot];
+      if (key === undefined) return undefined;
+      if (this.hashes[slot] === h && key.length === len) {
+        let k = 0;
+        while (k < len && key.charCodeAt(k) === text.charCodeAt(start + k)) k++;
+        if (k === len) return this.values[slot];
+      }
+    }
+  }
+
+  set(piece: string, h: number, value: number | number[]): void {
+    if (this.count >= this.limit) this.reset(this.keys.length);
+    else if ((this.count + 1) * 2 > this.keys.length) this.grow();
+    this.insert(piece, h, value);
+  }
+
+  private insert(piece: string, h: number, value: number | number[]): void {
+    let slot = h & this.mask;
+    while (this.keys[slot] !== undefined) slot = (slot + 1) & this.mask;
+    this.keys[slot] = piece;
+    this.hashes[slot] = h;
+    this.values[slot] = value;
+    this.count++;
+  }
+
+  private reset(capacity: number): void {
+    this.keys = new Array(capacity);
+    this.hashes = new Int32Array(capacity);
+    this.values = new Array(capacity);
+    this.mask = capacity - 1;
+    this.count = 0;
+  }
+
+  private grow(): void {
+    const { keys, hashes, values } = this;
+    this.reset(keys.length * 2);
+    for (let i = 0; i < keys.length; i++) if (keys[i] !== undefined) this.insert(keys[i]!, hashes[i], values[i]);
+  }
+}
+
 export class BytePairEncoder implements Tokenizer {
   readonly vocabSize: number;
   readonly eosId: number;
@@ -77,7 +138,7 @@ export class BytePairEncoder implements Tokenizer {
   private readonly byteToId = new Int32Array(256).fill(-1);
   /** Pieces whose whole text is one token (the common case for frequent words). */
   private readonly wholeToken = new Map<string, number>();
-  private readonly cache = new Map<string, number | number[]>();
+  private readonly cache = new PieceCache(CACHE_LIMIT);
   private readonly utf8 = new TextEncoder();
   private readonly utf8Decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
   private scratchBytes = new Uint8Array(1024);
@@ -140,19 +201,18 @@ export class BytePairEncoder implements Tokenizer {
 
   /** Appends the ids of text[from, to) (no special tokens) to `out`. */
   encodeSegment(text: string, from: number, to: number, out: number[]): void {
-    const segment = from === 0 && to === text.length ? text : text.slice(from, to);
-    const n = segment.length;
     const cache = this.cache;
-    for (let i = 0; i < n; ) {
-      const e = pieceEnd(segment, i);
-      const piece = segment.slice(i, e);
-      i = e;
-      let ids = cache.get(piece);
+    for (let i = from; i < to; ) {
+      const e = pieceEnd(text, i, to);
+      let h = 0x811c9dc5 | 0;
+      for (let k = i; k < e; k++) h = Math.imul(h ^ text.charCodeAt(k), 0x01000193);
+      let ids = cache.get(text, i, e, h);
       if (ids === undefined) {
+        const piece = text.slice(i, e);
         ids = this.encodePiece(piece);
-        if (cache.size >= CACHE_LIMIT) cache.clear();
-        cache.set(piece, ids);
+        cache.set(piece, h, ids);
       }
+      i = e;
       if (typeof ids === 'number') out.push(ids);
       else for (let k = 0; k < ids.length; k++) out.push(ids[k]);
     }

@@ -57,10 +57,10 @@ function classOfCodePoint(cp: number): CharClass {
 }
 
 /** Class of the character starting at `i` (surrogate pairs are one character). */
-function classAt(text: string, i: number): CharClass {
+function classAt(text: string, i: number, n: number): CharClass {
   const c = text.charCodeAt(i);
   if (c < 128) return bmpClass[c] as CharClass;
-  if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+  if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
     const d = text.charCodeAt(i + 1);
     if (d >= 0xdc00 && d <= 0xdfff) return classOfCodePoint(((c - 0xd800) << 10) + (d - 0xdc00) + 0x10000);
   }
@@ -68,9 +68,9 @@ function classAt(text: string, i: number): CharClass {
 }
 
 /** UTF-16 width of the character starting at `i`. */
-function widthAt(text: string, i: number): number {
+function widthAt(text: string, i: number, n: number): number {
   const c = text.charCodeAt(i);
-  if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+  if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
     const d = text.charCodeAt(i + 1);
     if (d >= 0xdc00 && d <= 0xdfff) return 2;
   }
@@ -78,53 +78,51 @@ function widthAt(text: string, i: number): number {
 }
 
 /** End of the run of characters of class `k` starting at `i`. */
-function runEnd(text: string, i: number, k: CharClass): number {
-  const n = text.length;
+function runEnd(text: string, i: number, k: CharClass, n: number): number {
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c < 128) {
       if (bmpClass[c] !== k) return i;
       i++;
     } else {
-      if (classAt(text, i) !== k) return i;
-      i += widthAt(text, i);
+      if (classAt(text, i, n) !== k) return i;
+      i += widthAt(text, i, n);
     }
   }
   return i;
 }
 
 /** Length of the contraction ('s 't 're 've 'm 'll 'd) at `i`, or 0. Case-sensitive, like GPT-2. */
-function contractionLength(text: string, i: number): number {
-  const a = text.charCodeAt(i + 1);
+function contractionLength(text: string, i: number, n: number): number {
+  const a = i + 1 < n ? text.charCodeAt(i + 1) : -1;
   if (a === 115 /* s */ || a === 116 /* t */ || a === 109 /* m */ || a === 100 /* d */) return 2;
-  const b = text.charCodeAt(i + 2);
+  const b = i + 2 < n ? text.charCodeAt(i + 2) : -1;
   if ((a === 114 /* r */ || a === 118 /* v */) && b === 101 /* e */) return 3;
   if (a === 108 /* l */ && b === 108 /* l */) return 3;
   return 0;
 }
 
 /**
- * End index of the pre-token that starts at `i` (i < text.length). Calling it repeatedly from 0 walks
- * the same pieces the GPT-2 regex would find.
+ * End index of the pre-token that starts at `i` (i < n), treating `n` as the end of the text. Calling it
+ * repeatedly from 0 walks the same pieces the GPT-2 regex would find.
  */
-export function pieceEnd(text: string, i: number): number {
-  const n = text.length;
+export function pieceEnd(text: string, i: number, n: number = text.length): number {
   const c = text.charCodeAt(i);
   if (c === 39 /* ' */) {
-    const len = contractionLength(text, i);
+    const len = contractionLength(text, i, n);
     if (len > 0) return i + len;
-    return runEnd(text, i, CharClass.Other);
+    return runEnd(text, i, CharClass.Other, n);
   }
-  const k = classAt(text, i);
-  if (k !== CharClass.Space) return runEnd(text, i + widthAt(text, i), k);
+  const k = classAt(text, i, n);
+  if (k !== CharClass.Space) return runEnd(text, i + widthAt(text, i, n), k, n);
   // A single space glues onto the run that follows it.
   if (c === 32 && i + 1 < n) {
-    const next = classAt(text, i + 1);
-    if (next !== CharClass.Space) return runEnd(text, i + 1 + widthAt(text, i + 1), next);
+    const next = classAt(text, i + 1, n);
+    if (next !== CharClass.Space) return runEnd(text, i + 1 + widthAt(text, i + 1, n), next, n);
   }
   // Whitespace: all of it at the end of the text, else all but the last character (which then
   // leads the next piece), else the single character.
-  const j = runEnd(text, i + 1, CharClass.Space);
+  const j = runEnd(text, i + 1, CharClass.Space, n);
   if (j === n) return j;
   if (j - i >= 2) return j - 1;
   return j;
