@@ -30,9 +30,9 @@ describe('pipeline CLI', () => {
     expect(r.stdout).toMatch(/finished .*13 ran, 0 cached, 0 failed/);
     const plan2 = JSON.parse(runCli(['plan', '--dag', KILLABLE, '--store', store, '--json']).stdout);
     expect(plan2.toRun).toBe(0);
-    const plan3 = JSON.parse(runCli(['plan', '--dag', KILLABLE, '--store', store, '--json', '--set', 'count.stepMs=41']).stdout);
+    const plan3 = JSON.parse(runCli(['plan', '--dag', KILLABLE, '--store', store, '--json', '--set', 'count.stepMs=61']).stdout);
     expect(plan3.toRun).toBe(13);
-    expect(plan3.nodes.find((n: { id: string }) => n.id === 'count/i=16').reason).toBe('params changed: stepMs: 40 → 41');
+    expect(plan3.nodes.find((n: { id: string }) => n.id === 'count/i=16').reason).toBe('params changed: stepMs: 60 → 61');
     expect(plan3.nodes.find((n: { id: string }) => n.id === 'label/i=16').reason).toMatch(/an input changed|upstream will run/);
     const explain = JSON.parse(runCli(['explain', 'label/i=24', '--dag', KILLABLE, '--store', store, '--json']).stdout);
     expect(explain.cached).toBe(true);
@@ -95,8 +95,11 @@ describe('pipeline CLI', () => {
       const hasRecord = fs.existsSync(path.join(storeDir, 'runs', 'LATEST'));
       const child = spawnCli(hasRecord ? ['resume', '--store', storeDir, '-j', '2'] : ['run', '--dag', KILLABLE, '--store', storeDir, '-j', '2']);
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-      const delay = 250 + Math.floor(rand() * 700);
-      const timer = setTimeout(() => child.kill('SIGKILL'), delay);
+      // Kill at a random moment after the run has really started (its first output line), so a slow
+      // machine does not turn every kill into a kill during start-up.
+      const delay = Math.floor(rand() * 600);
+      let timer: NodeJS.Timeout | undefined;
+      child.stdout!.once('data', () => (timer = setTimeout(() => child.kill('SIGKILL'), delay)));
       const code = await exited;
       clearTimeout(timer);
       if (code === null) kills++;
