@@ -45,6 +45,8 @@ export const stepSchema = z
 /** A profile overrides params and matrices of existing steps; it cannot add steps. */
 export const profileStepSchema = z
   .object({
+    /** Leave the step out of this profile; `needs` on it are dropped (e.g. no BPE training on OpenWebText). */
+    skip: z.boolean().optional(),
     params: z.record(z.string(), z.unknown()).optional(),
     matrix: matrixSchema.optional(),
     resources: resourcesSchema.optional(),

@@ -40,6 +40,7 @@ export interface PlanRequest {
 
 interface EffectiveStep {
   name: string;
+  skip: boolean;
   spec: StepSpec;
   params: Record<string, unknown>;
   matrix: MatrixSpec | undefined;
@@ -83,7 +84,7 @@ function effectiveSteps(dag: DagDocument, profile: string, overrides: Overrides)
       } else params[key] = value;
     }
     const resources: Resources = { ...DEFAULT_RESOURCES, ...(spec.resources ?? {}), ...(ps?.resources ?? {}) } as Resources;
-    out.set(name, { name, spec, params, matrix, resources, retries: ps?.retries ?? spec.retries ?? 0 });
+    out.set(name, { name, skip: ps?.skip ?? false, spec, params, matrix, resources, retries: ps?.retries ?? spec.retries ?? 0 });
   }
   return out;
 }
@@ -217,12 +218,14 @@ export function plan(req: PlanRequest): Plan {
   const limit = dag.matrix_limit ?? DEFAULT_MATRIX_LIMIT;
 
   // Which steps (and optionally which items) were asked for.
-  const targets = req.targets && req.targets.length > 0 && !req.targets.includes('all') ? req.targets : Object.keys(dag.steps);
+  const active = Object.keys(dag.steps).filter((s) => !steps.get(s)!.skip);
+  const targets = req.targets && req.targets.length > 0 && !req.targets.includes('all') ? req.targets : active;
   const wantedItems = new Map<string, Set<string> | 'all'>();
   for (const t of targets) {
     const slash = t.indexOf('/');
     const step = slash < 0 ? t : t.slice(0, slash);
     if (!(step in dag.steps)) throw new PlanError(`unknown target "${t}" (no such step)`, ['steps']);
+    if (steps.get(step)!.skip) throw new PlanError(`target "${t}" is skipped in profile "${profile}"`, ['profiles', profile, 'steps', step]);
     if (slash < 0) wantedItems.set(step, 'all');
     else if (wantedItems.get(step) !== 'all') {
       const set = (wantedItems.get(step) as Set<string> | undefined) ?? new Set<string>();
@@ -237,10 +240,10 @@ export function plan(req: PlanRequest): Plan {
   const visit = (name: string) => {
     if (done.has(name)) return;
     done.add(name);
-    for (const n of needsOf(dag.steps[name])) visit(n.step);
+    for (const n of needsOf(dag.steps[name])) if (!steps.get(n.step)!.skip) visit(n.step);
     order.push(name);
   };
-  for (const name of Object.keys(dag.steps)) visit(name);
+  for (const name of active) visit(name);
 
   const nodesByStep = new Map<string, PlanNode[]>();
   for (const name of order) {
@@ -248,7 +251,7 @@ export function plan(req: PlanRequest): Plan {
     const version = versions[eff.spec.uses];
     if (version === undefined) throw new PlanError(`step "${name}" uses unknown activity "${eff.spec.uses}"`, ['steps', name, 'uses']);
     const items = expandMatrix(name, eff.matrix, limit);
-    const needs = needsOf(eff.spec);
+    const needs = needsOf(eff.spec).filter((n) => !steps.get(n.step)!.skip);
     // Index each upstream by the values of the matrix keys it shares with this step.
     const upstreamIndex = needs.map((n, ni) => {
       const ups = nodesByStep.get(n.step)!;

@@ -148,3 +148,23 @@ describe('dag.yaml errors name file, line, column and what is wrong', () => {
     expect(() => planText(`version: 1\nsteps:\n  a: { uses: builtin.echo, params: { value: "\${matrix.nope}" } }\n`)).toThrow(/names no matrix key/);
   });
 });
+
+describe('profiles can skip steps', () => {
+  test('a skipped step leaves the plan and its needs are dropped', () => {
+    const text = `
+version: 1
+steps:
+  corpus: { uses: builtin.echo, params: { value: corpus } }
+  bpe: { uses: builtin.echo, needs: [corpus], params: { value: bpe } }
+  tokens: { uses: builtin.echo, needs: [corpus, bpe], params: { value: tokens } }
+profiles:
+  tiny: {}
+  paper: { steps: { bpe: { skip: true } } }
+`;
+    expect(planText(text, { profile: 'tiny' }).nodes.map((n) => n.id)).toEqual(['corpus', 'bpe', 'tokens']);
+    const paper = planText(text, { profile: 'paper' });
+    expect(paper.nodes.map((n) => n.id)).toEqual(['corpus', 'tokens']);
+    expect(paper.nodes[1].needs).toEqual(['corpus']);
+    expect(() => planText(text, { profile: 'paper', targets: ['bpe'] })).toThrow(/skipped in profile "paper"/);
+  });
+});
