@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { defineActivity, NonRetryableError, throwIfAborted, type ActivityContext, type AnyActivity, type InputArtifact } from '../pipelines/activity';
 import { writeParquetTable } from '../datasets/parquet-table';
 import { RESULTS_FILE, resultRow, writeResults, type ResultRow } from './evaluation/results';
-import { TWEET_TOPIC_LABELS, TOPICS, readBag, topicByName } from './control/topic/topics';
+import { TWEET_TOPIC_LABELS, TOPICS, bagTargetIds, readBag, topicByName } from './control/topic/topics';
 import { openClassifier } from './control/classifier/classifier';
 import { evaluateClassifier, readTweetTopic, saveHashedClassifier, trainHashedClassifier } from './control/classifier/train';
 import { FEATURE_DEFAULTS } from './control/classifier/features';
@@ -143,6 +143,9 @@ export const topicActivity = defineActivity({
       const classifier = openClassifier(p.classifier, classifierDir ?? '');
       const topic = topicByName(p.topic);
       const bag = readBag(await datasetFile(ctx.inputs, 'topic_bags', `${topic.name}.txt`, ctx.signal));
+      // Every topic's targets, so the normaliser pass (cached per model in this process) serves all 17.
+      const allTargetIds: number[] = [];
+      for (const t of TOPICS) allTargetIds.push(...bagTargetIds(readBag(await datasetFile(ctx.inputs, 'topic_bags', `${t.name}.txt`, ctx.signal)), (x) => tokenizer.encode(x)));
       const result = await runTopic(model, tokenizer, classifier, scorer ? nllScorerFor(scorer, await loadTok(tokenizerFor(ctx.inputs, scorerCkpt!.dir, p.tokenizer))) : undefined, {
         topic: topic.name,
         label: topic.label,
@@ -156,6 +159,7 @@ export const topicActivity = defineActivity({
         annealing: { scaleMode: p.annealingScaleMode, mixMode: p.annealingMixMode },
         modelKey: found.dir,
         sampler: p.sampler,
+        allTargetIds,
         signal: ctx.signal,
         onProgress: (message, fraction) => ctx.progress({ message: `${topic.name} s${p.strength} ${message}`, fraction }),
       });

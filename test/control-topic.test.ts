@@ -3,6 +3,7 @@ import { ToyBackpack } from './helpers/control-toy-backpack';
 import {
   localizeOnModel,
   projectionStatsByForward,
+  scoresFromColumns,
   localizationScores,
   quantileWeights,
   quantilesLinear,
@@ -226,5 +227,17 @@ describe('incremental annealing', () => {
       Array.from(whole).forEach((x, i) => expect(inc[i]).toBeCloseTo(x, 6));
     }
     expect(() => state.syncTo([0, 0])).toThrow(/does not extend/);
+  });
+});
+
+describe('scores from recorded columns', () => {
+  it('equal the sense-vector computation for recorded targets and decline unrecorded ones', async () => {
+    const model = new ToyBackpack(E, C, 4, 2, 2);
+    const stats = await projectionStatsByForward(model, 4, 2, skipEos, { recordColumns: [1, 2] });
+    const direct = senseProjectionStats(E, table, skipEos);
+    for (const norm of ['max', 'absmax'] as const) {
+      expect(Array.from(scoresFromColumns(stats, [1, 2], norm, skipEos)!)).toEqual(Array.from(localizationScores(E, table, direct, [1, 2], norm, skipEos)));
+    }
+    expect(scoresFromColumns(stats, [0], 'max', skipEos)).toBeUndefined();
   });
 });

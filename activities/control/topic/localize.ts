@@ -24,6 +24,10 @@ export interface SenseTable {
 export interface ProjectionStats {
   vocab: number;
   senses: number;
+  /** Token ids u whose projections Λ_{v,ℓ}[u] were recorded (by the forward pass), if any. */
+  columnIds?: number[];
+  /** [columnIds.length][vocab][k] recorded Λ_{v,ℓ}[u]. */
+  columns?: Float32Array;
   /** [vocab][k] max_u (E·C(v)_ℓ)[u] */
   max: Float32Array;
   /** [vocab][k] max_u |(E·C(v)_ℓ)[u]| */
@@ -236,11 +240,13 @@ export async function projectionStatsByForward(
   vocab: number,
   senses: number,
   skipRow: (v: number) => boolean,
-  options: { batch?: number; onProgress?: (fraction: number) => void; signal?: AbortSignal } = {},
+  options: { batch?: number; onProgress?: (fraction: number) => void; signal?: AbortSignal; recordColumns?: number[] } = {},
 ): Promise<ProjectionStats> {
   const rowsPerBatch = options.batch ?? 256;
   const max = new Float32Array(vocab * senses);
   const absMax = new Float32Array(vocab * senses);
+  const columnIds = [...new Set(options.recordColumns ?? [])];
+  const columns = new Float32Array(columnIds.length * vocab * senses);
   const pairs: number[] = [];
   for (let v = 0; v < vocab; v++) if (!skipRow(v)) for (let l = 0; l < senses; l++) pairs.push(v * senses + l);
   for (let start = 0; start < pairs.length; start += rowsPerBatch) {
@@ -264,8 +270,31 @@ export async function projectionStatsByForward(
       }
       max[p] = best;
       absMax[p] = bestAbs;
+      columnIds.forEach((u, c) => (columns[c * vocab * senses + p] = row[u]));
     });
     options.onProgress?.(Math.min(1, (start + chunk.length) / pairs.length));
   }
-  return { vocab, senses, max, absMax };
+  return { vocab, senses, max, absMax, columnIds, columns };
+}
+
+/**
+ * S from recorded columns: S[v,ℓ] = Σ_t Λ_{v,ℓ}[t] / normaliser, no sense vectors needed. Returns
+ * undefined when a target was not recorded.
+ */
+export function scoresFromColumns(stats: ProjectionStats, targetIds: number[], norm: LocalizeNorm, skipRow: (v: number) => boolean): Float32Array | undefined {
+  const { vocab, senses: k } = stats;
+  const cols = targetIds.map((t) => stats.columnIds?.indexOf(t) ?? -1);
+  if (!stats.columns || cols.some((c) => c < 0)) return undefined;
+  const scores = new Float32Array(vocab * k);
+  for (let v = 0; v < vocab; v++) {
+    if (skipRow(v)) continue;
+    for (let l = 0; l < k; l++) {
+      const p = v * k + l;
+      let num = 0;
+      for (const c of cols) num += stats.columns[c * vocab * k + p];
+      const den = norm === 'max' ? stats.max[p] : stats.absMax[p];
+      scores[p] = den === 0 ? 0 : num / den;
+    }
+  }
+  return scores;
 }

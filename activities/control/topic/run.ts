@@ -12,7 +12,7 @@ import { requireSenses } from '../model';
 import { deriveSeed } from '../util/rng';
 import type { AnnealingOptions } from './anneal';
 import { generateTopicSamples } from './generate';
-import { localizeOnModel, projectionStatsByForward, quantileWeights, strengthWeights, type LocalizeNorm, type ProjectionStats } from './localize';
+import { localizeOnModel, projectionStatsByForward, quantileWeights, scoresFromColumns, strengthWeights, type LocalizeNorm, type ProjectionStats } from './localize';
 import { bagTargetIds } from './topics';
 
 export interface TopicRunOptions {
@@ -29,6 +29,11 @@ export interface TopicRunOptions {
   /** Identity of the model for the normaliser cache (e.g. its checkpoint directory). */
   modelKey: string;
   sampler?: 'recompute' | 'kv-cache';
+  /**
+   * Target ids of every topic that will run on this model: their projections are recorded in the one
+   * normaliser pass, so later topics need no further pass over the sense vectors.
+   */
+  allTargetIds?: number[];
   signal?: AbortSignal;
   onProgress?: (message: string, fraction: number) => void;
 }
@@ -83,10 +88,16 @@ export async function runTopic(
     const cacheKey = `${opts.modelKey}|${config.vocabSize}|${k}`;
     let cached = statsCache.get(cacheKey);
     if (!cached) {
-      cached = await projectionStatsByForward(model, config.vocabSize, k, skipRow, { signal: opts.signal, onProgress: (f) => opts.onProgress?.('localize', f) });
+      cached = await projectionStatsByForward(model, config.vocabSize, k, skipRow, {
+        signal: opts.signal,
+        recordColumns: [...targetIds, ...(opts.allTargetIds ?? [])],
+        onProgress: (f) => opts.onProgress?.('localize', f),
+      });
       statsCache.set(cacheKey, cached);
     }
-    const { scores } = await localizeOnModel(fetch, model.outputEmbeddings(), config.vocabSize, k, config.nEmbd, targetIds, opts.localizeNorm, skipRow, { stats: cached });
+    const scores =
+      scoresFromColumns(cached, targetIds, opts.localizeNorm, skipRow) ??
+      (await localizeOnModel(fetch, model.outputEmbeddings(), config.vocabSize, k, config.nEmbd, targetIds, opts.localizeNorm, skipRow, { stats: cached })).scores;
     const q = quantileWeights(scores, weights);
     delta = q.delta;
     maxDelta = q.maxDelta;
