@@ -95,12 +95,18 @@ export function setThreads(n: number): number {
   return addon().setThreads(n);
 }
 
-function cancelFlag(signal?: AbortSignal): Int32Array | undefined {
-  if (!signal) return undefined;
+/** Runs `fn` with a flag the native side polls; an abort of `signal` raises it. The listener is removed after. */
+async function withCancel<T>(signal: AbortSignal | undefined, fn: (flag: Int32Array | undefined) => Promise<T>): Promise<T> {
+  if (!signal) return fn(undefined);
   const flag = new Int32Array(1);
+  const onAbort = () => (flag[0] = 1);
   if (signal.aborted) flag[0] = 1;
-  else signal.addEventListener('abort', () => (flag[0] = 1), { once: true });
-  return flag;
+  else signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await fn(flag);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
 
 export class NativeModel implements LanguageModel {
@@ -211,12 +217,14 @@ export class NativeModel implements LanguageModel {
     if (tokens.length !== batch * seq) throw new Error(`forward: tokens.length ${tokens.length} != batch ${batch} * seq ${seq}`);
     const raw = this.toRaw(opts.interventions, tokens, batch * seq);
     return this.enqueue(async () => {
-      const r = await this.native.forward(
-        tokens,
-        batch,
-        seq,
-        { targets: opts.targets, logits: opts.logits, hidden: opts.hidden, alpha: opts.alpha, perTokenLoss: !!opts.targets, interventions: raw },
-        cancelFlag(opts.signal),
+      const r = await withCancel(opts.signal, (flag) =>
+        this.native.forward(
+          tokens,
+          batch,
+          seq,
+          { targets: opts.targets, logits: opts.logits, hidden: opts.hidden, alpha: opts.alpha, perTokenLoss: !!opts.targets, interventions: raw },
+          flag,
+        ),
       );
       const out: ForwardResult = { logits: r.logits, hidden: r.hidden, alpha: r.alpha };
       if (opts.targets) {
@@ -335,7 +343,9 @@ export class NativeModel implements LanguageModel {
   // ---- training primitives
   trainStep(tokens: Int32Array, targets: Int32Array, batch: number, seq: number, opts: TrainStepOptions): Promise<{ loss: number; count: number }> {
     return this.enqueue(async () => {
-      const r = await this.native.trainStep(tokens, targets, batch, seq, { dropout: opts.dropout, rngSeed: opts.rngSeed >>> 0, gradScale: opts.gradScale }, cancelFlag(opts.signal));
+      const r = await withCancel(opts.signal, (flag) =>
+        this.native.trainStep(tokens, targets, batch, seq, { dropout: opts.dropout, rngSeed: opts.rngSeed >>> 0, gradScale: opts.gradScale }, flag),
+      );
       return { loss: r.lossSum / Math.max(1, r.count), count: r.count };
     });
   }
