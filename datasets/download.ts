@@ -73,8 +73,11 @@ export function stderrProgress(label: string): (fraction: number, bytes: number,
 export async function downloadFile(req: DownloadRequest): Promise<string> {
   const label = req.label ?? path.basename(req.dest);
   fs.mkdirSync(path.dirname(req.dest), { recursive: true });
-  if (fs.existsSync(req.dest) && req.sha256 !== 'from-server') {
-    if ((await sha256File(req.dest)) === req.sha256) return req.sha256;
+  // A server-verified file records its hash beside it, so a later run can re-check it offline.
+  const sidecar = `${req.dest}.sha256`;
+  if (fs.existsSync(req.dest)) {
+    const known = req.sha256 !== 'from-server' ? req.sha256 : fs.existsSync(sidecar) ? fs.readFileSync(sidecar, 'utf8').trim() : null;
+    if (known && (await sha256File(req.dest)) === known) return known;
     fs.rmSync(req.dest);
   }
   const part = `${req.dest}.part`;
@@ -95,6 +98,7 @@ export async function downloadFile(req: DownloadRequest): Promise<string> {
     );
   }
   fsyncAndRename(part, req.dest);
+  if (req.sha256 === 'from-server') fs.writeFileSync(sidecar, `${actual}\n`);
   return actual;
 }
 

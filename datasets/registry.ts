@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BLIMP_SHA256 } from './blimp-sha256';
-import { downloadFile, MissingSourceError } from './download';
+import { downloadFile, MissingSourceError, stderrProgress } from './download';
 import { extractZipMember } from './zip';
 import { createHash } from 'node:crypto';
 
@@ -192,7 +192,12 @@ export async function fetchDataset(name: string, options: FetchOptions): Promise
   for (let i = 0; i < entry.files.length; i++) {
     const f = entry.files[i];
     const dest = path.join(dir, f.file);
-    const progress = (fraction: number) => options.onProgress?.(`${name}/${f.file}`, (i + fraction) / entry.files.length);
+    // Activities pass onProgress (engine progress bars); interactive callers get a bar on stderr.
+    const bar = options.onProgress ? null : stderrProgress(`${name}/${f.file}`);
+    const progress = (fraction: number, bytes = 0, total?: number) => {
+      if (options.onProgress) options.onProgress(`${name}/${f.file}`, (i + fraction) / entry.files.length);
+      else bar!(fraction, bytes, total);
+    };
     if (mirror) {
       const nonCanonical = f.mirrorSha256 !== undefined;
       try {

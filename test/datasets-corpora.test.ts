@@ -10,6 +10,8 @@ import { concatCorpora, splitDocuments, validationCount, validationIndices, writ
 import { localCorpus } from '../datasets/corpora/local';
 import { nlpCorpus } from '../datasets/corpora/nlp-corpus';
 import { writeParquetTable } from '../datasets/parquet-table';
+import { openWebTextCorpus } from '../datasets/corpora/openwebtext';
+import { startMirrorServer } from './helpers/mirror-server';
 
 async function all(it: AsyncIterable<string>): Promise<string[]> {
   const out: string[] = [];
@@ -129,4 +131,29 @@ describe('split', () => {
     expect(val).toEqual(validationIndices(45, 0.1, 7).map((i) => nonEmpty[i]));
     expect(train).toEqual(nonEmpty.filter((d) => !val.includes(d)));
   });
+});
+
+test('openwebtext: shard list and parquet shards fetched through a hub-like mirror, sha256 from X-Linked-Etag', async () => {
+  const hub = tmp('hub-');
+  const base = 'datasets/Skylion007/openwebtext/resolve/refs%2Fconvert%2Fparquet/plain_text/train';
+  const shardDir = path.join(hub, decodeURIComponent(base));
+  fs.mkdirSync(shardDir, { recursive: true });
+  await writeParquetTable(path.join(shardDir, '0000.parquet'), { text: { type: 'UTF8' } }, [{ text: 'web page one' }, { text: 'web page two' }]);
+  await writeParquetTable(path.join(shardDir, '0001.parquet'), { text: { type: 'UTF8' } }, [{ text: 'web page three' }]);
+  const listDir = path.join(hub, 'api/datasets/Skylion007/openwebtext/parquet/plain_text');
+  fs.mkdirSync(listDir, { recursive: true });
+  fs.writeFileSync(path.join(listDir, 'train'), JSON.stringify([0, 1].map((i) => `https://huggingface.co/${base}/000${i}.parquet`)));
+  const server = await startMirrorServer(hub, { linkedEtag: true });
+  try {
+    const cacheDir = tmp('owtcache-');
+    const corpus = await openWebTextCorpus({ cacheDir, mirror: server.url });
+    expect(await all(corpus.documents())).toEqual(['web page one', 'web page two', 'web page three']);
+    expect(server.requests.filter((r) => r.path.endsWith('.parquet'))).toHaveLength(2);
+    // cached shards are verified and reused, not fetched again
+    const before = server.requests.length;
+    await all((await openWebTextCorpus({ cacheDir, mirror: server.url })).documents());
+    expect(server.requests.slice(before).filter((r) => r.path.endsWith('.parquet'))).toHaveLength(0);
+  } finally {
+    await server.close();
+  }
 });

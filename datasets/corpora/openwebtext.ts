@@ -32,7 +32,8 @@ async function listShards(mirror?: string): Promise<string[]> {
   if (!res.ok) throw new Error(`openwebtext: listing ${listUrl} failed: HTTP ${res.status}`);
   const urls: unknown = await res.json();
   if (!Array.isArray(urls) || urls.some((u) => typeof u !== 'string')) throw new Error(`openwebtext: ${listUrl} did not return a JSON list of URLs`);
-  return urls as string[];
+  // A mirror serves the shards under the same paths as the hub.
+  return base ? (urls as string[]).map((u) => u.replace('https://huggingface.co', base)) : (urls as string[]);
 }
 
 export async function openWebTextCorpus(options: OpenWebTextOptions): Promise<Corpus> {

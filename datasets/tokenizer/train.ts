@@ -54,8 +54,7 @@ export class PieceCounter {
   }
 }
 
-const PAIR_SHIFT = 2 ** 20;
-const pairKey = (a: number, b: number) => a * PAIR_SHIFT + b;
+const MAX_VOCAB = 2 ** 20;
 
 /** Max-heap of [count, key] with ties on the smaller key first. */
 class PairHeap {
@@ -114,9 +113,12 @@ class PairHeap {
 export function trainBpe(pieces: PieceCounter, options: TrainOptions): TrainResult {
   const { vocabSize } = options;
   const minFrequency = options.minFrequency ?? 2;
-  if (!Number.isInteger(vocabSize) || vocabSize < 257 || vocabSize >= PAIR_SHIFT) {
-    throw new Error(`vocabSize must be an integer in 257..${PAIR_SHIFT - 1}, got ${vocabSize}`);
+  if (!Number.isInteger(vocabSize) || vocabSize < 257 || vocabSize >= MAX_VOCAB) {
+    throw new Error(`vocabSize must be an integer in 257..${MAX_VOCAB - 1}, got ${vocabSize}`);
   }
+  // Pair keys a·shift + b stay small integers (V8 Smis, fast Map keys) for vocabularies ≤ 32,768.
+  const PAIR_SHIFT = vocabSize <= 32768 ? 32768 : MAX_VOCAB;
+  const pairKey = (a: number, b: number) => a * PAIR_SHIFT + b;
   const wanted = vocabSize - 257;
   const tokens: Uint8Array[] = Array.from({ length: 256 }, (_, b) => Uint8Array.of(b));
   const merges: number[] = [];

@@ -3,6 +3,7 @@
  * Range support, for tests that download "over the network" through the same code path users take.
  * Knobs simulate bad networks: `cutAfterBytes` drops the connection mid-transfer (once per path).
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,8 @@ export const SHARED_DATA = path.resolve(__dirname, '..', '..', '..', 'shared', '
 export interface MirrorServerOptions {
   /** Paths (relative, '/'-separated) whose first response is cut after this many bytes. */
   cutAfterBytes?: Record<string, number>;
+  /** Send each file's sha256 as X-Linked-Etag, as the Hugging Face hub does for LFS files. */
+  linkedEtag?: boolean;
 }
 
 export interface RequestLog { path: string; range: string | null; status: number }
@@ -55,6 +58,7 @@ export async function startMirrorServer(root: string = SHARED_DATA, options: Mir
     }
     const headers: Record<string, string | number> = { 'content-length': end - start + 1, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
     if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${size}`;
+    if (options.linkedEtag) headers['x-linked-etag'] = `"${createHash('sha256').update(fs.readFileSync(file)).digest('hex')}"`;
     log(status);
     res.writeHead(status, headers);
     const cut = cutsLeft.get(rel);
