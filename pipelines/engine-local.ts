@@ -4,6 +4,7 @@
  * complete immediately; failures retry with exponential backoff; with keep-going the rest of the
  * DAG continues past a failure and the failed items are reported at the end.
  */
+import { setMaxListeners } from 'events';
 import { Observable, Subject } from 'rxjs';
 import type { ActivityRegistry } from '../activities/index';
 import type { ProgressUpdate } from './activity';
@@ -160,6 +161,8 @@ class LocalRun {
     this.attempts.set(node.id, attempt);
     this.state.set(node.id, 'running');
     const controller = new AbortController();
+    // Activities legitimately attach one listener per in-flight native call (queued batches).
+    setMaxListeners(1000, controller.signal);
     this.running.set(node.id, controller);
     this.emit('started', node, { attempt, gpus });
     let lastProgress = 0;
