@@ -26,6 +26,7 @@ export interface TemporalRunOptions {
   detachOnAbort?: boolean;
   /** Tuning of the workflows (window, chunk size, timeouts); tests shorten timeouts. */
   tuning?: Partial<EngineTuning>;
+  /** How often the workers' event files are read (default 250 ms). */
   pollIntervalMs?: number;
   /** One-line notices (attached to an existing run, where to watch it). */
   onMessage?: (line: string) => void;
@@ -57,7 +58,7 @@ export async function runOnTemporal(opts: TemporalRunOptions): Promise<TemporalR
     const { handle, runId, attached } = await startOrAttach(client, opts);
     if (attached) opts.onMessage?.(`attached to the running run ${runId} of this plan (workflow ${handle.workflowId})`);
     else opts.onMessage?.(`started run ${runId} on Temporal (workflow ${handle.workflowId})`);
-    const follower = new ProgressFollower(client, handle, opts.plan, runId, opts.onEvent, opts.pollIntervalMs);
+    const follower = new ProgressFollower(opts.plan, opts.storeRoot, runId, opts.onEvent, opts.pollIntervalMs);
     follower.start();
     const detach = new AbortController();
     const onAbort = () => {
@@ -66,15 +67,14 @@ export async function runOnTemporal(opts: TemporalRunOptions): Promise<TemporalR
     };
     opts.signal.addEventListener('abort', onAbort, { once: true });
     if (opts.signal.aborted) onAbort();
-    let outcome: { result?: PipelineResult; cancelled: boolean };
+    let outcome: { result?: PipelineResult; cancelled: boolean } = { cancelled: true };
     try {
       outcome = await waitForOutcome(handle, detach.signal);
     } finally {
       opts.signal.removeEventListener('abort', onAbort);
-      await follower.stop();
+      await follower.stop(outcome.result);
     }
     const result = outcome.result;
-    if (result) follower.markSkipped(result.skipped, 'an upstream item failed');
     const failed = result ? result.failed.map((f) => f.id) : [...follower.terminal].filter(([, t]) => t === 'failed').map(([id]) => id);
     const count = (t: string) => [...follower.terminal.values()].filter((x) => x === t).length;
     return {

@@ -109,7 +109,7 @@ test('the test DAG gives the same artifact keys and contents as the local engine
 });
 
 test('a run started locally resumes on Temporal from the shared cache, and the reverse', async () => {
-  const yaml = TEST_DAG.replace(/src-/g, 'mixed-').replace(/gpu-/g, 'mixed-gpu-');
+  const yaml = TEST_DAG.replace(/src-/g, 'mixed-').replace(/gpu-/g, 'mixed-gpu-').replace('n: 6', 'n: 7');
   const store = new ArtifactStore(storeRoot);
   const local = (targets: string[]) =>
     executePlanLocally(planFromYaml(yaml, { targets }), { store, registry: createRegistry(), runId: 'local-part', cpus: 2, gpus: [0], memoryMb: 4096, keepGoing: false }).done;

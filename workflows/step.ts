@@ -35,8 +35,12 @@ export async function stepWorkflow(input: StepInput): Promise<StepOutcome> {
     startToCloseTimeout: '10 minutes',
     retry: { maximumAttempts: 10, initialInterval: '1 second' },
   });
-  const cacheable = input.nodes.filter((n) => n.cache).map((n) => n.key);
-  const committed = new Set(cacheable.length ? await lookups.lookupCache({ keys: cacheable }) : []);
+  const cacheable = input.nodes.filter((n) => n.cache);
+  const committed = new Set(
+    cacheable.length
+      ? await lookups.lookupCache({ keys: cacheable.map((n) => n.key), runId, nodes: cacheable.map((n) => ({ id: n.id, step: n.step, item: n.item, key: n.key })) })
+      : [],
+  );
 
   const todo: PlanNode[] = [];
   for (const node of input.nodes) {

@@ -152,6 +152,6 @@ export interface NodeHeartbeat {
 
 export interface PipelineActivities {
   runNode(input: RunNodeInput): Promise<RunNodeOutput>;
-  /** The subset of `keys` already committed in the store. */
-  lookupCache(input: { keys: string[] }): Promise<string[]>;
+  /** The subset of `keys` already committed in the store; `nodes` (when given) are reported as cached. */
+  lookupCache(input: { keys: string[]; runId?: string; nodes?: { id: string; step: string; item: string; key: string }[] }): Promise<string[]>;
 }

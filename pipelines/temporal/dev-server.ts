@@ -115,6 +115,8 @@ export class DevServer {
       args.push('--db-filename', opts.dbFile);
     }
     for (const ns of opts.namespaces ?? []) args.push('--namespace', ns);
+    // One partition per task queue is plenty for one machine and keeps matching simple.
+    args.push('--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1', '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1');
     for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) args.push('--search-attribute', `${name}=${type}`);
     const server = new DevServer(cli, ip, port, uiPort, args, opts);
     await server.launch();

@@ -8,6 +8,7 @@ import { createRegistry, type ActivityRegistry } from '../../activities/index';
 import { createTemporalActivities } from '../../activities/temporal-activities';
 import { ArtifactStore } from '../store';
 import { DEFAULT_TASK_QUEUE_PREFIX, workflowQueue } from './naming';
+import { EventWriter } from './event-log';
 import { cpuSlots, IdPool } from './resource-pool';
 import { workflowBundle } from './workflow-bundle';
 import type { NodeHeartbeat } from '../../workflows/types';
@@ -79,7 +80,9 @@ export async function startPipelineWorker(opts: PipelineWorkerOptions): Promise<
   if (queues.some((q) => q.startsWith('gpu')) && opts.gpus.length === 0) throw new Error('gpu queues need --gpus');
 
   const connection = await NativeConnection.connect({ address: opts.address ?? 'localhost:7233' });
+  const events = new EventWriter(opts.storeRoot);
   const activities = createTemporalActivities({
+    events,
     store: new ArtifactStore(opts.storeRoot),
     registry: opts.registry ?? createRegistry(),
     gpus: new IdPool('GPU', opts.gpus),
@@ -116,8 +119,12 @@ export async function startPipelineWorker(opts: PipelineWorkerOptions): Promise<
     throw err;
   }
   const done = Promise.all(workers.map((w) => w.run())).then(
-    () => connection.close(),
+    () => {
+      events.close();
+      return connection.close();
+    },
     async (err) => {
+      events.close();
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await connection.close().catch(() => undefined);
       throw err;
