@@ -180,22 +180,23 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
     lossErr = std::max(lossErr, std::fabs(lg - lc) / std::fabs(lc));
   }
   gpu.pullParams();
-  double paramErr = 0.0, updateErr = 0.0;
-  std::string paramKey, updateKey;
+  // parameters: max |gpu - cpu| over the model relative to max |p| (per tensor it would equal the update error
+  // for zero-initialised biases); updates: per tensor, worst named
+  const double paramErr = relErr(gpu.host.params.data(), cpu.params.data(), (long)cpu.params.size());
+  double updateErr = 0.0;
+  std::string updateKey;
   for (const TensorInfo& ti : cpu.tensors) {
     const float* pc = cpu.params.data() + ti.offset;
     const float* pg = gpu.host.params.data() + ti.offset;
     const float* p0 = init.params.data() + ti.offset;
     std::vector<float> dc(ti.size), dg(ti.size);
     for (long i = 0; i < ti.size; i++) dc[i] = pc[i] - p0[i], dg[i] = pg[i] - p0[i];
-    const double pe = relErr(pg, pc, ti.size), ue = relErr(dg.data(), dc.data(), ti.size);
-    if (!(pe <= paramErr)) paramErr = pe, paramKey = ti.key;
+    const double ue = relErr(dg.data(), dc.data(), ti.size);
     if (!(ue <= updateErr)) updateErr = ue, updateKey = ti.key;
   }
   const bool strict = prec == "fp32";
   rep.line(arch, prec, "10 AdamW steps: losses", lossErr, strict ? 1e-5 : 1e-2);
-  rep.line(arch, prec, "10 AdamW steps: parameters (worst tensor)", paramErr, strict ? 1e-5 : 1e-1,
-           ",\"worst_tensor\":\"" + paramKey + "\"");
+  rep.line(arch, prec, "10 AdamW steps: parameters (whole model)", paramErr, strict ? 1e-5 : 1e-2);
   rep.line(arch, prec, "10 AdamW steps: updates (worst tensor)", updateErr, tolAdam,
            ",\"worst_tensor\":\"" + updateKey + "\"");
 

@@ -169,7 +169,7 @@ def main():
         tps = B * T / dt
         mfu = tps * 3 * forward_flops_per_token(arch, d, L, T) / (a.peak_tflops * 1e12)
         print(json.dumps({"bench": "train", **info, "step_s": round(dt, 4), "tokens_per_s": round(tps),
-                          "mfu": round(mfu, 4), "peak_tflops": a.peak_tflops, "loss": round(float(loss), 4)}))
+                          "mfu": round(mfu, 4), "peak_tflops": a.peak_tflops, "loss": round(float(loss.detach()), 4)}))
     else:
         model.eval()
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
