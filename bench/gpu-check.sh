@@ -121,6 +121,7 @@ fi
 
 # ---- 2. parity (fast; most important)
 run_step parity 20 parity.jsonl "$H" parity
+run_step data-parallel 20 parity.jsonl "$H" dp
 
 # ---- 3. ours: training throughput (bf16 GEMMs; fp32 once for reference)
 for size in $SIZES_TRAIN; do

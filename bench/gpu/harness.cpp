@@ -2,6 +2,7 @@
 // directly, without Node, so the one script run on a lent GPU needs only nvcc and a host compiler.
 //   harness parity                          CPU vs GPU on tiny models: logits, loss, alpha, every gradient,
 //                                           10 AdamW steps, greedy KV-cache generation (fp32 and bf16)
+//   harness dp                              data parallel (NCCL) over all visible GPUs vs one GPU
 //   harness train ARCH SIZE B T STEPS PREC  training throughput (tokens/s, MFU)
 //   harness forward ARCH SIZE B T RUNS PREC forward-pass time (Table 7 protocol: warm-up, then timed runs)
 //   harness generate ARCH SIZE ROWS PROMPT NEW PREC   KV-cache generation tokens/s
@@ -269,6 +270,55 @@ int cmdParity() {
   return rep.failures == 0 ? 0 : 1;
 }
 
+// ---- data parallel: the same global batch on every visible GPU (NCCL all-reduce) vs one GPU
+int cmdDataParallel() {
+  const int gpus = std::min(cuda::deviceCount(), 4);
+  if (gpus < 2) {
+    std::printf("{\"check\":\"data-parallel\",\"skipped\":\"%d GPU visible, needs 2\"}\n", gpus);
+    return 0;
+  }
+  Report rep;
+  for (const char* arch : {"gpt2", "backpack"}) {
+    const Config c = makeConfig(arch, "tiny");
+    const int B = 2 * gpus + 1, T = 16, N = B * T;  // uneven split on purpose
+    std::vector<int> all;
+    for (int g = 0; g < gpus; g++) all.push_back(g);
+    cuda::Engine one(c, {0}, "fp32"), many(c, all, "fp32");
+    one.host.initParams(7);
+    one.pushParams();
+    many.host.params = one.host.params;
+    many.pushParams();
+    double lossErr = 0.0, gradErr = 0.0;
+    long cnt = 0;
+    for (int s = 0; s < 3; s++) {
+      auto tok = randomTokens(N, c.realVocab, 300 + s), tg = randomTokens(N, c.realVocab, 400 + s);
+      ForwardRequest t;
+      t.tokens = tok.data();
+      t.targets = tg.data();
+      t.B = B;
+      t.T = T;
+      t.train = true;
+      one.zeroGrad();
+      many.zeroGrad();
+      const double l1 = one.trainStep(t, &cnt), l2 = many.trainStep(t, &cnt);
+      lossErr = std::max(lossErr, std::fabs(l2 - l1) / std::fabs(l1));
+      one.pullGrads();
+      many.pullGrads();
+      gradErr = std::max(gradErr, relErr(many.host.grads.data(), one.host.grads.data(), (long)one.host.grads.size()));
+      one.optimizerStep(1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
+      many.optimizerStep(1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
+    }
+    one.pullParams();
+    many.pullParams();
+    const std::string tag = std::to_string(gpus) + " GPUs vs 1";
+    rep.line(arch, "fp32", "data parallel " + tag + ": losses", lossErr, 1e-6);
+    rep.line(arch, "fp32", "data parallel " + tag + ": gradients", gradErr, 1e-5);
+    rep.line(arch, "fp32", "data parallel " + tag + ": parameters after 3 steps",
+             relErr(many.host.params.data(), one.host.params.data(), (long)one.host.params.size()), 1e-5);
+  }
+  return rep.failures == 0 ? 0 : 1;
+}
+
 // ---- throughput
 int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int steps, const std::string& prec,
              double peakTflops) {
@@ -371,6 +421,7 @@ int cmdGenerate(const std::string& arch, const std::string& size, int rows, int 
 int usage() {
   std::fprintf(stderr,
                "usage: harness parity\n"
+               "       harness dp      (data parallel over every visible GPU vs one; skips with fewer than 2)\n"
                "       harness train ARCH SIZE BATCH SEQ STEPS PRECISION [PEAK_TFLOPS]\n"
                "       harness forward ARCH SIZE BATCH SEQ RUNS PRECISION\n"
                "       harness generate ARCH SIZE ROWS PROMPT NEW PRECISION\n");
@@ -397,6 +448,7 @@ int main(int argc, char** argv) {
       }
       return cmdParity();
     }
+    if (cmd == "dp" && argc == 2) return cmdDataParallel();
     if (cmd == "train" && (argc == 8 || argc == 9))
       return cmdTrain(argv[2], argv[3], toInt(argv[4], "BATCH"), toInt(argv[5], "SEQ"), toInt(argv[6], "STEPS"),
                       argv[7], argc == 9 ? std::atof(argv[8]) : 989.0);

@@ -54,6 +54,9 @@ def main(out):
             extra = f"  greedy tokens differing: {r['greedy_token_mismatches']}/{r['tokens']}"
         p(f"{'PASS' if r['ok'] else 'FAIL'}  {NAME.get(r['arch'], r['arch']):<11} {r['precision']:<5} {r['what']:<48} "
           f"{r['rel_err']:.2e} (tol {r['tol']:.0e}){extra}")
+    for r in read(out, "parity.jsonl"):
+        if r.get("check") == "data-parallel" and "skipped" in r:
+            p(f"data parallel: skipped ({r['skipped']})")
     if parity:
         fails = sum(1 for r in parity if not r["ok"])
         p(f"-> {len(parity) - fails}/{len(parity)} parity checks pass")
