@@ -22,7 +22,7 @@ import { openClassifier } from './control/classifier/classifier';
 import { evaluateClassifier, readTweetTopic, saveHashedClassifier, trainHashedClassifier } from './control/classifier/train';
 import { FEATURE_DEFAULTS } from './control/classifier/features';
 import { nllScorerFor, runTopic } from './control/topic/run';
-import { classifierAmong, datasetFile, optionalCheckpoint, pickCheckpoint, tokenizerFor, type FoundCheckpoint } from './control/inputs';
+import { checkpointsAmong, classifierAmong, datasetFile, optionalCheckpoint, pickCheckpoint, tokenizerFor, type FoundCheckpoint } from './control/inputs';
 import { computeMauve, MAUVE_DEFAULTS } from './control/mauve/mauve';
 import { equalise, featurizeTexts, parseReferenceList, referencesFromStream } from './control/mauve/texts';
 import { runGender } from './control/gender/run';
@@ -406,7 +406,10 @@ export const mauveActivity = defineActivity({
       const tokenizer = await loadTok(tokenizerFor(ctx.inputs, featurizer.dir, p.tokenizer));
       const refs = await referenceTexts(p, ctx, tokenizer);
       let pTexts = predictions;
-      if (p.maxSamples && pTexts.length > p.maxSamples) pTexts = equalise(pTexts, pTexts.slice(0, p.maxSamples), p.subsample).p;
+      // D6: cap the predictions (Python-compatible shuffle, or the first N without subsampling).
+      if (p.maxSamples && pTexts.length > p.maxSamples) {
+        pTexts = p.subsample === 'python-mt' ? equalise(pTexts, pTexts.slice(0, p.maxSamples), 'python-mt').p : pTexts.slice(0, p.maxSamples);
+      }
       const eq = equalise(pTexts, refs.texts, p.subsample);
       ctx.log(`mauve ${p.method} ${p.setting}: ${eq.p.length} predictions vs ${eq.q.length} references (${refs.source}), featurizer ${featurizer.label}`);
       const started = Date.now();
@@ -538,7 +541,7 @@ export const genderActivity = defineActivity({
     .strict(),
   resources: { cpus: 2, memoryMb: 4096 },
   async run(p, ctx) {
-    const checkpoints = p.modelStep ? [pickCheckpoint(ctx.inputs, { step: p.modelStep, what: 'control.gender' })] : (await import('./control/inputs')).checkpointsAmong(ctx.inputs);
+    const checkpoints = p.modelStep ? [pickCheckpoint(ctx.inputs, { step: p.modelStep, what: 'control.gender' })] : checkpointsAmong(ctx.inputs);
     if (checkpoints.length === 0) throw new NonRetryableError('control.gender: no checkpoint among the inputs');
     const rows: ResultRow[] = [];
     const perProfession: Record<string, unknown>[] = [];
