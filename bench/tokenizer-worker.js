@@ -1,13 +1,15 @@
-// Worker for bench/tokenizer.js: encodes its share of the documents with one implementation and
-// reports the time spent (after a warm-up pass on a separate slice, so caches and JIT are warm).
+// Worker for bench/tokenizer.js: loads one implementation, warms it up on a separate slice (JIT and
+// caches), says "ready", then encodes its share of the documents when the parent says "go".
 const { parentPort, workerData } = require('node:worker_threads');
 const { makeEncoder } = require('./tokenizer-impls');
 
 const { impl, docs, warmup } = workerData;
 const encode = makeEncoder(impl);
 for (const d of warmup) encode(d);
-const t0 = process.hrtime.bigint();
-let tokens = 0;
-for (const d of docs) tokens += encode(d).length;
-const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-parentPort.postMessage({ ms, tokens });
+parentPort.once('message', () => {
+  const t0 = process.hrtime.bigint();
+  let tokens = 0;
+  for (const d of docs) tokens += encode(d).length;
+  parentPort.postMessage({ ms: Number(process.hrtime.bigint() - t0) / 1e6, tokens });
+});
+parentPort.postMessage('ready');
