@@ -36,7 +36,7 @@ describe('TweetTopic classifier (hashed-logreg)', () => {
     ...readTweetTopic(path.join(DATA, 'en_validation.jsonl')),
     ...readTweetTopic(path.join(DATA, 'en_test.jsonl')),
   ];
-  const options = { ...TRAIN_DEFAULTS, epochs: 8 };
+  const options = { ...TRAIN_DEFAULTS, epochs: 4 };
   const classifier = trainHashedClassifier(all.slice(0, 800), options);
 
   it('reads all 1,000 English tweets with 19 labels', () => {
