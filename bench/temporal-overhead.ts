@@ -27,7 +27,7 @@ const noop = defineActivity({
   name: 'bench.noop',
   version: '1',
   description: 'does nothing',
-  params: z.object({ i: z.number() }).strict(),
+  params: z.object({ i: z.number(), sweep: z.string() }).strict(),
   async run() {
     return null;
   },
@@ -37,15 +37,15 @@ const SLOTS = 8;
 
 function sweep(n: number, tag: string): Plan {
   const items = Array.from({ length: n }, (_, i) => i).join(',');
-  const yaml = `version: 1\nsteps:\n  ${tag}:\n    uses: bench.noop\n    matrix: { i: [${items}] }\n    params: { i: "\${matrix.i}" }\n`;
+  const yaml = `version: 1\nsteps:\n  ${tag}:\n    uses: bench.noop\n    matrix: { i: [${items}] }\n    params: { i: "\${matrix.i}", sweep: ${tag} }\n`;
   return planDag(parseDag(yaml, `${tag}.yaml`), registry);
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { n: { type: 'string', default: '1000' }, tiny: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { n: { type: 'string', default: '1000' }, tiny: { type: 'boolean', default: false }, pragma: { type: 'string', multiple: true }, memory: { type: 'boolean', default: false } } });
   const n = Number(values.n);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-temporal-'));
-  const lines: string[] = [`# npx tsx bench/temporal-overhead.ts --n ${n}${values.tiny ? ' --tiny' : ''}  (${new Date().toISOString()})`];
+  const lines: string[] = [`# npx tsx bench/temporal-overhead.ts ${process.argv.slice(2).join(' ')}  (${new Date().toISOString()})`];
   const say = (s: string) => {
     lines.push(s);
     console.log(s);
@@ -59,7 +59,8 @@ async function main() {
     return performance.now() - t0;
   };
 
-  const server = await DevServer.start({ dbFile: path.join(dir, 'temporal.sqlite'), headless: true });
+  const server = await DevServer.start({ dbFile: values.memory ? undefined : path.join(dir, 'temporal.sqlite'), sqlitePragmas: values.pragma, headless: true });
+  say(`dev server: ${values.memory ? 'in-memory' : `SQLite file${values.pragma?.length ? ` (pragmas ${values.pragma.join(', ')})` : ''}`}`);
   const storeRoot = path.join(dir, 'store-temporal');
   const worker = await startPipelineWorker({ address: server.address, storeRoot, gpus: [], cpus: SLOTS, registry, taskQueuePrefix: 'bench-', logLevel: 'ERROR' });
   const temporal = async (plan: Plan, runId: string, window: number) => {
@@ -84,6 +85,8 @@ async function main() {
     const tTemporal = await temporal(plan, 'temporal-w64', 64);
     say(`temporal engine, ${n} empty nodes, ${SLOTS} slots, window 64: ${tTemporal.toFixed(0)} ms = ${(tTemporal / n).toFixed(2)} ms/node`);
     say(`temporal / local: ${(tTemporal / tLocal).toFixed(1)}x; extra scheduling cost ${((tTemporal - tLocal) / n).toFixed(2)} ms/node`);
+    const t8 = await temporal(sweep(n, 'empty8'), 'temporal-w8', SLOTS);
+    say(`temporal engine, ${n} empty nodes, ${SLOTS} slots, window ${SLOTS}: ${t8.toFixed(0)} ms = ${(t8 / n).toFixed(2)} ms/node`);
     const cached = await temporal(plan, 'temporal-cached', 64);
     say(`temporal engine, all ${n} cached (one cache-lookup activity per chunk): ${cached.toFixed(0)} ms`);
     const m = Math.min(n, 100);

@@ -119,7 +119,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
           { key: SA_RUN, value: runId },
           { key: SA_PLAN, value: plan.planHash },
           { key: SA_STEP, value: step },
-          { key: SA_ITEM, value: items.join('').length <= MAX_ITEM_ATTRIBUTE_CHARS ? items : [] },
+          { key: SA_ITEM, value: JSON.stringify(items).length <= MAX_ITEM_ATTRIBUTE_CHARS ? items : [] },
           { key: SA_STATUS, value: 'running' },
         ],
         args: [{ runId, profile: plan.profile, planHash: plan.planHash, step, part, parts, nodes, upstream: [...upstream.values()], keepGoing: input.keepGoing, tuning }],

@@ -51,6 +51,8 @@ export interface DevServerOptions {
   headless?: boolean;
   /** SQLite file: workflows survive restarts. Without it, state is in memory. */
   dbFile?: string;
+  /** SQLite pragmas, e.g. `journal_mode=wal`, `synchronous=normal` (fewer fsyncs per history write). */
+  sqlitePragmas?: string[];
   /** Extra namespaces to create (`default` always exists). */
   namespaces?: string[];
   /** Where the server's own output goes (default: kept in memory, last lines shown on errors). */
@@ -113,10 +115,9 @@ export class DevServer {
     if (opts.dbFile) {
       fs.mkdirSync(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
       args.push('--db-filename', opts.dbFile);
+      for (const p of opts.sqlitePragmas ?? []) args.push('--sqlite-pragma', p);
     }
     for (const ns of opts.namespaces ?? []) args.push('--namespace', ns);
-    // One partition per task queue is plenty for one machine and keeps matching simple.
-    args.push('--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1', '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1');
     for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) args.push('--search-attribute', `${name}=${type}`);
     const server = new DevServer(cli, ip, port, uiPort, args, opts);
     await server.launch();
