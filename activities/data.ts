@@ -99,7 +99,10 @@ export const tokenizeActivity = defineActivity({
   params: z.object({
     /** 'gpt2' or 'input' (the upstream tokenizer artifact). */
     tokenizer: z.string().default('input'),
-    /** Worker threads; 0 = one per CPU slot of the node. */
+    /**
+     * Worker threads; 0 = auto: one per CPU slot for splits of ≥ 32M characters, else the calling
+     * thread (each worker warms its own piece cache, which only pays off on large corpora).
+     */
     workers: z.number().int().min(0).default(0),
     shardTokens: z.number().int().min(1).default(DEFAULT_SHARD_TOKENS),
   }).strict(),
@@ -117,9 +120,11 @@ export const tokenizeActivity = defineActivity({
       throw new NonRetryableError(`data.tokenize: tokenizer must be "gpt2" or "input", got "${spec}"`);
     }
     const tokenizer = loadTokenizerSync(spec);
-    const workers = params.workers > 0 ? params.workers : Math.max(1, ctx.devices.cpus);
-    const out: Record<string, unknown> = { tokenizer: tokenizer.name, vocabSize: tokenizer.vocabSize, eosId: tokenizer.eosId, workers };
+    const corpusInfo = readCorpusInfo(corpus.dir);
+    const out: Record<string, unknown> = { tokenizer: tokenizer.name, vocabSize: tokenizer.vocabSize, eosId: tokenizer.eosId };
     for (const split of ['train', 'val'] as const) {
+      const characters = corpusInfo?.[`${split}Characters`] ?? Infinity;
+      const workers = params.workers > 0 ? params.workers : characters >= 32e6 ? Math.max(1, ctx.devices.cpus) : 1;
       const writer = new ShardSetWriter(path.join(ctx.outDir, split), { tokenizer: tokenizer.name, vocabSize: tokenizer.vocabSize, eosId: tokenizer.eosId, split }, params.shardTokens);
       const r = await tokenizeStream(splitDocuments(corpus.dir, split), {
         tokenizer: spec,
@@ -129,12 +134,18 @@ export const tokenizeActivity = defineActivity({
         onProgress: (docs, chars) => ctx.progress({ message: `${split}: ${docs} documents`, metrics: { documents: docs, characters: chars } }),
       });
       const meta = await writer.close();
-      out[split] = { documents: meta.documents, tokens: meta.tokens, shards: meta.shards, emptyDocuments: r.emptyDocuments, characters: r.characters };
+      out[split] = { documents: meta.documents, tokens: meta.tokens, shards: meta.shards, emptyDocuments: r.emptyDocuments, characters: r.characters, workers };
     }
     out.seconds = (Date.now() - started) / 1000;
     return out;
   },
 });
+
+/** The corpus step's corpus.json (character counts per split), when present. */
+function readCorpusInfo(dir: string): Record<string, number> | null {
+  const file = path.join(dir, 'corpus.json');
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, number>) : null;
+}
 
 const DATASET_NAMES = REGISTRY.map((e) => e.name) as [string, ...string[]];
 
