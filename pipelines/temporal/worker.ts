@@ -92,7 +92,16 @@ export async function startPipelineWorker(opts: PipelineWorkerOptions): Promise<
   const workers: Worker[] = [];
   try {
     for (const q of queues) {
-      const common = { connection, namespace, shutdownGraceTime: 10_000, ...(opts.identity ? { identity: opts.identity } : {}) };
+      // Heartbeats (progress, loss, resume state) reach the server at least every 5 s, so the Web
+      // UI's live details stay fresh; the SDK would otherwise hold them for 80% of the timeout.
+      const common = {
+        connection,
+        namespace,
+        shutdownGraceTime: 10_000,
+        maxHeartbeatThrottleInterval: 5_000,
+        defaultHeartbeatThrottleInterval: 5_000,
+        ...(opts.identity ? { identity: opts.identity } : {}),
+      };
       if (q === 'pipeline') {
         workers.push(
           await Worker.create({
