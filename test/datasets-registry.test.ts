@@ -161,3 +161,57 @@ test('data.fetch writes files/, dataset.json and a table.parquet that DuckDB rea
   const ds = await fetchDataset('gender_bias', { cacheDir, mirror: server.url });
   expect(await writeDatasetTable(ds, path.join(gDir, 't.parquet'))).toBe(40 + 5 + 13);
 });
+
+/** A minimal zip writer (stored or deflated members), to exercise the canonical-zip reader. */
+function makeZip(members: { name: string; data: Buffer; deflate: boolean }[]): Buffer {
+  const zlib = require('node:zlib') as typeof import('node:zlib');
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const m of members) {
+    const body = m.deflate ? zlib.deflateRawSync(m.data) : m.data;
+    const name = Buffer.from(m.name);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(m.deflate ? 8 : 0, 8);
+    local.writeUInt32LE(zlib.crc32(m.data), 14);
+    local.writeUInt32LE(body.length, 18);
+    local.writeUInt32LE(m.data.length, 22);
+    local.writeUInt16LE(name.length, 26);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE(20, 4);
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(m.deflate ? 8 : 0, 10);
+    central.writeUInt32LE(zlib.crc32(m.data), 16);
+    central.writeUInt32LE(body.length, 20);
+    central.writeUInt32LE(m.data.length, 24);
+    central.writeUInt16LE(name.length, 28);
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, name, body);
+    centrals.push(central, name);
+    offset += 30 + name.length + body.length;
+  }
+  const cd = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(members.length, 8);
+  end.writeUInt16LE(members.length, 10);
+  end.writeUInt32LE(cd.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, cd, end]);
+}
+
+test('zip members (stored and deflated) are extracted exactly; a missing member is named', () => {
+  const { extractZipMember } = require('../datasets/zip') as typeof import('../datasets/zip');
+  const wiki = fs.readFileSync(path.join(SHARED_DATA, 'wikitext-2-raw_NONCANONICAL/wiki.test.raw'));
+  const zip = makeZip([
+    { name: 'wikitext-2-raw/wiki.train.raw', data: Buffer.from('other member'), deflate: false },
+    { name: 'wikitext-2-raw/wiki.test.raw', data: wiki, deflate: true },
+  ]);
+  expect(extractZipMember(zip, 'wikitext-2-raw/wiki.test.raw', 'w.zip').equals(wiki)).toBe(true);
+  expect(extractZipMember(zip, 'wikitext-2-raw/wiki.train.raw', 'w.zip').toString()).toBe('other member');
+  expect(() => extractZipMember(zip, 'wikitext-2-raw/wiki.valid.raw', 'w.zip')).toThrow(/w\.zip: zip has no member wikitext-2-raw\/wiki\.valid\.raw/);
+  expect(() => extractZipMember(Buffer.from('not a zip'), 'x', 'bad.zip')).toThrow(/bad\.zip: not a zip archive/);
+});
