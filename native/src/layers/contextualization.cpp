@@ -1,12 +1,16 @@
 // Backpack contextualization weights: alpha_l = causal softmax(Q_l K_l^T / sqrt(d/k)) per sense l, from the
 // packed [Q | K] projection of the Transformer output. No value projection, no dropout.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "../gemm.h"
 #include "../fastmath.h"
 #include "layers.h"
 
 namespace bp {
+
+static const int kBlock = 64;  // query rows per GEMM block (skips most of the masked triangle)
 
 static void causalSoftmaxRows(float* S, int T) {
   for (int i = 0; i < T; i++) {
@@ -19,7 +23,7 @@ static void causalSoftmaxRows(float* S, int T) {
     }
     float inv = 1.0f / sum;
     for (int j = 0; j <= i; j++) row[j] *= inv;
-    for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+    std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
   }
 }
 
@@ -33,7 +37,11 @@ void alphaForward(float* alpha, const float* qk, AlphaShape s, float*) {
     const float* q = qk + (long)b * T * 2 * d + l * hs;
     const float* k = q + d;
     float* A = alpha + bl * TT;
-    gemmSerial(false, true, T, T, hs, scale, q, 2 * d, k, 2 * d, 0.0f, A, T);
+    // row blocks of queries against the keys they can see
+    for (int i0 = 0; i0 < T; i0 += kBlock) {
+      const int i1 = std::min(T, i0 + kBlock);
+      gemmSerial(false, true, i1 - i0, i1, hs, scale, q + (long)i0 * 2 * d, 2 * d, k, 2 * d, 0.0f, A + (long)i0 * T, T);
+    }
     causalSoftmaxRows(A, T);
   }
 }
@@ -71,8 +79,15 @@ void alphaBackward(float* dqk, float* dalpha, const float* qk, const float* alph
       for (int j = 0; j <= i; j++) g[j] = p[j] * (g[j] - dot);
       for (int j = i + 1; j < T; j++) g[j] = 0.0f;
     }
-    gemmSerial(false, false, T, hs, T, scale, G, T, k, 2 * d, 0.0f, dq, 2 * d);
-    gemmSerial(true, false, T, hs, T, scale, G, T, q, 2 * d, 0.0f, dk, 2 * d);
+    for (int i0 = 0; i0 < T; i0 += kBlock) {
+      const int i1 = std::min(T, i0 + kBlock);
+      gemmSerial(false, false, i1 - i0, hs, i1, scale, G + (long)i0 * T, T, k, 2 * d, 0.0f, dq + (long)i0 * 2 * d, 2 * d);
+    }
+    for (int j0 = 0; j0 < T; j0 += kBlock) {
+      const int j1 = std::min(T, j0 + kBlock);
+      gemmSerial(true, false, j1 - j0, hs, T - j0, scale, G + (long)j0 * T + j0, T, q + (long)j0 * 2 * d, 2 * d, 0.0f,
+                 dk + (long)j0 * 2 * d, 2 * d);
+    }
   }
 }
 

@@ -77,7 +77,7 @@ void alphaApplyScale(float* alpha, AlphaShape s, const AlphaScale& sc);
 
 // ---- backpack_output.cpp: o[b,i] = sum_l sum_{j<=i} alpha[b,l,i,j] * senses[b,j,l*d:(l+1)*d]
 void backpackOutputForward(float* out, const float* alpha, const float* senses, AlphaShape s);
-// dalpha, dsenses overwritten
+// dsenses overwritten; dalpha written for keys j <= i of each query row i (what alphaBackward reads)
 void backpackOutputBackward(float* dalpha, float* dsenses, const float* dout, const float* alpha,
                             const float* senses, AlphaShape s);
 
