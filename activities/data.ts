@@ -4,20 +4,18 @@
  * under $PIPELINE_CACHE_DIR/data (default ~/.cache/backpack-pipeline/data).
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { defineActivity, NonRetryableError, throwIfAborted, type ActivityContext, type AnyActivity, type InputArtifact } from '../pipelines/activity';
 import { concatCorpora, openCorpus, splitDocuments, writeSplitCorpus, DEFAULT_SPLIT_SEED, DEFAULT_VAL_RATIO } from '../datasets/corpora';
-import { REGISTRY, fetchDataset } from '../datasets/registry';
+import { REGISTRY, dataCacheDir, fetchDataset } from '../datasets/registry';
+
+/** Re-exported: other activities locate the shared download cache through here. */
+export { dataCacheDir };
 import { writeDatasetTable } from '../datasets/readers';
 import { ShardSetWriter, DEFAULT_SHARD_TOKENS } from '../datasets/shards';
 import { tokenizeStream } from '../datasets/tokenize-parallel';
 import { loadTokenizerSync, PieceCounter, trainBpe, renderTokenizerJson, TOKENIZER_FILE } from '../datasets/tokenizer';
-
-export function dataCacheDir(): string {
-  return path.join(process.env.PIPELINE_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'backpack-pipeline'), 'data');
-}
 
 /** The first upstream artifact that contains `file` (step names are the DAG's business). */
 function findInput(ctx: ActivityContext, file: string): InputArtifact | undefined {

@@ -8,6 +8,7 @@
  * different (non-canonical) copy, the mirror's own checksum is used and the result says so.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { BLIMP_SHA256 } from './blimp-sha256';
 import { downloadFile, MissingSourceError, stderrProgress } from './download';
@@ -159,8 +160,14 @@ export function registryEntry(name: string): RegistryEntry {
   return entry;
 }
 
+/** Where verified downloads are kept: $PIPELINE_CACHE_DIR/data (default ~/.cache/backpack-pipeline/data). */
+export function dataCacheDir(): string {
+  return path.join(process.env.PIPELINE_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'backpack-pipeline'), 'data');
+}
+
 export interface FetchOptions {
-  cacheDir: string;
+  /** Default: dataCacheDir(). */
+  cacheDir?: string;
   /** Directory or http(s) base URL in the shared/data layout; default env PIPELINE_DATA_MIRROR. */
   mirror?: string;
   onProgress?: (message: string, fraction: number) => void;
@@ -183,10 +190,10 @@ function mirrorSource(mirror: string, rel: string): string {
   return /^https?:\/\//.test(mirror) ? `${mirror.replace(/\/+$/, '')}/${rel.split('/').map(encodeURIComponent).join('/')}` : path.join(mirror, rel);
 }
 
-export async function fetchDataset(name: string, options: FetchOptions): Promise<FetchedDataset> {
+export async function fetchDataset(name: string, options: FetchOptions = {}): Promise<FetchedDataset> {
   const entry = registryEntry(name);
   const mirror = options.mirror ?? process.env.PIPELINE_DATA_MIRROR ?? undefined;
-  const dir = path.join(options.cacheDir, entry.name);
+  const dir = path.join(options.cacheDir ?? dataCacheDir(), entry.name);
   fs.mkdirSync(dir, { recursive: true });
   const result: FetchedDataset = { name, dir, files: {}, canonical: true, notes: entry.note ? [entry.note] : [], sha256: {} };
   for (let i = 0; i < entry.files.length; i++) {

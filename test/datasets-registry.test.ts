@@ -41,6 +41,18 @@ test('every registry entry with files has a sha256 and a mirror path that exists
   }
 });
 
+test('the embedded BLiMP checksums are the mirror\'s SHA256SUMS (itself checked against MANIFEST.md)', () => {
+  const { BLIMP_SHA256 } = require('../datasets/blimp-sha256') as typeof import('../datasets/blimp-sha256');
+  const sums = path.join(SHARED_DATA, 'blimp/SHA256SUMS');
+  expect(sha256(sums)).toBe('e71b74c9a1a293048ec3f300acb088151caf5b2b16b0fa9b192edfcb91d94221');
+  const listed = Object.fromEntries(fs.readFileSync(sums, 'utf8').trim().split('\n').map((l) => {
+    const [hash, file] = l.split(/\s+/);
+    return [file.replace(/\.jsonl$/, ''), hash];
+  }));
+  expect(BLIMP_SHA256).toEqual(listed);
+  expect(Object.keys(listed)).toHaveLength(67);
+});
+
 test('fetch over HTTP from the mirror: typed readers give the documented row counts', async () => {
   const mirror = server.url;
   const get = (name: string) => fetchDataset(name, { cacheDir, mirror });
