@@ -7,7 +7,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { createRegistry } from '../activities/index';
+import { z } from 'zod';
+import { ALL_ACTIVITIES, createRegistry } from '../activities/index';
+import { defineActivity } from '../pipelines/activity';
 import type { EngineEvent } from '../pipelines/engine-events';
 import { executePlanLocally } from '../pipelines/engine-local';
 import { runOnTemporal, type TemporalRunOptions } from '../pipelines/engine-temporal';
@@ -39,6 +41,26 @@ steps:
     params: { value: joined }
 `;
 
+/** Records the resume state it was started with; its first attempt checkpoints and then fails. */
+const resumeProbe = defineActivity({
+  name: 'test.resume-probe',
+  version: '1',
+  description: 'checkpoint, fail once, then report ctx.resumeState',
+  params: z.object({ mark: z.string() }).strict(),
+  async run(params, ctx) {
+    if (ctx.attempt === 1) {
+      ctx.checkpoint({ step: 7, mark: params.mark });
+      await new Promise((r) => setTimeout(r, 300));
+      // Leave only the heartbeat as the carrier of the state.
+      fs.rmSync(path.join(ctx.scratchDir, '.resume.json'), { force: true });
+      throw new Error('transient failure after a checkpoint');
+    }
+    fs.writeFileSync(path.join(ctx.outDir, 'resumed.json'), JSON.stringify(ctx.resumeState ?? null));
+    return { resumeState: ctx.resumeState ?? null, attempt: ctx.attempt };
+  },
+});
+const registry = createRegistry([...ALL_ACTIVITIES, resumeProbe]);
+
 let ts: TestServer;
 let worker: RunningWorker;
 let storeRoot: string;
@@ -67,7 +89,7 @@ function runOpts(plan: Plan, extra: Partial<TemporalRunOptions> = {}): TemporalR
 beforeAll(async () => {
   ts = await startTestServer({ ui: true });
   storeRoot = path.join(ts.dir, 'store');
-  worker = await startPipelineWorker({ address: ts.server.address, storeRoot, gpus: [0, 1], cpus: 2, taskQueuePrefix: QUEUE_PREFIX, logLevel: 'ERROR' });
+  worker = await startPipelineWorker({ address: ts.server.address, storeRoot, gpus: [0, 1], cpus: 2, taskQueuePrefix: QUEUE_PREFIX, logLevel: 'ERROR', registry });
 }, 120_000);
 
 afterAll(async () => {
@@ -96,6 +118,8 @@ test('the test DAG gives the same artifact keys and contents as the local engine
     expect(types).toContain('started');
     expect(types[types.length - 1]).toBe('succeeded');
   }
+  // The checkpointing counter's progress came through from the worker.
+  expect(opts.events.some((e) => e.type === 'progress' && e.nodeId === 'count' && e.progress?.metrics?.step !== undefined)).toBe(true);
   // Progress of the checkpointing counter arrives through heartbeat details (when a poll saw it running).
   const lineage = JSON.parse(fs.readFileSync(path.join(storeRoot, 'artifacts', plan.nodes.find((n) => n.step === 'count')!.key, '.lineage.json'), 'utf8'));
   expect(lineage.runId).toBe(opts.runId);
@@ -124,6 +148,23 @@ test('a run started locally resumes on Temporal from the shared cache, and the r
   expect(await runOnTemporal(runOpts(bigger))).toMatchObject({ failed: [], cached: plan.nodes.length, succeeded: 1 });
   const after = await executePlanLocally(bigger, { store, registry: createRegistry(), runId: 'local-after', cpus: 2, gpus: [0], memoryMb: 4096, keepGoing: false }).done;
   expect(after).toMatchObject({ succeeded: 0, cached: bigger.nodes.length, failed: [] });
+});
+
+test('a retried attempt gets the last heartbeat details as its resume state', async () => {
+  const plan = planFromYaml(`
+version: 1
+steps:
+  probe:
+    uses: test.resume-probe
+    retries: 1
+    params: { mark: "m-\${Date.now()}" }
+`, { registry });
+  const opts = runOpts(plan);
+  const result = await runOnTemporal(opts);
+  expect(result).toMatchObject({ failed: [], succeeded: 1 });
+  const lineage = new ArtifactStore(storeRoot).lineage(plan.nodes[0].key)!;
+  expect(lineage.summary).toEqual({ attempt: 2, resumeState: { step: 7, mark: plan.nodes[0].params.mark } });
+  expect(opts.events.find((e) => e.type === 'retried')).toMatchObject({ nodeId: 'probe', attempt: 2, error: 'transient failure after a checkpoint' });
 });
 
 test('keep-going: a failing item does not stop the others; a resume reruns only it', async () => {

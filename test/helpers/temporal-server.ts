@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { createRegistry } from '../../activities/index';
+import { createRegistry, type ActivityRegistry } from '../../activities/index';
 import { parseDag, planDag } from '../../pipelines/dag-loader';
 import type { Plan } from '../../pipelines/plan-types';
 import { DevServer } from '../../pipelines/temporal/dev-server';
@@ -77,8 +77,9 @@ export function spawnWorker(args: string[], env: Record<string, string> = {}): W
   };
 }
 
-export function planFromYaml(yaml: string, opts: { profile?: string; targets?: string[] } = {}): Plan {
-  return planDag(parseDag(yaml, 'test-dag.yaml'), createRegistry(), opts);
+export function planFromYaml(yaml: string, opts: { profile?: string; targets?: string[]; registry?: ActivityRegistry } = {}): Plan {
+  const { registry, ...rest } = opts;
+  return planDag(parseDag(yaml, 'test-dag.yaml'), registry ?? createRegistry(), rest);
 }
 
 /** Every file of a committed artifact except the lineage record (which names the run and timings). */
