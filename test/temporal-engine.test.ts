@@ -167,6 +167,30 @@ steps:
   expect(opts.events.find((e) => e.type === 'retried')).toMatchObject({ nodeId: 'probe', attempt: 2, error: 'transient failure after a checkpoint' });
 });
 
+test('cancelling the run reaches the running activity through its AbortSignal', async () => {
+  const plan = planFromYaml(`
+version: 1
+steps:
+  long:
+    uses: builtin.count
+    params: { n: 100000, stepMs: 20 }
+`);
+  const controller = new AbortController();
+  const opts = runOpts(plan, { signal: controller.signal, tuning: { heartbeatTimeoutMs: 2000, retryInitialMs: 200 } });
+  const run = runOnTemporal(opts);
+  const store = new ArtifactStore(storeRoot);
+  const lock = path.join(storeRoot, 'locks', `${plan.nodes[0].key}.lock`);
+  for (let i = 0; i < 300 && !opts.events.some((e) => e.type === 'progress'); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(fs.existsSync(lock)).toBe(true);
+  controller.abort();
+  const result = await run;
+  expect(result.cancelled).toBe(true);
+  // The activity stopped (its lock is released) and nothing was committed.
+  for (let i = 0; i < 200 && fs.existsSync(lock); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(fs.existsSync(lock)).toBe(false);
+  expect(store.has(plan.nodes[0].key)).toBe(false);
+});
+
 test('keep-going: a failing item does not stop the others; a resume reruns only it', async () => {
   const marks = path.join(ts.dir, 'marks');
   fs.mkdirSync(marks, { recursive: true });
