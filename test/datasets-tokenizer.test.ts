@@ -14,6 +14,7 @@ import { getEncoding } from 'js-tiktoken';
 import { brownCorpus } from '../datasets/corpora/brown';
 import { nlpCorpus } from '../datasets/corpora/nlp-corpus';
 import { singleTokenProfessions } from '../datasets/gender';
+import { validationPrefix } from '../datasets/corpora/openwebtext';
 import {
   loadGpt2Model, loadTokenizer, renderVocabBpe, renderTokenizerJson, trainTokenizer, pretokenize, GPT2_EOS_ID, type Tokenizer,
 } from '../datasets/tokenizer';
@@ -164,6 +165,19 @@ describe('parity with reference tokenizers', () => {
       expect(pretokenize(text)).toEqual(text.match(re) ?? []);
     }
   });
+});
+
+test('the authors\' MAUVE references (val-100len.json) re-encode as PAPER.md §6.5 says: 98-100 tokens, 3,924 of exactly 100', () => {
+  const refs: string[] = JSON.parse(fs.readFileSync(path.join(DATA, 'openwebtext/val-100len.json'), 'utf8'));
+  const lengths: Record<number, number> = {};
+  for (const s of refs) {
+    const n = gpt2.encode(s).length;
+    lengths[n] = (lengths[n] ?? 0) + 1;
+  }
+  expect(refs).toHaveLength(4007);
+  expect(lengths).toEqual({ 98: 1, 99: 82, 100: 3924 });
+  // A prefix of a prefix is itself: the helper that builds references is stable on them.
+  for (const s of refs.slice(0, 500)) expect(validationPrefix(s.slice('<|endoftext|>'.length), gpt2)).toBe(s);
 });
 
 describe('trained tokenizer artifacts', () => {

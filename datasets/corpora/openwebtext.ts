@@ -47,3 +47,11 @@ export async function openWebTextCorpus(options: OpenWebTextOptions): Promise<Co
   }
   return { ...localCorpus(dir), name: 'openwebtext' };
 }
+
+/**
+ * The MAUVE reference prefix of a validation document (PAPER.md §5, §6.5):
+ * decode(encode("<|endoftext|>" + doc)[:length]), specials kept.
+ */
+export function validationPrefix(doc: string, tokenizer: { encode(t: string): number[]; decode(ids: ArrayLike<number>): string }, length = 100): string {
+  return tokenizer.decode(tokenizer.encode(`<|endoftext|>${doc}`).slice(0, length));
+}
