@@ -138,6 +138,37 @@ export async function readManifest(dir: string): Promise<ShardInfo[]> {
   return (await readParquetRows(file)).map((r) => ({ shard: String(r.shard), documents: Number(r.documents), tokens: Number(r.tokens), sha256: String(r.sha256) }));
 }
 
+/** One shard's tokens, checked against its manifest entry (sha256 and count). */
+export function readShardTokens(dir: string, info: ShardInfo, dtype: 'uint16' | 'uint32'): Uint16Array | Uint32Array {
+  const file = path.join(dir, info.shard);
+  if (!fs.existsSync(file)) throw new Error(`token shard set ${dir}: ${info.shard} is missing`);
+  const bytes = fs.readFileSync(file);
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  if (sha !== info.sha256) throw new Error(`token shard ${file}: checksum mismatch (manifest ${info.sha256}, file ${sha}); the shard is corrupt`);
+  const table = tableFromIPC(bytes);
+  const column = table.getChild('tokens');
+  if (!column) throw new Error(`token shard ${file}: no "tokens" column`);
+  if (column.length !== info.tokens) throw new Error(`token shard ${file}: ${column.length} tokens, manifest says ${info.tokens}`);
+  const out = dtype === 'uint16' ? new Uint16Array(info.tokens) : new Uint32Array(info.tokens);
+  let o = 0;
+  for (const chunk of column.data) {
+    const values = chunk.values.subarray(0, chunk.length);
+    if (values.BYTES_PER_ELEMENT !== out.BYTES_PER_ELEMENT) throw new Error(`token shard ${file}: column type does not match meta.json dtype ${dtype}`);
+    out.set(values as Uint16Array & Uint32Array, o);
+    o += chunk.length;
+  }
+  return out;
+}
+
+/**
+ * Shards one at a time (verified as they are read): for streams too large to hold at once
+ * (OpenWebText's train split is 9 billion tokens).
+ */
+export async function* iterateTokenShards(dir: string): AsyncIterable<{ info: ShardInfo; tokens: Uint16Array | Uint32Array }> {
+  const meta = readShardMeta(dir);
+  for (const info of await readManifest(dir)) yield { info, tokens: readShardTokens(dir, info, meta.dtype) };
+}
+
 /** All shards of a set concatenated, each checked against its manifest sha256 and token count. */
 export async function readTokenStream(dir: string): Promise<Uint16Array | Uint32Array> {
   const meta = readShardMeta(dir);
@@ -147,19 +178,9 @@ export async function readTokenStream(dir: string): Promise<Uint16Array | Uint32
   const out = meta.dtype === 'uint16' ? new Uint16Array(total) : new Uint32Array(total);
   let o = 0;
   for (const m of manifest) {
-    const file = path.join(dir, m.shard);
-    if (!fs.existsSync(file)) throw new Error(`token shard set ${dir}: ${m.shard} is missing`);
-    const bytes = fs.readFileSync(file);
-    const sha = createHash('sha256').update(bytes).digest('hex');
-    if (sha !== m.sha256) throw new Error(`token shard ${file}: checksum mismatch (manifest ${m.sha256}, file ${sha}); the shard is corrupt`);
-    const table = tableFromIPC(bytes);
-    const column = table.getChild('tokens');
-    if (!column) throw new Error(`token shard ${file}: no "tokens" column`);
-    if (column.length !== m.tokens) throw new Error(`token shard ${file}: ${column.length} tokens, manifest says ${m.tokens}`);
-    for (const chunk of column.data) {
-      out.set(chunk.values.subarray(0, chunk.length) as Uint16Array & Uint32Array, o);
-      o += chunk.length;
-    }
+    const tokens = readShardTokens(dir, m, meta.dtype);
+    out.set(tokens as Uint16Array & Uint32Array, o);
+    o += tokens.length;
   }
   return out;
 }

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { corpusActivity, tokenizeActivity, trainTokenizerActivity } from '../activities/data';
-import { readManifest, readShardMeta, readTokenStream, ShardSetWriter } from '../datasets/shards';
+import { iterateTokenShards, readManifest, readShardMeta, readTokenStream, ShardSetWriter } from '../datasets/shards';
 import { tokenizeStream } from '../datasets/tokenize-parallel';
 import { loadTokenizer } from '../datasets/tokenizer';
 import { brownCorpus } from '../datasets/corpora/brown';
@@ -49,6 +49,12 @@ test('shards split at the size limit; stream, manifest and DuckDB agree', async 
   const stream = await readTokenStream(dir);
   expect(stream).toBeInstanceOf(Uint16Array);
   expect(Array.from(stream)).toEqual(flat);
+  const pieces: number[] = [];
+  for await (const { info, tokens } of iterateTokenShards(dir)) {
+    expect(tokens.length).toBe(info.tokens);
+    pieces.push(...tokens);
+  }
+  expect(pieces).toEqual(flat);
 
   // documents per shard = EOS tokens that fall in it
   const manifest = await readManifest(dir);
