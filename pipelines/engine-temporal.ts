@@ -44,6 +44,9 @@ export interface TemporalRunResult {
   attached: boolean;
 }
 
+/** Below Temporal's default 2 MB payload limit, with room for the rest of the start request. */
+const MAX_PLAN_BYTES = 1.8 * 2 ** 20;
+
 export function temporalAddress(address?: string): string {
   return address ?? process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
 }
@@ -102,6 +105,14 @@ async function startOrAttach(client: Client, opts: TemporalRunOptions): Promise<
     }
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
+  }
+  // The plan is the workflow's input; Temporal refuses payloads over 2 MB (and warns from 512 KB).
+  const planBytes = Buffer.byteLength(JSON.stringify(plan));
+  if (planBytes > MAX_PLAN_BYTES) {
+    throw new Error(
+      `the plan is ${(planBytes / 2 ** 20).toFixed(1)} MiB as JSON, over the ${MAX_PLAN_BYTES / 2 ** 20} MiB a Temporal workflow input may hold; ` +
+        'run fewer targets at once (pipeline run <step> ...) or use the local engine',
+    );
   }
   const input: PipelineInput = {
     runId: opts.runId,
