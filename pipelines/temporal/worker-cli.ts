@@ -4,7 +4,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { temporalAddress } from '../engine-temporal';
 import { DEFAULT_TASK_QUEUE_PREFIX } from './naming';
-import { defaultQueues, queueConcurrency, startPipelineWorker } from './worker';
+import { defaultQueues, startPipelineWorker, validateQueues } from './worker';
 
 const HELP = `usage: pipeline worker [--gpus 0,1] [--cpus N] [--queues pipeline,cpu,gpu,...] [--store dir]
                        [--address host:port] [--namespace ns] [--task-queue-prefix p]
@@ -54,7 +54,7 @@ export async function run(argv: string[]): Promise<number> {
     gpus = parseIdList(values.gpus);
     cpus = values.cpus === undefined ? os.cpus().length : parseCount(values.cpus, '--cpus');
     queues = values.queues ? values.queues.split(',').map((q) => q.trim()).filter(Boolean) : defaultQueues(cpus, gpus);
-    for (const q of queues) if (q !== 'pipeline') queueConcurrency(q, cpus, gpus);
+    validateQueues(queues, cpus, gpus);
   } catch (err) {
     process.stderr.write(`pipeline worker: ${(err as Error).message}\n`);
     return 2;

@@ -57,6 +57,17 @@ export function queueConcurrency(queue: string, cpus: number, gpus: number[]): n
   throw new Error(`unknown queue class "${queue}" (expected pipeline, cpu, gpu or gpu-xN)`);
 }
 
+/** Throws when a queue class is unknown or the resources cannot serve it. */
+export function validateQueues(queues: string[], cpus: number, gpus: number[]): void {
+  if (queues.length === 0) throw new Error('no queues to poll');
+  for (const q of queues) if (q !== 'pipeline') queueConcurrency(q, cpus, gpus);
+  if (queues.includes('cpu') && cpus < 1) throw new Error('the cpu queue needs --cpus >= 1');
+  for (const q of queues.filter((q) => q.startsWith('gpu'))) {
+    const need = q === 'gpu' ? 1 : Number(q.slice('gpu-x'.length));
+    if (gpus.length < need) throw new Error(`queue ${q} needs at least ${need} GPU id(s) in --gpus, got ${gpus.length}`);
+  }
+}
+
 let runtimeInstalled = false;
 
 /** Keeps the SDK's own logging at warnings (call before the first connection). */
@@ -75,9 +86,7 @@ export async function startPipelineWorker(opts: PipelineWorkerOptions): Promise<
   const prefix = opts.taskQueuePrefix ?? DEFAULT_TASK_QUEUE_PREFIX;
   const namespace = opts.namespace ?? 'default';
   const queues = opts.queues ?? defaultQueues(opts.cpus, opts.gpus);
-  for (const q of queues) if (q !== 'pipeline') queueConcurrency(q, opts.cpus, opts.gpus);
-  if (queues.includes('cpu') && opts.cpus < 1) throw new Error('the cpu queue needs --cpus >= 1');
-  if (queues.some((q) => q.startsWith('gpu')) && opts.gpus.length === 0) throw new Error('gpu queues need --gpus');
+  validateQueues(queues, opts.cpus, opts.gpus);
 
   const connection = await NativeConnection.connect({ address: opts.address ?? 'localhost:7233' });
   const events = new EventWriter(opts.storeRoot);
