@@ -15,7 +15,7 @@ export { dataCacheDir };
 import { writeDatasetTable } from '../datasets/readers';
 import { ShardSetWriter, DEFAULT_SHARD_TOKENS } from '../datasets/shards';
 import { tokenizeStream } from '../datasets/tokenize-parallel';
-import { loadTokenizerSync, PieceCounter, trainBpe, renderTokenizerJson, TOKENIZER_FILE } from '../datasets/tokenizer';
+import { loadTokenizerSync, PieceCounter, trainBpe, writeTokenizerArtifact, TOKENIZER_FILE, TOKENIZER_META_FILE } from '../datasets/tokenizer';
 
 /** The first upstream artifact that contains `file` (step names are the DAG's business). */
 function findInput(ctx: ActivityContext, file: string): InputArtifact | undefined {
@@ -85,7 +85,7 @@ export const trainTokenizerActivity = defineActivity({
     });
     const name = params.name ?? `bpe-${params.vocabSize}`;
     const summary = { name, vocabSize: result.model.eosId + 1, eosId: result.model.eosId, merges: result.merges, documents: docs, distinctPieces: result.distinctPieces, totalPieces: result.totalPieces, countSeconds: (counted - started) / 1000, trainSeconds: (Date.now() - counted) / 1000 };
-    fs.writeFileSync(path.join(ctx.outDir, TOKENIZER_FILE), renderTokenizerJson(result.model, { ...summary, trainer: 'backpack-pipeline byte-level BPE' }));
+    writeTokenizerArtifact(ctx.outDir, result.model, { ...summary, trainer: 'backpack-pipeline byte-level BPE' });
     return summary;
   },
 });
@@ -113,7 +113,9 @@ export const tokenizeActivity = defineActivity({
       const tokArtifact = requireInput(ctx, TOKENIZER_FILE, 'tokenizer');
       spec = tokArtifact.dir;
       fs.mkdirSync(path.join(ctx.outDir, 'tokenizer'), { recursive: true });
-      fs.copyFileSync(path.join(spec, TOKENIZER_FILE), path.join(ctx.outDir, 'tokenizer', TOKENIZER_FILE));
+      for (const file of [TOKENIZER_FILE, TOKENIZER_META_FILE]) {
+        if (fs.existsSync(path.join(spec, file))) fs.copyFileSync(path.join(spec, file), path.join(ctx.outDir, 'tokenizer', file));
+      }
     } else if (spec !== 'gpt2') {
       throw new NonRetryableError(`data.tokenize: tokenizer must be "gpt2" or "input", got "${spec}"`);
     }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runCli } from './helpers/cli';
-import { renderTokenizerJson, trainTokenizer } from '../datasets/tokenizer';
+import { writeTokenizerArtifact, trainTokenizer } from '../datasets/tokenizer';
 
 test('--text with --json prints ids and pieces; literal <|endoftext|> is 50256 unless --ordinary', () => {
   const r = runCli(['tokenize', '--json', '--text', 'hello\n\nhello<|endoftext|>']);
@@ -48,7 +48,7 @@ test('--decode goes the other way; bad ids and bad usage exit 2', () => {
 test('a trained tokenizer artifact directory works too', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clitok-'));
   const { result } = trainTokenizer('tiny-300', ['the cat sat on the mat. '.repeat(50), 'the dog sat on the log. '.repeat(50)], { vocabSize: 300 });
-  fs.writeFileSync(path.join(dir, 'tokenizer.json'), renderTokenizerJson(result.model, { name: 'tiny-300' }));
+  writeTokenizerArtifact(dir, result.model, { name: 'tiny-300' });
   const r = runCli(['tokenize', '--json', '--tokenizer', dir, '--text', 'the cat sat<|endoftext|>']);
   expect(r.code).toBe(0);
   const { ids, pieces } = JSON.parse(r.stdout);

@@ -16,7 +16,7 @@ import { nlpCorpus } from '../datasets/corpora/nlp-corpus';
 import { singleTokenProfessions } from '../datasets/gender';
 import { validationPrefix } from '../datasets/corpora/openwebtext';
 import {
-  loadGpt2Model, loadTokenizer, renderVocabBpe, renderTokenizerJson, trainTokenizer, pretokenize, GPT2_EOS_ID, type Tokenizer,
+  loadGpt2Model, loadTokenizer, renderVocabBpe, writeTokenizerArtifact, trainTokenizer, pretokenize, GPT2_EOS_ID, type Tokenizer,
 } from '../datasets/tokenizer';
 
 const DATA = path.resolve(__dirname, '..', '..', 'shared', 'data');
@@ -186,7 +186,9 @@ describe('trained tokenizer artifacts', () => {
     const { tokenizer, result } = trainTokenizer('brown-600', docs, { vocabSize: 600 });
     expect(result.merges).toBe(600 - 257);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tok-'));
-    fs.writeFileSync(path.join(dir, 'tokenizer.json'), renderTokenizerJson(result.model, { name: 'brown-600' }));
+    writeTokenizerArtifact(dir, result.model, { name: 'brown-600' });
+    // plain Hugging Face layout: no keys `tokenizers` would reject
+    expect(Object.keys(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'))).sort()).toEqual(['added_tokens', 'decoder', 'model', 'normalizer', 'post_processor', 'pre_tokenizer', 'version']);
     const loaded = await loadTokenizer(dir);
     expect(loaded.name).toBe('brown-600');
     expect(loaded.vocabSize).toBe(600);

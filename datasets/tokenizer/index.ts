@@ -12,7 +12,7 @@ export { EOS_TEXT } from './types';
 export { BytePairEncoder, type BpeModel } from './bpe';
 export { GPT2_EOS_ID, GPT2_VOCAB_SIZE, createGpt2Tokenizer, loadGpt2Model, renderVocabBpe } from './gpt2';
 export { pretokenize } from './pretokenize';
-export { renderTokenizerJson, parseTokenizerJson, loadTokenizerArtifact, TOKENIZER_FILE } from './tokenizer-json';
+export { renderTokenizerJson, parseTokenizerJson, loadTokenizerArtifact, writeTokenizerArtifact, TOKENIZER_FILE, TOKENIZER_META_FILE } from './tokenizer-json';
 export { trainBpe, trainTokenizer, PieceCounter, type TrainOptions, type TrainResult } from './train';
 
 let gpt2: Tokenizer | null = null;

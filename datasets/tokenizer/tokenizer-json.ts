@@ -1,8 +1,9 @@
 /**
  * Tokenizer artifacts: a directory with `tokenizer.json` in the Hugging Face `tokenizers` layout
  * (model BPE over byte-level characters, ByteLevel pre-tokenizer with GPT-2's regex, `<|endoftext|>`
- * as an added special token), so other tools can load what we train. Ids: 0..255 = the bytes in
- * byte order, then one id per merge in rank order, then `<|endoftext|>` last.
+ * as an added special token), so other tools can load what we train, plus `tokenizer_meta.json`
+ * (name and training summary; `tokenizers` rejects unknown keys inside tokenizer.json). Ids: 0..255 =
+ * the bytes in byte order, then one id per merge in rank order, then `<|endoftext|>` last.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,6 +12,7 @@ import { bytesToMapped, mappedToBytes } from './byte-map';
 import { EOS_TEXT } from './types';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
+export const TOKENIZER_META_FILE = 'tokenizer_meta.json';
 
 interface TokenizerJson {
   version: string;
@@ -20,20 +22,23 @@ interface TokenizerJson {
   post_processor: null;
   decoder: { type: 'ByteLevel'; add_prefix_space: boolean; trim_offsets: boolean; use_regex: boolean };
   model: { type: 'BPE'; dropout: null; unk_token: null; continuing_subword_prefix: null; end_of_word_suffix: null; fuse_unk: false; byte_fallback: false; vocab: Record<string, number>; merges: (string | [string, string])[] };
-  /** Ours: provenance of a trained tokenizer (ignored by other readers). */
-  backpack?: Record<string, unknown>;
 }
 
-/** Serialises a model (ordinary tokens + merges + EOS) to tokenizer.json text. */
-export function renderTokenizerJson(model: BpeModel, provenance: Record<string, unknown> = {}): string {
+/**
+ * Serialises a model (ordinary tokens + merges + EOS) to tokenizer.json text. The second argument is
+ * ignored (names now live in tokenizer_meta.json: use writeTokenizerArtifact); it stays so existing
+ * callers compile.
+ */
+export function renderTokenizerJson(model: BpeModel, _ignoredProvenance?: Record<string, unknown>): string {
   const vocab: Record<string, number> = {};
   model.tokens.forEach((bytes, id) => {
     vocab[bytesToMapped(bytes)] = id;
   });
   vocab[EOS_TEXT] = model.eosId;
-  const merges: [string, string][] = [];
+  // "left right" strings (mapped tokens never contain a space): readable by old and new `tokenizers`.
+  const merges: string[] = [];
   for (let r = 0; r < model.merges.length / 3; r++) {
-    merges.push([bytesToMapped(model.tokens[model.merges[3 * r]]), bytesToMapped(model.tokens[model.merges[3 * r + 1]])]);
+    merges.push(`${bytesToMapped(model.tokens[model.merges[3 * r]])} ${bytesToMapped(model.tokens[model.merges[3 * r + 1]])}`);
   }
   const byteLevel = { add_prefix_space: false, trim_offsets: true, use_regex: true };
   const json: TokenizerJson = {
@@ -44,19 +49,24 @@ export function renderTokenizerJson(model: BpeModel, provenance: Record<string, 
     post_processor: null,
     decoder: { type: 'ByteLevel', ...byteLevel },
     model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges },
-    backpack: provenance,
   };
   return JSON.stringify(json);
 }
 
 /** Parses and validates tokenizer.json text; `where` names the file in errors. */
 export function parseTokenizerJson(text: string, where: string): BpeModel {
-  let json: TokenizerJson;
+  return modelFromJson(parseJsonText(text, where), where);
+}
+
+function parseJsonText(text: string, where: string): TokenizerJson {
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text) as TokenizerJson;
   } catch (e) {
     throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
   }
+}
+
+function modelFromJson(json: TokenizerJson, where: string): BpeModel {
   if (json?.model?.type !== 'BPE' || typeof json.model.vocab !== 'object' || !Array.isArray(json.model.merges)) {
     throw new Error(`${where}: expected a byte-level BPE tokenizer (model.type "BPE" with vocab and merges)`);
   }
@@ -101,16 +111,22 @@ function splitMerge(m: string, where: string, r: number): [string, string] {
   return [m.slice(0, sp), m.slice(sp + 1)];
 }
 
+/** Writes tokenizer.json + tokenizer_meta.json ({name, ...}) into `dir`. */
+export function writeTokenizerArtifact(dir: string, model: BpeModel, meta: { name: string } & Record<string, unknown>): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [file, text] of [[TOKENIZER_FILE, renderTokenizerJson(model)], [TOKENIZER_META_FILE, JSON.stringify(meta, null, 2) + '\n']]) {
+    const tmp = path.join(dir, `${file}.tmp-${process.pid}`);
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, path.join(dir, file));
+  }
+}
+
 export function loadTokenizerArtifact(dir: string): BytePairEncoder {
   const file = path.join(dir, TOKENIZER_FILE);
   if (!fs.existsSync(file)) throw new Error(`tokenizer artifact ${dir}: ${TOKENIZER_FILE} is missing`);
-  const model = parseTokenizerJson(fs.readFileSync(file, 'utf8'), file);
-  let name = path.basename(dir);
-  try {
-    const meta = JSON.parse(fs.readFileSync(file, 'utf8')).backpack;
-    if (meta && typeof meta.name === 'string') name = meta.name;
-  } catch {
-    /* already validated above */
-  }
-  return new BytePairEncoder(name, model);
+  const json = parseJsonText(fs.readFileSync(file, 'utf8'), file);
+  const metaFile = path.join(dir, TOKENIZER_META_FILE);
+  const meta = fs.existsSync(metaFile) ? (parseJsonText(fs.readFileSync(metaFile, 'utf8'), metaFile) as unknown as { name?: unknown }) : {};
+  const name = typeof meta.name === 'string' ? meta.name : path.basename(dir);
+  return new BytePairEncoder(name, modelFromJson(json, file));
 }
