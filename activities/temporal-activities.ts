@@ -5,7 +5,7 @@
  * Temporal cancellation becomes the node's AbortSignal; GPU ids come from the worker's pool.
  */
 import { Context, log } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import * as os from 'os';
 import type { ProgressUpdate } from '../pipelines/activity';
 import type { EngineEvent } from '../pipelines/engine-events';
@@ -107,10 +107,18 @@ export function createTemporalActivities(deps: TemporalActivityDeps): PipelineAc
         report(input.runId, node, { type: result.status, attempt, durationMs: result.durationMs });
         return { status: result.status, key: result.key, durationMs: result.durationMs, attempt };
       } catch (err) {
+        if (signal.aborted) {
+          // Cancelled by the run (final), or by this worker shutting down: then a retryable failure,
+          // so another worker takes the node over from its last checkpoint.
+          const reason = signal.reason instanceof CancelledFailure ? signal.reason : undefined;
+          const shutdown = reason?.message === 'WORKER_SHUTDOWN';
+          report(input.runId, node, shutdown ? { type: 'retried', attempt: attempt + 1, error: 'worker shut down' } : { type: 'failed', attempt, error: 'cancelled' });
+          if (shutdown) throw ApplicationFailure.retryable(`worker ${worker} shut down while running ${node.id}`, 'WorkerShutdown');
+          throw reason ?? err;
+        }
         const failure = toFailure(err, node, attempt);
         const error = failure.message;
-        if (signal.aborted) report(input.runId, node, { type: 'failed', attempt, error: `cancelled: ${error}` });
-        else if (failure.nonRetryable) report(input.runId, node, { type: 'failed', attempt, error });
+        if (failure.nonRetryable) report(input.runId, node, { type: 'failed', attempt, error });
         else report(input.runId, node, { type: 'retried', attempt: attempt + 1, error });
         throw failure;
       } finally {

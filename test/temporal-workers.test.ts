@@ -42,9 +42,9 @@ beforeAll(async () => {
   ts = await startTestServer();
   storeRoot = path.join(ts.dir, 'store');
   const common = ['--store', storeRoot, '--address', ts.server.address, '--task-queue-prefix', PREFIX];
-  cpuWorker = spawnWorker([...common, '--cpus', '2', '--queues', 'pipeline,cpu']);
+  cpuWorker = spawnWorker([...common, '--cpus', '2', '--queues', 'pipeline,cpu', '--drain-seconds', '1']);
   gpuWorker = spawnWorker([...common, '--cpus', '0', '--gpus', '0,1']);
-  spareCpuWorker = spawnWorker([...common, '--cpus', '1', '--queues', 'cpu']);
+  spareCpuWorker = spawnWorker([...common, '--cpus', '1', '--queues', 'cpu', '--drain-seconds', '1']);
   await Promise.all([cpuWorker.ready, gpuWorker.ready, spareCpuWorker.ready]);
 }, 120_000);
 
@@ -138,8 +138,36 @@ steps:
 
   // Keep two CPU workers for the next test.
   const common = ['--store', storeRoot, '--address', ts.server.address, '--task-queue-prefix', PREFIX];
-  if (victim === cpuWorker) cpuWorker = spawnWorker([...common, '--cpus', '2', '--queues', 'pipeline,cpu']);
-  else spareCpuWorker = spawnWorker([...common, '--cpus', '1', '--queues', 'cpu']);
+  if (victim === cpuWorker) cpuWorker = spawnWorker([...common, '--cpus', '2', '--queues', 'pipeline,cpu', '--drain-seconds', '1']);
+  else spareCpuWorker = spawnWorker([...common, '--cpus', '1', '--queues', 'cpu', '--drain-seconds', '1']);
+  await Promise.all([cpuWorker.ready, spareCpuWorker.ready]);
+});
+
+test('a worker stopped gracefully (SIGTERM) mid-node hands the node over to another worker', async () => {
+  const plan = planFromYaml(`
+version: 1
+steps:
+  train:
+    uses: builtin.count
+    params: { n: 120, stepMs: 40 }
+`);
+  const node = plan.nodes[0];
+  const store = new ArtifactStore(storeRoot);
+  const statePath = path.join(store.scratchDir(node.key), 'count.json');
+  const run = runOnTemporal(runOpts(plan));
+  await waitFor('the counter to pass step 10', () => fs.existsSync(statePath) && JSON.parse(fs.readFileSync(statePath, 'utf8')).i >= 10, 60_000, 20);
+  const holder = JSON.parse(fs.readFileSync(path.join(storeRoot, 'locks', `${node.key}.lock`), 'utf8')).pid as number;
+  const victim = [cpuWorker, spareCpuWorker].find((w) => w.proc.pid === holder)!;
+  await victim.stop();
+  const result = await run;
+  expect(result.failed).toEqual([]);
+  const lineage = store.lineage(node.key)!;
+  expect(lineage.pid).not.toBe(holder);
+  expect(lineage.attempt).toBe(2);
+  expect((lineage.summary as { resumedFrom: number }).resumedFrom).toBeGreaterThanOrEqual(10);
+  const common = ['--store', storeRoot, '--address', ts.server.address, '--task-queue-prefix', PREFIX];
+  if (victim === cpuWorker) cpuWorker = spawnWorker([...common, '--cpus', '2', '--queues', 'pipeline,cpu', '--drain-seconds', '1']);
+  else spareCpuWorker = spawnWorker([...common, '--cpus', '1', '--queues', 'cpu', '--drain-seconds', '1']);
   await Promise.all([cpuWorker.ready, spareCpuWorker.ready]);
 });
 

@@ -19,6 +19,8 @@ nodes there (the same activities the local engine runs), writing artifacts to th
   --address           Temporal frontend (default $TEMPORAL_ADDRESS or localhost:7233)
   --namespace         Temporal namespace (default $TEMPORAL_NAMESPACE or default)
   --task-queue-prefix prefix of every task queue name (default ${DEFAULT_TASK_QUEUE_PREFIX})
+  --drain-seconds N   on SIGTERM/SIGINT, running nodes get N s to finish (default 10); then they are
+                      handed to other workers, which resume them from their last checkpoint
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -36,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
         address: { type: 'string' },
         namespace: { type: 'string' },
         'task-queue-prefix': { type: 'string' },
+        'drain-seconds': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -50,7 +53,9 @@ export async function run(argv: string[]): Promise<number> {
   let gpus: number[];
   let cpus: number;
   let queues: string[];
+  let drainMs: number;
   try {
+    drainMs = values['drain-seconds'] === undefined ? 10_000 : parseCount(values['drain-seconds'], '--drain-seconds') * 1000;
     gpus = parseIdList(values.gpus);
     cpus = values.cpus === undefined ? os.cpus().length : parseCount(values.cpus, '--cpus');
     queues = values.queues ? values.queues.split(',').map((q) => q.trim()).filter(Boolean) : defaultQueues(cpus, gpus);
@@ -69,6 +74,7 @@ export async function run(argv: string[]): Promise<number> {
     gpus,
     cpus,
     queues,
+    drainMs,
   });
   process.stdout.write(
     `pipeline worker ${process.pid}: ${address}, store ${storeRoot}, queues ${worker.taskQueues.join(', ')}` +

@@ -27,6 +27,8 @@ export interface PipelineWorkerOptions {
   registry?: ActivityRegistry;
   identity?: string;
   onHeartbeat?: (details: NodeHeartbeat) => void;
+  /** On shutdown, running nodes get this long to finish before they are handed to other workers (default 10 s). */
+  drainMs?: number;
   /** The SDK's own log level (default WARN). */
   logLevel?: LogLevel;
 }
@@ -106,7 +108,7 @@ export async function startPipelineWorker(opts: PipelineWorkerOptions): Promise<
       const common = {
         connection,
         namespace,
-        shutdownGraceTime: 10_000,
+        shutdownGraceTime: opts.drainMs ?? 10_000,
         maxHeartbeatThrottleInterval: 5_000,
         defaultHeartbeatThrottleInterval: 5_000,
         ...(opts.identity ? { identity: opts.identity } : {}),
