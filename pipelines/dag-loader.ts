@@ -81,7 +81,8 @@ export interface PlanOptions {
 export function planDag(loaded: LoadedDag, registry: ActivityRegistry, opts: PlanOptions = {}): Plan {
   let result: Plan;
   try {
-    result = plan({ dag: loaded.doc, versions: activityVersions(registry), ...opts });
+    const activityResources = Object.fromEntries([...registry].map(([name, a]) => [name, a.resources ?? {}]));
+    result = plan({ dag: loaded.doc, versions: activityVersions(registry), activityResources, ...opts });
   } catch (err) {
     if (err instanceof PlanError) {
       const where = loaded.locate(err.path);

@@ -57,6 +57,8 @@ export const profileStepSchema = z
 export const profileSchema = z
   .object({
     description: z.string().optional(),
+    /** Overrides of the DAG's `vars`. */
+    vars: z.record(z.string(), scalar).optional(),
     steps: z.record(z.string(), profileStepSchema).optional(),
   })
   .strict();
@@ -68,6 +70,8 @@ export const dagSchema = z
     default_profile: z.string().optional(),
     /** Largest number of items a single step's matrix may expand to. */
     matrix_limit: z.number().int().positive().optional(),
+    /** Named values usable as ${vars.name} in params and in `needs: [{where: ...}]`; profiles override them. */
+    vars: z.record(z.string(), scalar).optional(),
     steps: z.record(z.string(), stepSchema),
     profiles: z.record(z.string(), profileSchema).optional(),
   })

@@ -34,6 +34,8 @@ export interface PlanRequest {
   overrides?: Overrides;
   /** activity name → version */
   versions: Record<string, string>;
+  /** activity name → its default resources (dag.yaml `resources:` override them). */
+  activityResources?: Record<string, Partial<Resources>>;
   /** Step names or node ids (`step/item`); empty or ['all'] means every step. */
   targets?: string[];
 }
@@ -62,7 +64,12 @@ export function resolveProfileName(dag: DagDocument, requested?: string): string
   return name;
 }
 
-function effectiveSteps(dag: DagDocument, profile: string, overrides: Overrides): Map<string, EffectiveStep> {
+function effectiveSteps(
+  dag: DagDocument,
+  profile: string,
+  overrides: Overrides,
+  activityResources: Record<string, Partial<Resources>>,
+): Map<string, EffectiveStep> {
   const prof = dag.profiles?.[profile];
   for (const stepName of Object.keys(prof?.steps ?? {})) {
     if (!(stepName in dag.steps)) {
@@ -83,7 +90,12 @@ function effectiveSteps(dag: DagDocument, profile: string, overrides: Overrides)
         matrix = { ...(matrix ?? {}), [mk]: Array.isArray(value) ? value : [value] } as MatrixSpec;
       } else params[key] = value;
     }
-    const resources: Resources = { ...DEFAULT_RESOURCES, ...(spec.resources ?? {}), ...(ps?.resources ?? {}) } as Resources;
+    const resources: Resources = {
+      ...DEFAULT_RESOURCES,
+      ...(activityResources[spec.uses] ?? {}),
+      ...(spec.resources ?? {}),
+      ...(ps?.resources ?? {}),
+    } as Resources;
     out.set(name, { name, skip: ps?.skip ?? false, spec, params, matrix, resources, retries: ps?.retries ?? spec.retries ?? 0 });
   }
   return out;
@@ -148,16 +160,22 @@ export function expandMatrix(step: string, matrix: MatrixSpec | undefined, limit
   return items;
 }
 
-const PLACEHOLDER = /\$\{(profile|item|matrix\.([A-Za-z0-9_]+)(?:\.([A-Za-z0-9_]+))?)\}/g;
+const PLACEHOLDER = /\$\{(profile|item|vars\.[A-Za-z0-9_]+|matrix\.([A-Za-z0-9_]+)(?:\.([A-Za-z0-9_]+))?)\}/g;
 
+const NO_ITEM: Item = { id: '', values: {} };
 const WHOLE_PLACEHOLDER = new RegExp(`^${PLACEHOLDER.source}$`);
 
 /** Resolves ${profile}, ${item}, ${matrix.key} and ${matrix.key.field} in string params. */
-function interpolate(value: unknown, profile: string, item: Item, step: string): unknown {
+function interpolate(value: unknown, profile: string, item: Item, step: string, vars: Record<string, unknown> = {}): unknown {
   if (typeof value === 'string') {
     if (!value.includes('${')) return value;
     const lookup = (all: string, key?: string, field?: string): unknown => {
       if (all === 'profile') return profile;
+      if (all.startsWith('vars.')) {
+        const name = all.slice(5);
+        if (!(name in vars)) throw new PlanError(`step "${step}": \${${all}} names no entry of vars`, ['steps', step]);
+        return vars[name];
+      }
       if (all === 'item') return item.id;
       if (key === undefined || !(key in item.values)) {
         throw new PlanError(`step "${step}": \${${all}} names no matrix key of this step`, ['steps', step, 'params']);
@@ -177,9 +195,9 @@ function interpolate(value: unknown, profile: string, item: Item, step: string):
       return typeof v === 'object' && v !== null ? valueId(v) : String(v);
     });
   }
-  if (Array.isArray(value)) return value.map((v) => interpolate(v, profile, item, step));
+  if (Array.isArray(value)) return value.map((v) => interpolate(v, profile, item, step, vars));
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, profile, item, step)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, profile, item, step, vars)]));
   }
   return value;
 }
@@ -214,7 +232,8 @@ export function plan(req: PlanRequest): Plan {
   const { dag, versions } = req;
   const profile = resolveProfileName(dag, req.profile);
   checkCycles(dag);
-  const steps = effectiveSteps(dag, profile, req.overrides ?? {});
+  const steps = effectiveSteps(dag, profile, req.overrides ?? {}, req.activityResources ?? {});
+  const vars: Record<string, unknown> = { ...(dag.vars ?? {}), ...(dag.profiles?.[profile]?.vars ?? {}) };
   const limit = dag.matrix_limit ?? DEFAULT_MATRIX_LIMIT;
 
   // Which steps (and optionally which items) were asked for.
@@ -251,7 +270,9 @@ export function plan(req: PlanRequest): Plan {
     const version = versions[eff.spec.uses];
     if (version === undefined) throw new PlanError(`step "${name}" uses unknown activity "${eff.spec.uses}"`, ['steps', name, 'uses']);
     const items = expandMatrix(name, eff.matrix, limit);
-    const needs = needsOf(eff.spec).filter((n) => !steps.get(n.step)!.skip);
+    const needs = needsOf(eff.spec)
+      .filter((n) => !steps.get(n.step)!.skip)
+      .map((n) => (n.where ? { ...n, where: interpolate(n.where, profile, NO_ITEM, name, vars) as Record<string, unknown> } : n));
     // Index each upstream by the values of the matrix keys it shares with this step.
     const upstreamIndex = needs.map((n, ni) => {
       const ups = nodesByStep.get(n.step)!;
@@ -288,7 +309,7 @@ export function plan(req: PlanRequest): Plan {
           inputKeys.push(`${u.step}:${u.key}`);
         }
       }
-      const params = interpolate(eff.params, profile, item, name) as Record<string, unknown>;
+      const params = interpolate(eff.params, profile, item, name, vars) as Record<string, unknown>;
       const key = sha256Hex(canonicalJson({ uses: eff.spec.uses, version, params, inputs: inputKeys }));
       nodes.push({
         id: item.id ? `${name}/${item.id}` : name,

@@ -168,3 +168,33 @@ profiles:
     expect(() => planText(text, { profile: 'paper', targets: ['bpe'] })).toThrow(/skipped in profile "paper"/);
   });
 });
+
+describe('vars', () => {
+  test('profile vars reach params and needs filters', () => {
+    const text = `
+version: 1
+vars: { size: tiny, samples: 4 }
+steps:
+  train: { uses: builtin.echo, matrix: { size: [tiny, small] }, params: { value: "\${matrix.size}" } }
+  topic: { uses: builtin.echo, needs: [{ step: train, where: { size: "\${vars.size}" } }], params: { value: "\${vars.samples}" } }
+profiles:
+  tiny: {}
+  paper: { vars: { size: small, samples: 500 } }
+`;
+    const tiny = planText(text, { profile: 'tiny' }).nodes.find((n) => n.step === 'topic')!;
+    expect(tiny.needs).toEqual(['train/size=tiny']);
+    expect(tiny.params.value).toBe(4);
+    const paper = planText(text, { profile: 'paper' }).nodes.find((n) => n.step === 'topic')!;
+    expect(paper.needs).toEqual(['train/size=small']);
+    expect(paper.params.value).toBe(500);
+  });
+});
+
+test('activity default resources apply unless dag.yaml overrides them', () => {
+  const plan = planText(`version: 1\nsteps:\n  a: { uses: builtin.echo }\n  b: { uses: builtin.echo, params: { value: 1 }, resources: { cpus: 3 } }\n`, {});
+  // builtin.echo declares no resources: the engine defaults apply
+  expect(plan.nodes[0].resources).toEqual({ cpus: 1, gpus: 0, memoryMb: 512 });
+  expect(plan.nodes[1].resources.cpus).toBe(3);
+  const tok = planText(`version: 1\nsteps:\n  t: { uses: data.tokenize }\n`, {});
+  expect(tok.nodes[0].resources.cpus).toBe(2); // data.tokenize's own default
+});
