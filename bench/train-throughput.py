@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+ATTENTION = "sdpa"
+
 
 class Block(nn.Module):
     def __init__(self, d, heads, layer, dropout):
@@ -26,7 +28,13 @@ class Block(nn.Module):
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
         q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.drop if self.training else 0.0, scale=self.scale)
+        if ATTENTION == "sdpa":
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.drop if self.training else 0.0, scale=self.scale)
+        else:  # explicit causal softmax attention, as the engine computes it
+            s = (q @ k.transpose(-1, -2)) * self.scale
+            mask = torch.ones(t, t, dtype=torch.bool).tril()
+            p = F.dropout(s.masked_fill(~mask, float("-inf")).softmax(-1), self.drop, self.training)
+            y = p @ v
         x = x + F.dropout(self.proj(y.transpose(1, 2).reshape(b, t, d)), self.drop, self.training)
         return x + F.dropout(self.fc2(F.gelu(self.fc(self.ln2(x)), approximate="tanh")), self.drop, self.training)
 
@@ -81,7 +89,10 @@ def main():
         p.add_argument(f"--{name}", type=int, required=True)
     p.add_argument("--arch", required=True)
     p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--attention", choices=["sdpa", "math"], default="sdpa")
     a = p.parse_args()
+    global ATTENTION
+    ATTENTION = a.attention
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = Backpack(a.vocab, a.seq, a.d, a.layers, a.heads, a.senses) if a.arch == "backpack" else GPT2(a.vocab, a.seq, a.d, a.layers, a.heads)

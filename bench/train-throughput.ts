@@ -98,7 +98,7 @@ async function main() {
     lines.push(l);
   };
   say(`# npx tsx bench/train-throughput.ts --threads ${threads} --seconds ${seconds}  (${new Date().toISOString()})`);
-  say(`host: ${os.cpus().length} cores, ${os.cpus()[0]?.model}; node ${process.version}; engine gemm=${info.gemm} threads=${info.threads}`);
+  say(`host: ${os.cpus().length} cores, ${os.cpus()[0]?.model}; node ${process.version}; engine gemm=${info.gemm} threads=${info.threads}; load average at start ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on a shared machine skews both columns)`);
   say('shape  arch      params        native train tok/s  torch train tok/s  ratio | native infer tok/s  torch infer tok/s  ratio');
   for (const s of SHAPES) {
     if (values.only && s.name !== values.only) continue;
@@ -111,6 +111,7 @@ async function main() {
       say(`${s.name.padEnd(6)} ${s.arch.padEnd(9)} ${String(ours.params).padStart(11)}  ${fmt(ours.train)}            ${fmt(peer.train)}         ${(ours.train / peer.train).toFixed(2)}x | ${fmt(ours.infer)}            ${fmt(peer.infer)}         ${(ours.infer / peer.infer).toFixed(2)}x`);
     }
   }
+  say(`load average at end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true });
   fs.writeFileSync(path.join(__dirname, 'results', 'train-throughput.txt'), lines.join('\n') + '\n');
 }
