@@ -42,7 +42,7 @@ function sweep(n: number, tag: string): Plan {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { n: { type: 'string', default: '1000' }, tiny: { type: 'boolean', default: false }, pragma: { type: 'string', multiple: true }, memory: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { n: { type: 'string', default: '1000' }, tiny: { type: 'boolean', default: false }, pragma: { type: 'string', multiple: true }, config: { type: 'string', multiple: true }, memory: { type: 'boolean', default: false } } });
   const n = Number(values.n);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-temporal-'));
   const lines: string[] = [`# npx tsx bench/temporal-overhead.ts ${process.argv.slice(2).join(' ')}  (${new Date().toISOString()})`];
@@ -59,8 +59,8 @@ async function main() {
     return performance.now() - t0;
   };
 
-  const server = await DevServer.start({ dbFile: values.memory ? undefined : path.join(dir, 'temporal.sqlite'), sqlitePragmas: values.pragma, headless: true });
-  say(`dev server: ${values.memory ? 'in-memory' : `SQLite file${values.pragma?.length ? ` (pragmas ${values.pragma.join(', ')})` : ''}`}`);
+  const server = await DevServer.start({ dbFile: values.memory ? undefined : path.join(dir, 'temporal.sqlite'), sqlitePragmas: values.pragma, dynamicConfig: values.config, headless: true });
+  say(`dev server: ${values.memory ? 'in-memory' : `SQLite file${values.pragma?.length ? ` (pragmas ${values.pragma.join(', ')})` : ''}`}${values.config?.length ? `, dynamic config ${values.config.join(', ')}` : ''}`);
   const storeRoot = path.join(dir, 'store-temporal');
   const worker = await startPipelineWorker({ address: server.address, storeRoot, gpus: [], cpus: SLOTS, registry, taskQueuePrefix: 'bench-', logLevel: 'ERROR' });
   const temporal = async (plan: Plan, runId: string, window: number) => {

@@ -53,6 +53,8 @@ export interface DevServerOptions {
   dbFile?: string;
   /** SQLite pragmas, e.g. `journal_mode=wal`, `synchronous=normal` (fewer fsyncs per history write). */
   sqlitePragmas?: string[];
+  /** Server dynamic config, KEY=JSON pairs (`--dynamic-config-value`). */
+  dynamicConfig?: string[];
   /** Extra namespaces to create (`default` always exists). */
   namespaces?: string[];
   /** Where the server's own output goes (default: kept in memory, last lines shown on errors). */
@@ -118,6 +120,7 @@ export class DevServer {
       for (const p of opts.sqlitePragmas ?? []) args.push('--sqlite-pragma', p);
     }
     for (const ns of opts.namespaces ?? []) args.push('--namespace', ns);
+    for (const kv of opts.dynamicConfig ?? []) args.push('--dynamic-config-value', kv);
     for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) args.push('--search-attribute', `${name}=${type}`);
     const server = new DevServer(cli, ip, port, uiPort, args, opts);
     await server.launch();
