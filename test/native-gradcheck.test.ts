@@ -156,3 +156,25 @@ describe.each(['gpt2', 'backpack'] as const)('%s over several attention row bloc
     }
   });
 });
+
+test('gradient accumulation: two half batches with gradScale 1/2 give the full batch gradient', async () => {
+  const config = configs.backpack;
+  const model = createModel(config, 4);
+  randomise(model, 9);
+  await model.zeroGrad();
+  await model.trainStep(tokens, targets.map((t) => (t < 0 ? 0 : t)), B, T, { dropout: 0, rngSeed: 1, gradScale: 1 });
+  const full = model.getGrads();
+  await model.zeroGrad();
+  const half = T; // one sequence per micro-batch
+  const t2 = targets.map((t) => (t < 0 ? 0 : t));
+  await model.trainStep(tokens.subarray(0, half), t2.subarray(0, half), 1, T, { dropout: 0, rngSeed: 1, gradScale: 0.5 });
+  await model.trainStep(tokens.subarray(half), t2.subarray(half), 1, T, { dropout: 0, rngSeed: 1, gradScale: 0.5 });
+  const acc = model.getGrads();
+  let num = 0, den = 0;
+  for (let i = 0; i < full.length; i++) {
+    num += (acc[i] - full[i]) ** 2;
+    den += full[i] ** 2;
+  }
+  expect(Math.sqrt(num / den)).toBeLessThan(1e-5);
+  expect(den).toBeGreaterThan(0);
+});
