@@ -57,7 +57,7 @@ async function main() {
     process.stdout.write(s + '\n');
   };
   const t0 = Date.now();
-  const corpus = await step('corpus', 'data.corpus', {}, {}, work);
+  const corpus = await step('corpus', 'data.corpus', { sources: ['brown', 'nlp-corpus'], valRatio: 0.02, seed: 2357 }, {}, work);
   const tokenizer = await step('tokenizer', 'data.train_tokenizer', { vocabSize: 8192 }, { corpus: [corpus] }, work);
   const shards = await step('shards', 'data.tokenize', { workers: 1 }, { corpus: [corpus], tokenizer: [tokenizer] }, work);
   const common = { nEmbd: 128, nLayer: 4, nHead: 4, steps, batchSize: 8, seqLen: 128, nPositions: 256, lr: 1e-3, warmupSteps: 50, evalInterval: 0, checkpointInterval: 0, logInterval: 50 };
