@@ -95,9 +95,10 @@ export async function run(argv: string[]): Promise<number> {
         namespace: values.namespace ?? process.env.TEMPORAL_NAMESPACE,
         keepGoing: values['keep-going'] ?? false,
         onEvent,
+        onMessage: (line) => process.stderr.write(`${line}\n`),
         signal: controller.signal,
       });
-      summary = { succeeded: result.succeeded, cached: result.cached, failed: result.failed, skipped: [], cancelled: controller.signal.aborted };
+      summary = { succeeded: result.succeeded, cached: result.cached, failed: result.failed, skipped: result.skipped, cancelled: result.cancelled };
     } else {
       const gpus = parseGpus(values.gpus);
       const jobs = values.jobs ? positiveInt(values.jobs, '--jobs') : os.cpus().length;
