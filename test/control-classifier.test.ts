@@ -7,8 +7,9 @@ import { evaluateClassifier, readTweetTopic, saveHashedClassifier, trainHashedCl
 import { loadHashedClassifier, openClassifier, type TopicClassifier } from '../activities/control/classifier/classifier';
 import { meanNllFromLogProbs, scoreSamples } from '../activities/control/classifier/score';
 import { TWEET_TOPIC_LABELS } from '../activities/control/topic/topics';
+import { SHARED_DATA } from './helpers/shared-data';
 
-const DATA = path.join(__dirname, '..', '..', 'shared', 'data', 'tweet-topic-multilingual-en');
+const DATA = path.join(SHARED_DATA, 'tweet-topic-multilingual-en');
 
 describe('word tokenizer (Stanza stand-in)', () => {
   it('splits punctuation and clitics, keeps <|endoftext|> whole and case', () => {

@@ -5,8 +5,9 @@ import type { Tokenizer } from '../datasets/tokenizer/types';
 import { PROFESSIONS_40, pronounIds, singleTokenProfessions } from '../activities/control/gender/gender';
 import { TOPICS, bagTargetIds, readTopicBag, singleTokenBagIds } from '../activities/control/topic/topics';
 import { singleToken } from '../activities/control/edit/edit';
+import { SHARED_DATA } from './helpers/shared-data';
 
-const BAGS = path.join(__dirname, '..', '..', 'shared', 'data', 'backpack-topic-classes');
+const BAGS = path.join(SHARED_DATA, 'backpack-topic-classes');
 let tok: Tokenizer;
 beforeAll(async () => {
   tok = await loadTokenizer('gpt2');

@@ -15,6 +15,7 @@ import { sampleFromLogits, sharedSample } from '../activities/control/topic/samp
 import { generateTopicSamples } from '../activities/control/topic/generate';
 import { TOPICS, bagTargetIds, readTopicBag } from '../activities/control/topic/topics';
 import { Rng } from '../activities/control/util/rng';
+import { SHARED_DATA } from './helpers/shared-data';
 
 // Hand-built model: V = 4, d = 2, k = 2, token 3 is EOS.
 //   E: e0 = (1,0), e1 = (0,1), e2 = (1,1), e3 = (−2,0)
@@ -179,7 +180,7 @@ describe('topic generation', () => {
 });
 
 describe('topic table and bags', () => {
-  const bags = path.join(__dirname, '..', '..', 'shared', 'data', 'backpack-topic-classes');
+  const bags = path.join(SHARED_DATA, 'backpack-topic-classes');
   it('has the 17 topics of D10 in alphabetical order', () => {
     expect(TOPICS).toHaveLength(17);
     expect(TOPICS.map((t) => t.name)).toEqual([...TOPICS.map((t) => t.name)].sort());

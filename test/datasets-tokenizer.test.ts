@@ -18,8 +18,9 @@ import { validationPrefix } from '../datasets/corpora/openwebtext';
 import {
   loadGpt2Model, loadTokenizer, renderVocabBpe, writeTokenizerArtifact, trainTokenizer, pretokenize, GPT2_EOS_ID, type Tokenizer,
 } from '../datasets/tokenizer';
+import { SHARED_DATA } from './helpers/shared-data';
 
-const DATA = path.resolve(__dirname, '..', '..', 'shared', 'data');
+const DATA = SHARED_DATA;
 
 /** Hand-picked cases where tokenizers tend to go wrong. */
 export const TRICKY_CASES: string[] = [

@@ -15,8 +15,9 @@ import { readResults } from '../activities/evaluation/results';
 import { evaluateLambada, parseLambada } from '../activities/evaluation/lambada';
 import { loglikelihoodMany, loglikelihoodTokens } from '../activities/evaluation/harness';
 import { activityContext, inputArtifact, tempDir } from './helpers/eval-ctx';
+import { SHARED_DATA } from './helpers/shared-data';
 
-const DATA = path.resolve(__dirname, '../../shared/data');
+const DATA = SHARED_DATA;
 
 function tinyConfig(arch: 'gpt2' | 'backpack', realVocabSize: number): ModelConfig {
   return {

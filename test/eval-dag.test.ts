@@ -11,8 +11,9 @@ import { parseDag, planDag } from '../pipelines/dag-loader';
 import { executePlanLocally } from '../pipelines/engine-local';
 import { ArtifactStore } from '../pipelines/store';
 import { tempDir } from './helpers/eval-ctx';
+import { SHARED_DATA } from './helpers/shared-data';
 
-const DATA = path.resolve(__dirname, '../../shared/data');
+const DATA = SHARED_DATA;
 const MODELS = '{ arch: [backpack, transformer], size: [micro] }';
 
 const DAG = `

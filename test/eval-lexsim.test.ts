@@ -5,8 +5,9 @@ import { evaluateLexsim } from '../activities/evaluation/lexsim/evaluate';
 import { cosine, parseMethod, similarity } from '../activities/evaluation/lexsim/similarity';
 import { averageRanks, pearson, spearman } from '../activities/evaluation/lexsim/spearman';
 import { FixedVectorModel, PieceTokenizer } from './helpers/eval-toys';
+import { SHARED_DATA } from './helpers/shared-data';
 
-const DATA = path.resolve(__dirname, '../../shared/data');
+const DATA = SHARED_DATA;
 
 describe('Spearman with tie-averaged ranks', () => {
   test('ranks average over ties (scipy rankdata "average")', () => {

@@ -10,8 +10,9 @@ import {
   splitWikitextPages,
 } from '../activities/evaluation/wikitext';
 import { PieceTokenizer, UnigramModel } from './helpers/eval-toys';
+import { SHARED_DATA } from './helpers/shared-data';
 
-const DATA = path.resolve(__dirname, '../../shared/data');
+const DATA = SHARED_DATA;
 
 describe('LAMBADA', () => {
   test('split is text.rsplit(" ", 1) with the space moved onto the target word', () => {

@@ -10,6 +10,7 @@ import { formatValue } from '../activities/report/tables';
 import { TABLE_LAYOUTS } from '../activities/report/paper';
 import { activityContext, inputArtifact, tempDir } from './helpers/eval-ctx';
 import { PieceTokenizer, UnigramModel, toyConfig } from './helpers/eval-toys';
+import { SHARED_DATA } from './helpers/shared-data';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -25,7 +26,7 @@ async function makeInputs() {
   const tok = new PieceTokenizer();
   const logits = Array.from({ length: tok.vocabSize }, (_, i) => Math.sin(i));
   const model = new UnigramModel(logits);
-  const lambada = await runEvalTask(model, tok, { task: 'lambada', limit: 5, dataDirs: [path.resolve(__dirname, '../../shared/data/lambada-openai')] });
+  const lambada = await runEvalTask(model, tok, { task: 'lambada', limit: 5, dataDirs: [path.join(SHARED_DATA, 'lambada-openai')] });
   const evalDir = tempDir('eval-lambada-');
   const rows = placeRows(lambada.rows, { modelLabel: 'Backpack-Micro', group: 'main', config: model.config });
   await writeResults(path.join(evalDir, 'results.parquet'), rows.map((r) => ({ ...r, model: 'Backpack-Micro', profile: 'tiny' })));

@@ -8,8 +8,9 @@ import * as path from 'path';
 import { renderTokenizerJson, trainTokenizer } from '../../datasets/tokenizer';
 import { createModel, padVocab } from '../../native/index';
 import { tempDir } from './eval-ctx';
+import { SHARED_DATA } from './shared-data';
 
-export const MIRROR = path.resolve(__dirname, '..', '..', '..', 'shared', 'data');
+export const MIRROR = SHARED_DATA;
 
 export interface ControlFixture {
   tokenizerDir: string;

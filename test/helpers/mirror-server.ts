@@ -8,8 +8,9 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { SHARED_DATA } from './shared-data';
 
-export const SHARED_DATA = path.resolve(__dirname, '..', '..', '..', 'shared', 'data');
+export { SHARED_DATA };
 
 export interface MirrorServerOptions {
   /** Paths (relative, '/'-separated) whose first response is cut after this many bytes. */

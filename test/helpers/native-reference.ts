@@ -101,7 +101,7 @@ export function referenceForward(c: ModelConfig, w: Weights, tokens: Int32Array,
   const pre = c.arch === 'backpack' ? 'backpack.gpt2_model.' : 'transformer.';
   const wte = get(w, pre + 'wte.weight');
   const wpe = get(w, pre + 'wpe.weight');
-  let x = new Float64Array(N * d);
+  let x: Mat = new Float64Array(N * d);
   for (let r = 0; r < N; r++) for (let e = 0; e < d; e++) x[r * d + e] = wte[tokens[r] * d + e] + wpe[(r % T) * d + e];
   x = dropout(x, opts, 1);
   for (let l = 0; l < c.nLayer; l++) {
