@@ -15,9 +15,18 @@ import { padVocab } from '../native/config';
 import { setThreads } from '../native';
 import { train, unigramEntropy, type TrainSettings } from '../native/trainer';
 import type { ModelConfig } from '../native/types';
+import { findReleasedModel, RELEASED_MODELS } from '../native/interop/released';
+import { importActivity, importParams } from './import';
 
 export const trainParams = z
   .object({
+    /**
+     * 'train' (default) trains from the token shards; 'released' imports the authors' released checkpoint
+     * `releasedModel` instead (PAPER.md §9.1), so the evaluations run on the published weights.
+     */
+    source: z.enum(['train', 'released']).default('train'),
+    /** Released model id (native/interop/released.ts), e.g. backpack-small, backpack-mini-k4. */
+    releasedModel: z.string().optional(),
     arch: z.enum(['backpack', 'gpt2', 'transformer']),
     nEmbd: z.number().int().positive(),
     nLayer: z.number().int().positive(),
@@ -93,6 +102,13 @@ export const trainActivity = defineActivity({
   params: trainParams,
   resources: { cpus: 2, gpus: 0, memoryMb: 4096 },
   async run(p, ctx) {
+    if (p.source === 'released') {
+      if (!p.releasedModel) throw new NonRetryableError(`${ctx.node.step}: source "released" needs releasedModel`);
+      if (!findReleasedModel(p.releasedModel)) {
+        throw new NonRetryableError(`${ctx.node.step}: "${p.releasedModel}" is not a released model (known: ${RELEASED_MODELS.map((m) => m.id).join(', ')})`);
+      }
+      return importActivity.run(importParams.parse({ model: p.releasedModel }), ctx);
+    }
     const data = findShards(ctx);
     const meta = readShardMeta(path.join(data.dir, 'train'));
     const config = modelConfigFor(p, meta.vocabSize);
