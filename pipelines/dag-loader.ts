@@ -4,6 +4,7 @@
  */
 import * as fs from 'fs';
 import { LineCounter, parseDocument, isNode, type Node as YamlNode } from 'yaml';
+import { z } from 'zod';
 import type { ActivityRegistry } from '../activities/index';
 import { activityVersions } from '../activities/index';
 import { dagSchema, type DagDocument } from './dag-schema';
@@ -90,27 +91,52 @@ export function planDag(loaded: LoadedDag, registry: ActivityRegistry, opts: Pla
     }
     throw err;
   }
-  // One check per distinct (activity, params) is enough; sweeps share most params.
-  const checked = new Set<string>();
+  // A sweep's items differ in a few params only: after one full check per step, check just the values
+  // that differ from the step's first item (each distinct value once). Full checks where the schema
+  // has cross-field refinements or an item's keys differ.
+  const firstOfStep = new Map<string, { params: Record<string, unknown>; json: Map<string, string> }>();
+  const checkedValues = new Set<string>();
+  const fail = (node: Plan['nodes'][number], issue: z.core.$ZodIssue, keyHint?: string): never => {
+    const key = keyHint ?? (issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys[0] : String(issue.path[0] ?? ''));
+    const origin = paramOrigin(loaded.doc, node.step, result.profile, key);
+    const where = loaded.locate(origin);
+    const path = keyHint ? [keyHint, ...issue.path].join('.') : issue.path.join('.');
+    const what =
+      issue.code === 'unrecognized_keys'
+        ? `unknown param "${key}" for activity "${node.uses}"`
+        : `param "${path}" of activity "${node.uses}": ${issue.message}`;
+    throw new DagError(loaded.file, where?.line, where?.column, `step "${node.step}"${node.item ? ` item "${node.item}"` : ''}: ${what}`);
+  };
   for (const node of result.nodes) {
-    const activity = registry.get(node.uses)!;
-    const sig = node.uses + JSON.stringify(node.params);
-    if (checked.has(sig)) continue;
-    checked.add(sig);
-    const parsed = activity.params.safeParse(node.params);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const key = issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys[0] : String(issue.path[0] ?? '');
-      const origin = paramOrigin(loaded.doc, node.step, result.profile, key);
-      const where = loaded.locate(origin);
-      const what =
-        issue.code === 'unrecognized_keys'
-          ? `unknown param "${key}" for activity "${node.uses}"`
-          : `param "${issue.path.join('.')}" of activity "${node.uses}": ${issue.message}`;
-      throw new DagError(loaded.file, where?.line, where?.column, `step "${node.step}"${node.item ? ` item "${node.item}"` : ''}: ${what}`);
+    const schema = registry.get(node.uses)!.params;
+    const shape = objectShape(schema);
+    const first = firstOfStep.get(node.step);
+    const keys = Object.keys(node.params);
+    if (!first || !shape || keys.length !== first.json.size || keys.some((k) => !first.json.has(k))) {
+      const parsed = schema.safeParse(node.params);
+      if (!parsed.success) fail(node, parsed.error.issues[0]);
+      if (!first) firstOfStep.set(node.step, { params: node.params, json: new Map(keys.map((k) => [k, JSON.stringify(node.params[k])])) });
+      continue;
+    }
+    for (const k of keys) {
+      const json = JSON.stringify(node.params[k]);
+      if (json === first.json.get(k)) continue;
+      const sig = `${node.uses}\u0000${k}\u0000${json}`;
+      if (checkedValues.has(sig)) continue;
+      checkedValues.add(sig);
+      const parsed = shape[k].safeParse(node.params[k]);
+      if (!parsed.success) fail(node, parsed.error.issues[0], k);
     }
   }
   return result;
+}
+
+/** The field schemas of a plain object schema without cross-field refinements, else undefined. */
+function objectShape(schema: z.ZodTypeAny): Record<string, z.ZodTypeAny> | undefined {
+  if (!(schema instanceof z.ZodObject)) return undefined;
+  const checks = (schema as unknown as { _zod: { def: { checks?: unknown[] } } })._zod.def.checks;
+  if (checks && checks.length > 0) return undefined;
+  return schema.shape as Record<string, z.ZodTypeAny>;
 }
 
 /** Where a param's value came from, for error locations: profile beats step, matrix beats both. */

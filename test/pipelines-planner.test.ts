@@ -198,3 +198,8 @@ test('activity default resources apply unless dag.yaml overrides them', () => {
   const tok = planText(`version: 1\nsteps:\n  t: { uses: data.tokenize }\n`, {});
   expect(tok.nodes[0].resources.cpus).toBe(2); // data.tokenize's own default
 });
+
+test('an ill-typed value in one sweep item is caught, naming the item', () => {
+  const text = `version: 1\nsteps:\n  s:\n    uses: builtin.count\n    matrix:\n      n: [1, 2, three, 4]\n    params: { n: "\${matrix.n}" }\n`;
+  expect(() => planText(text)).toThrow(/dag.yaml:6:\d+: step "s" item "n=three": param "n" of activity "builtin.count"/);
+});

@@ -39,7 +39,7 @@ test('source: released imports the released checkpoint and needs no token shards
 
 test('source: released with an unknown model id fails clearly and is not retried', async () => {
   const ctx = activityContext('train', {});
-  const err = await trainActivity.run(trainActivity.params.parse({ ...shape, source: 'released', releasedModel: 'transformer-tiny' }), ctx).catch((e) => e);
+  const err: Error = await trainActivity.run(trainActivity.params.parse({ ...shape, source: "released", releasedModel: "transformer-tiny" }), ctx).catch((e: Error) => e) as Error;
   expect(err).toBeInstanceOf(NonRetryableError);
   expect(err.message).toMatch(/"transformer-tiny" is not a released model \(known: backpack-micro/);
 });
