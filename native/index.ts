@@ -10,24 +10,12 @@ import { createRawModel, resolveDevice, type DeviceOptions } from './device';
 import { toRawConfig, validateConfig, padVocab, senseHidden } from './config';
 import { readConfigFile, readWeights, writeCheckpoint, WEIGHTS_FILE, CheckpointError } from './checkpoint';
 import { sampleToken, type SamplingOptions } from './sampling';
-import type { LanguageModel, ModelConfig } from './types';
+import type { Interventions, LanguageModel, ModelConfig } from './types';
 
-export type { LanguageModel, ModelConfig, Architecture } from './types';
+export type { LanguageModel, ModelConfig, Architecture, Interventions } from './types';
 export { padVocab, senseHidden, CheckpointError };
 export { cudaDevices, resolveDevice, type DeviceOptions, type Precision } from './device';
 
-export interface Interventions {
-  /** [batch*seq][k] multiplier on C(x_j)_l per position j. */
-  senseScale?: Float32Array;
-  /** [vocabSize][k] multiplier on C(x)_l by token id. */
-  senseScaleByToken?: Float32Array;
-  /** Multiply alpha of one sense at key positions holding any of the token ids (no renormalisation). */
-  alphaScale?: { sense: number; tokenIds: number[]; factor: number };
-  /** Replace the sense vectors ([k][d]) of a token wherever it occurs. */
-  senseReplace?: { tokenId: number; vectors: Float32Array }[];
-  /** Replace a token's input embedding row (transformer input and sense-network input; the output layer keeps E). */
-  embeddingReplace?: { tokenId: number; row: Float32Array }[];
-}
 
 export interface ForwardOptions {
   batch: number;

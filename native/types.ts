@@ -23,6 +23,20 @@ export interface ModelConfig {
   layerNormEpsilon: number;
 }
 
+/** Sense-level interventions of the control experiments (PAPER.md §6.3–§6.7), in forward and generate. */
+export interface Interventions {
+  /** [batch*seq][k] multiplier on C(x_j)_l per position j. */
+  senseScale?: Float32Array;
+  /** [vocabSize][k] multiplier on C(x)_l by token id. */
+  senseScaleByToken?: Float32Array;
+  /** Multiply alpha of one sense at key positions holding any of the token ids (no renormalisation). */
+  alphaScale?: { sense: number; tokenIds: number[]; factor: number };
+  /** Replace the sense vectors ([k][d]) of a token wherever it occurs. */
+  senseReplace?: { tokenId: number; vectors: Float32Array }[];
+  /** Replace a token's input embedding row (transformer input and sense-network input; the output layer keeps E). */
+  embeddingReplace?: { tokenId: number; row: Float32Array }[];
+}
+
 /** What the evaluations need from a language model. */
 export interface LanguageModel {
   readonly config: ModelConfig;

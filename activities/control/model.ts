@@ -2,20 +2,10 @@
  * The slice of the native model the control experiments use (native/index.ts `NativeModel` satisfies
  * it structurally). Tests implement it with small closed-form toy models.
  */
-import type { ModelConfig } from '../../native/types';
+import type { Interventions, ModelConfig } from '../../native/types';
 
-export interface SenseScaleInterventions {
-  /** [batch·seq][k] multiplier on C(x_j)_ℓ at every position j. */
-  senseScale?: Float32Array;
-  /** [vocab][k] multiplier on C(v)_ℓ wherever token v occurs. */
-  senseScaleByToken?: Float32Array;
-  /** Multiply α_sense[i, j] by factor for every key position j holding one of tokenIds. */
-  alphaScale?: { sense: number; tokenIds: number[]; factor: number };
-  /** Replace C(tokenId) by vectors ([k][d]) wherever the token occurs. */
-  senseReplace?: { tokenId: number; vectors: Float32Array }[];
-  /** Replace the input embedding row of tokenId (output layer keeps the original E). */
-  embeddingReplace?: { tokenId: number; row: Float32Array }[];
-}
+/** The engine's intervention set (native/types.ts). */
+export type SenseScaleInterventions = Interventions;
 
 export interface ForwardOptions {
   batch: number;
