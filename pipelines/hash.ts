@@ -5,15 +5,40 @@
 
 /** JSON with object keys sorted at every level: the same value always gives the same text. */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') {
-    if (typeof value === 'number' && !Number.isFinite(value)) throw new Error(`cannot hash non-finite number ${value}`);
-    if (value === undefined) return 'null';
-    return JSON.stringify(value);
+  // Hot path of planning (once per node): plain loops and string concatenation, no intermediate arrays.
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw new Error(`cannot hash non-finite number ${value}`);
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'undefined':
+      return 'null';
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) out += (i ? ',' : '') + canonicalJson(value[i]);
+        return out + ']';
+      }
+      const obj = value as Record<string, unknown>;
+      const keys = Object.keys(obj);
+      if (keys.length > 1) keys.sort();
+      let out = '{';
+      let first = true;
+      for (const k of keys) {
+        const v = obj[k];
+        if (v === undefined) continue;
+        out += (first ? '' : ',') + JSON.stringify(k) + ':' + canonicalJson(v);
+        first = false;
+      }
+      return out + '}';
+    }
+    default:
+      throw new Error(`cannot hash a ${typeof value}`);
   }
-  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']';
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
-  return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(obj[k])).join(',') + '}';
 }
 
 const K = new Uint32Array([
@@ -35,12 +60,12 @@ let scratch = new Uint8Array(1024);
 
 /** SHA-256 of a string (UTF-8) or bytes, as lowercase hex. */
 export function sha256Hex(input: string | Uint8Array): string {
-  const msg = typeof input === 'string' ? encoder.encode(input) : input;
+  const msg = typeof input === 'string' ? asciiOrUtf8(input) : input;
   const n = msg.length;
   const total = ((n + 9 + 63) >> 6) << 6;
   if (scratch.length < total) scratch = new Uint8Array(total * 2);
   const buf = scratch;
-  buf.set(msg);
+  if (!(msg.buffer === buf.buffer && msg.byteOffset === 0)) buf.set(msg);
   buf[n] = 0x80;
   buf.fill(0, n + 1, total);
   const bitLen = n * 8;
@@ -80,6 +105,21 @@ export function sha256Hex(input: string | Uint8Array): string {
     out += BYTE_HEX[x >>> 24] + BYTE_HEX[(x >>> 16) & 255] + BYTE_HEX[(x >>> 8) & 255] + BYTE_HEX[x & 255];
   }
   return out;
+}
+
+/**
+ * Cache keys are mostly ASCII JSON: copy those straight into the scratch buffer (returning a view of
+ * it) and use TextEncoder only for other text.
+ */
+function asciiOrUtf8(text: string): Uint8Array {
+  const n = text.length;
+  if (scratch.length < n + 72) scratch = new Uint8Array((n + 72) * 2);
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 127) return encoder.encode(text);
+    scratch[i] = c;
+  }
+  return scratch.subarray(0, n);
 }
 
 const BYTE_HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
