@@ -119,6 +119,7 @@ export function planDag(loaded: LoadedDag, registry: ActivityRegistry, opts: Pla
       continue;
     }
     for (const k of keys) {
+      if (node.params[k] === first.params[k]) continue;
       const json = JSON.stringify(node.params[k]);
       if (json === first.json.get(k)) continue;
       const sig = `${node.uses}\u0000${k}\u0000${json}`;
