@@ -55,6 +55,15 @@ export function makePlan(dagFile: string, profile: string | undefined, sets: str
   return { loaded, registry, plan };
 }
 
+/** `--gpus 0,1` → device ids (shared by `run` and `worker`). */
+export function parseGpus(s: string | undefined): number[] {
+  if (!s) return [];
+  const ids = s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
+  if (ids.some((n) => !Number.isInteger(n) || n < 0)) throw new UsageError(`--gpus must be a list of device ids like 0,1, got "${s}"`);
+  if (new Set(ids).size !== ids.length) throw new UsageError(`--gpus lists a device twice: "${s}"`);
+  return ids;
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }

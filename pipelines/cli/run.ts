@@ -3,7 +3,7 @@ import * as os from 'os';
 import type { EngineEvent, EngineSummary } from '../engine-events';
 import { executePlanLocally } from '../engine-local';
 import { createRunRecord, newRunId, readRunRecord, saveRunRecord, type RunRecord, type RunRequest } from '../run-record';
-import { dagPath, makePlan, openStore, parse, PLAN_OPTIONS, UsageError } from './common';
+import { dagPath, makePlan, openStore, parse, parseGpus, PLAN_OPTIONS, UsageError } from './common';
 import { createRenderer } from './render';
 
 const RUN_OPTIONS = {
@@ -131,14 +131,6 @@ function positiveInt(s: string, flag: string): number {
   const n = Number(s);
   if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive integer, got "${s}"`);
   return n;
-}
-
-export function parseGpus(s: string | undefined): number[] {
-  if (!s) return [];
-  const ids = s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
-  if (ids.some((n) => !Number.isInteger(n) || n < 0)) throw new UsageError(`--gpus must be a list of device ids like 0,1, got "${s}"`);
-  if (new Set(ids).size !== ids.length) throw new UsageError(`--gpus lists a device twice: "${s}"`);
-  return ids;
 }
 
 /** Keeps the run record in step with events, writing it at most twice a second. */

@@ -5,6 +5,7 @@ import { parseArgs } from 'util';
 import { temporalAddress } from '../engine-temporal';
 import { DEFAULT_TASK_QUEUE_PREFIX } from './naming';
 import { defaultQueues, startPipelineWorker, validateQueues } from './worker';
+import { parseGpus } from '../cli/common';
 
 const HELP = `usage: pipeline worker [--gpus 0,1] [--cpus N] [--queues pipeline,cpu,gpu,...] [--store dir]
                        [--address host:port] [--namespace ns] [--task-queue-prefix p]
@@ -56,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
   let drainMs: number;
   try {
     drainMs = values['drain-seconds'] === undefined ? 10_000 : parseCount(values['drain-seconds'], '--drain-seconds') * 1000;
-    gpus = parseIdList(values.gpus);
+    gpus = parseGpus(values.gpus);
     cpus = values.cpus === undefined ? os.cpus().length : parseCount(values.cpus, '--cpus');
     queues = values.queues ? values.queues.split(',').map((q) => q.trim()).filter(Boolean) : defaultQueues(cpus, gpus);
     validateQueues(queues, cpus, gpus);
@@ -87,13 +88,6 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-function parseIdList(s: string | undefined): number[] {
-  if (!s) return [];
-  const ids = s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
-  if (ids.some((n) => !Number.isInteger(n) || n < 0)) throw new Error(`--gpus must be device ids like 0,1, got "${s}"`);
-  if (new Set(ids).size !== ids.length) throw new Error(`--gpus lists a device twice: "${s}"`);
-  return ids;
-}
 
 function parseCount(s: string, flag: string): number {
   const n = Number(s);
