@@ -83,6 +83,17 @@ class Backpack(nn.Module):
         return out @ self.gpt.wte.weight.T
 
 
+def gpt2_init(model):
+    """GPT-2 initialisation (normal std 0.02, zero biases), as the native engine uses. With PyTorch's default
+    N(0, 1) embeddings the tied-logit softmax underflows, the gradients fill with denormals and CPU matmuls
+    slow down ~8x; that would make the peer look far slower than it is."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
 def main():
     p = argparse.ArgumentParser()
     for name in ("d", "layers", "heads", "senses", "vocab", "seq", "batch", "threads"):
@@ -96,6 +107,7 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = Backpack(a.vocab, a.seq, a.d, a.layers, a.heads, a.senses) if a.arch == "backpack" else GPT2(a.vocab, a.seq, a.d, a.layers, a.heads)
+    gpt2_init(model)
     decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "wte" not in n and "wpe" not in n]
     other = [p for n, p in model.named_parameters() if not (p.dim() == 2 and "wte" not in n and "wpe" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}], lr=1e-4)
