@@ -128,6 +128,14 @@ export class NativeModel implements LanguageModel {
     return next;
   }
 
+  /**
+   * Runs `fn` in this model's call queue with its raw addon object: for native extensions that borrow the
+   * model's weights (the PPLM sessions of native/pplm.ts).
+   */
+  exclusive<T>(fn: (raw: RawModel) => Promise<T> | T): Promise<T> {
+    return this.enqueue(() => fn(this.native));
+  }
+
   get numParams(): number {
     return this.native.numParams();
   }

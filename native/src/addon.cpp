@@ -9,6 +9,7 @@
 
 #include "gemm.h"
 #include "model.h"
+#include "pplm/pplm_addon.h"
 #ifdef BACKPACK_WITH_CUDA
 #include "cuda/addon_cuda.h"
 #endif
@@ -459,6 +460,15 @@ void Job::Execute() {
   }
 }
 
+// PPLM sessions (src/pplm/) borrow the weights of a CPU NativeModel; anything else is refused.
+Napi::FunctionReference* g_nativeModelCtor = nullptr;
+bp::pplm::BorrowedModel borrowModel(const Napi::Value& v) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(g_nativeModelCtor->Value()))
+    throw Napi::TypeError::New(v.Env(), "PplmSession: expected a CPU NativeModel");
+  ModelWrap* w = ModelWrap::Unwrap(v.As<Napi::Object>());
+  return {&w->model(), &w->busy};
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   bp::setThreads(info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0);
   return Napi::Number::New(info.Env(), bp::getThreads());
@@ -478,7 +488,10 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 
 Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   bp::setThreads(0);
-  exports.Set("NativeModel", ModelWrap::Init(env));
+  Napi::Function nativeModel = ModelWrap::Init(env);
+  g_nativeModelCtor = new Napi::FunctionReference(Napi::Persistent(nativeModel));
+  exports.Set("NativeModel", nativeModel);
+  exports.Set("PplmSession", bp::pplm::initAddon(env, borrowModel));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
 #ifdef BACKPACK_WITH_CUDA

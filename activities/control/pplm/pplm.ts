@@ -25,9 +25,9 @@ export const PPLM_DEFAULTS: Omit<PplmOptions, 'bag' | 'stepsize'> = { iterations
 
 const SMALL = 1e-15;
 
-function softmax(logits: Float64Array): Float64Array {
+export function softmax(logits: ArrayLike<number>): Float64Array {
   let max = -Infinity;
-  for (const x of logits) if (x > max) max = x;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
   const p = new Float64Array(logits.length);
   let z = 0;
   for (let i = 0; i < logits.length; i++) z += p[i] = Math.exp(logits[i] - max);
@@ -160,27 +160,29 @@ export async function pplmSample(
     }
     const step = forwardStep(w, last, pertPast);
     past = step.cache;
-    let p = softmax(step.logits);
-    if (perturb) {
-      const fused = new Float64Array(p.length);
-      let total = 0;
-      for (let v = 0; v < p.length; v++) total += fused[v] = Math.pow(p[v], options.gmScale) * Math.pow(u[v], 1 - options.gmScale);
-      if (total <= 1) for (let v = 0; v < p.length; v++) fused[v] /= total;
-      p = fused;
-    }
-    // torch.multinomial normalises non-negative weights.
-    let total = 0;
-    for (const x of p) total += x;
-    let r = rng.nextFloat() * total;
-    let next = p.length - 1;
-    for (let v = 0; v < p.length; v++) {
-      r -= p[v];
-      if (r < 0) {
-        next = v;
-        break;
-      }
-    }
-    tokens.push(next);
+    const p = softmax(step.logits);
+    tokens.push(sampleIndex(perturb ? fuseWithUnperturbed(p, u, options.gmScale) : p, rng));
   }
   return { tokens, losses };
+}
+
+/** Geometric-mean fusion p^gm · u^(1−gm), renormalised when its mass is ≤ 1 (as the authors' code). */
+export function fuseWithUnperturbed(p: Float64Array, u: Float64Array, gmScale: number): Float64Array {
+  const fused = new Float64Array(p.length);
+  let total = 0;
+  for (let v = 0; v < p.length; v++) total += fused[v] = Math.pow(p[v], gmScale) * Math.pow(u[v], 1 - gmScale);
+  if (total <= 1) for (let v = 0; v < p.length; v++) fused[v] /= total;
+  return fused;
+}
+
+/** One draw from non-negative weights (normalised first, like torch.multinomial). */
+export function sampleIndex(p: ArrayLike<number>, rng: Rng): number {
+  let total = 0;
+  for (let v = 0; v < p.length; v++) total += p[v];
+  let r = rng.nextFloat() * total;
+  for (let v = 0; v < p.length; v++) {
+    r -= p[v];
+    if (r < 0) return v;
+  }
+  return p.length - 1;
 }
