@@ -145,7 +145,12 @@ export class BytePairEncoder implements Tokenizer {
   private scratchIds = new Int32Array(1024);
   private readonly eosBytes: Uint8Array;
 
-  constructor(readonly name: string, model: BpeModel) {
+  /**
+   * `wholeTokenShortcut` (default true) maps a pre-token straight to the token spelling it, as tiktoken does;
+   * exact for GPT-2's vocabulary. Hugging Face's BPE always applies the merges, which differs for vocabularies
+   * holding tokens their own merges do not build: pass false to match it on any vocabulary.
+   */
+  constructor(readonly name: string, model: BpeModel, options: { wholeTokenShortcut?: boolean } = {}) {
     this.tokens = model.tokens;
     this.merges = model.merges;
     this.eosId = model.eosId;
@@ -155,6 +160,7 @@ export class BytePairEncoder implements Tokenizer {
     const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
     model.tokens.forEach((bytes, id) => {
       if (bytes.length === 1 && this.byteToId[bytes[0]] === -1) this.byteToId[bytes[0]] = id;
+      if (options.wholeTokenShortcut === false) return;
       try {
         const text = strict.decode(bytes);
         if (!this.wholeToken.has(text)) this.wholeToken.set(text, id);

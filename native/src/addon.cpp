@@ -9,6 +9,7 @@
 
 #include "gemm.h"
 #include "model.h"
+#include "roberta/addon_roberta.h"
 #include "pplm/pplm_addon.h"
 #ifdef BACKPACK_WITH_CUDA
 #include "cuda/addon_cuda.h"
@@ -494,6 +495,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("PplmSession", bp::pplm::initAddon(env, borrowModel));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
+  bp::roberta::registerAddon(env, exports);  // RobertaClassifier (topic classifier, PAPER.md §6.3)
 #ifdef BACKPACK_WITH_CUDA
   bp::cuda::registerAddon(env, exports);  // CudaModel, cudaDevices()
 #endif
