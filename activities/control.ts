@@ -31,7 +31,7 @@ import { shardInput, readShardStream } from './evaluation/artifacts';
 import type { RunScore, SampleScore } from './control/classifier/score';
 import { loadGpt2Weights } from './control/pplm/gpt2';
 import { PPLM_DEFAULTS } from './control/pplm/pplm';
-import { nativeUnperturbed, runPplm } from './control/pplm/run';
+import { nativeUnperturbed, runPplm, type PplmEngine } from './control/pplm/run';
 
 export const TEXTS_FILE = 'texts.json';
 
@@ -253,7 +253,7 @@ async function writeGenerationRun(
 
 export const pplmActivity = defineActivity({
   name: 'control.pplm',
-  version: '1',
+  version: '2',
   description: 'PPLM-BoW baseline on the Transformer for one (topic, step size), scored like the Backpack runs.',
   params: z
     .object({
@@ -267,6 +267,9 @@ export const pplmActivity = defineActivity({
       gamma: z.number().default(PPLM_DEFAULTS.gamma),
       klScale: z.number().nonnegative().default(PPLM_DEFAULTS.klScale),
       gmScale: z.number().min(0).max(1).default(PPLM_DEFAULTS.gmScale),
+      /** native: float32 C++ steps and KV-cache gradients, `batch` samples in lockstep; typescript: the float64 reference. */
+      engine: z.enum(['native', 'typescript']).default('native'),
+      batch: z.number().int().positive().default(8),
       seed: z.number().int().default(0),
       classifier: z.enum(['hashed-logreg', 'tweet-topic-21-multi']).default('hashed-logreg'),
       /** Step holding the Transformer (default: the only GPT-2 checkpoint among the inputs). */
@@ -291,8 +294,8 @@ export const pplmActivity = defineActivity({
       const classifier = openClassifier(p.classifier, classifierDir ?? '');
       const topic = topicByName(p.topic);
       const bag = readBag(await datasetFile(ctx.inputs, 'topic_bags', `${topic.name}.txt`, ctx.signal));
-      const weights = loadGpt2Weights(found.dir);
-      const result = await runPplm(weights, nativeUnperturbed(model), tokenizer, classifier, nllScorerFor(scorer, await loadTok(tokenizerFor(ctx.inputs, scorerCkpt.dir, p.tokenizer))), {
+      const engine: PplmEngine = p.engine === 'typescript' ? { kind: 'typescript', weights: loadGpt2Weights(found.dir), unperturbed: nativeUnperturbed(model) } : { kind: 'native', model, batch: p.batch };
+      const result = await runPplm(engine, tokenizer, classifier, nllScorerFor(scorer, await loadTok(tokenizerFor(ctx.inputs, scorerCkpt.dir, p.tokenizer))), {
         topic: topic.name,
         label: topic.label,
         bagWords: bag,
@@ -315,7 +318,7 @@ export const pplmActivity = defineActivity({
         result.samples,
         result.run,
         undefined,
-        { label: topic.label, bagIds: result.bagIds, secondsPerSample: result.secondsPerSample, meanFinalLoss: result.meanFinalLoss },
+        { label: topic.label, bagIds: result.bagIds, secondsPerSample: result.secondsPerSample, meanFinalLoss: result.meanFinalLoss, engine: p.engine },
       );
     } finally {
       model.dispose();

@@ -9,7 +9,10 @@ import type { ControlModel } from '../model';
 import { decodeSample } from '../topic/run';
 import { singleTokenBagIds } from '../topic/topics';
 import { Rng, deriveSeed } from '../util/rng';
+import type { NativeModel } from '../../../native/index';
+import { PplmSession } from '../../../native/pplm';
 import type { Gpt2Weights } from './gpt2';
+import { pplmSamplesNative } from './native';
 import { pplmSample, PPLM_DEFAULTS, type PplmOptions, type UnperturbedModel } from './pplm';
 
 /** The unperturbed next-token distribution from the native engine (softmax over all V logits). */
@@ -49,9 +52,13 @@ export interface PplmRunResult {
   meanFinalLoss: number | null;
 }
 
+/** Which implementation computes the steps and the KV-cache gradients. */
+export type PplmEngine =
+  | { kind: 'native'; model: NativeModel; /** samples decoded in lockstep (default 8) */ batch?: number }
+  | { kind: 'typescript'; weights: Gpt2Weights; unperturbed: UnperturbedModel };
+
 export async function runPplm(
-  weights: Gpt2Weights,
-  unperturbed: UnperturbedModel,
+  engine: PplmEngine,
   tokenizer: Tokenizer,
   classifier: TopicClassifier,
   nll: NllScorer | undefined,
@@ -60,17 +67,33 @@ export async function runPplm(
   const bagIds = singleTokenBagIds(opts.bagWords, (t) => tokenizer.encode(t));
   if (bagIds.length === 0 && opts.stepsize > 0) throw new Error(`pplm: no word of the ${opts.topic} bag is a single token for this tokenizer`);
   const options: PplmOptions = { ...PPLM_DEFAULTS, ...opts, bag: bagIds };
-  const texts: string[] = [];
+  const rngFor = (s: number) => new Rng(deriveSeed(opts.seed, 'pplm', opts.topic, opts.stepsize, s));
+  const tokens: number[][] = [];
   const losses: number[] = [];
   const started = Date.now();
-  for (let s = 0; s < opts.samples; s++) {
-    const rng = new Rng(deriveSeed(opts.seed, 'pplm', opts.topic, opts.stepsize, s));
-    const out = await pplmSample(weights, unperturbed, tokenizer.eosId, options, rng, opts.signal);
-    texts.push(decodeSample(tokenizer, out.tokens).text);
-    if (out.losses.length) losses.push(out.losses[out.losses.length - 1]);
-    opts.onProgress?.(s + 1, opts.samples);
+  if (engine.kind === 'native') {
+    const batch = Math.max(1, Math.min(engine.batch ?? 8, opts.samples));
+    let session: PplmSession | undefined;
+    for (let s0 = 0; s0 < opts.samples; s0 += batch) {
+      const rows = Math.min(batch, opts.samples - s0);
+      if (!session || session.rows !== rows) session = await PplmSession.open(engine.model, rows, options.length + 1);
+      const rngs = Array.from({ length: rows }, (_, i) => rngFor(s0 + i));
+      for (const out of await pplmSamplesNative(session, tokenizer.eosId, options, rngs, opts.signal)) {
+        tokens.push(out.tokens);
+        if (out.losses.length) losses.push(out.losses[out.losses.length - 1]);
+      }
+      opts.onProgress?.(s0 + rows, opts.samples);
+    }
+  } else {
+    for (let s = 0; s < opts.samples; s++) {
+      const out = await pplmSample(engine.weights, engine.unperturbed, tokenizer.eosId, options, rngFor(s), opts.signal);
+      tokens.push(out.tokens);
+      if (out.losses.length) losses.push(out.losses[out.losses.length - 1]);
+      opts.onProgress?.(s + 1, opts.samples);
+    }
   }
   const secondsPerSample = (Date.now() - started) / 1000 / opts.samples;
+  const texts = tokens.map((t) => decodeSample(tokenizer, t).text);
   const scored = await scoreSamples(texts, opts.label, opts.bagWords, classifier, nll);
   return { texts, bagIds, samples: scored.samples, run: scored.run, secondsPerSample, meanFinalLoss: losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : null };
 }
