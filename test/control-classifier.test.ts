@@ -75,8 +75,8 @@ describe('TweetTopic classifier (hashed-logreg)', () => {
     expect(() => readTweetTopic(file)).toThrow(/bad\.jsonl:1: label "arts_&_culture"/);
     fs.rmSync(dir, { recursive: true });
   });
-  it('refuses the RoBERTa provider clearly until it exists', () => {
-    expect(() => openClassifier('tweet-topic-21-multi', '/nowhere')).toThrow(/not implemented/);
+  it('says where the RoBERTa provider looked when its model directory is missing', () => {
+    expect(() => openClassifier('tweet-topic-21-multi', '/nowhere')).toThrow(/no model directory at \/nowhere/);
   });
 });
 

@@ -91,7 +91,11 @@ describe('pipeline eval gender / topic, pipeline model edit', () => {
     expect(doc.samples).toHaveLength(4);
     expect(doc.quantiles.q95).toBeGreaterThanOrEqual(doc.quantiles.q80);
     expect((await run('topic', ['--checkpoint', fx.backpackDir, '--topic', 'astrology', '--strength', '1', '--classifier', cls])).code).toBe(2);
-    expect((await run('topic', ['--checkpoint', fx.backpackDir, '--topic', 'music', '--strength', '1', '--provider', 'tweet-topic-21-multi'])).stderr).toMatch(/not implemented/);
+    // The RoBERTa provider end to end, on the tiny transformers-made classifier of test/fixtures/roberta.
+    const rb = await run('topic', ['--checkpoint', fx.backpackDir, '--topic', 'music', '--strength', '1', '--provider', 'tweet-topic-21-multi', '--classifier', path.join(__dirname, 'fixtures', 'roberta'), '--samples', '2', '--batch', '2', '--length', '10', '--json']);
+    expect(rb.stderr).toBe('');
+    expect(JSON.parse(rb.stdout).classifier).toMatch(/^tweet-topic-21-multi:[0-9a-f]{12}$/);
+    expect((await run('topic', ['--checkpoint', fx.backpackDir, '--topic', 'music', '--strength', '1', '--provider', 'tweet-topic-21-multi', '--classifier', path.join(dir, 'nowhere')])).stderr).toMatch(/no model directory/);
   });
   it('model edit reports probabilities and samples before and after', async () => {
     const r = await run('edit', ['--checkpoint', fx.backpackDir, '--target', 'game', '--remove', 'team', '--add', 'music', '--prompt', 'the game is', '--samples', '2', '--length', '8', '--json']);

@@ -214,7 +214,9 @@ async function genderCommand(argv: string[]): Promise<number> {
 
 const TOPIC_USAGE = `usage: pipeline eval topic --checkpoint <backpack ckpt> --topic <name> --strength 0..3 --classifier <dir> [options]
   topics: ${TOPICS.map((t) => t.name).join(', ')}
-  --classifier <dir>       a classifier trained by control.train_topic_classifier (provider hashed-logreg)
+  --classifier <dir>       hashed-logreg: a classifier trained by control.train_topic_classifier;
+                           tweet-topic-21-multi: the Hugging Face model directory (default: $PIPELINE_TOPIC_CLASSIFIER_DIR
+                           or ~/.cache/backpack-pipeline/models/cardiffnlp--tweet-topic-21-multi)
   --provider hashed-logreg|tweet-topic-21-multi
   --bag <file>             bag of words (default: the registry's topic_bags file)
   --samples N (20)  --batch N (8)  --length N (99, incl. EOS)  --seed N (0)

@@ -4,14 +4,15 @@
  *
  * Providers:
  * - `hashed-logreg`: trained by the pipeline on TweetTopic (see ./train.ts); the tiny profile's scorer.
- * - `tweet-topic-21-multi`: the paper's RoBERTa-base classifier run natively — not implemented yet
- *   (needs a RoBERTa encoder in the native engine); selecting it fails with a clear message.
+ * - `tweet-topic-21-multi`: the paper's RoBERTa-base classifier (cardiffnlp/tweet-topic-21-multi) run by
+ *   the native engine from its Hugging Face directory (see ./roberta.ts); the paper profile's scorer.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { readSafetensors } from '../../../native/safetensors';
 import { TWEET_TOPIC_LABELS } from '../topic/topics';
 import { hashedFeatures, type FeatureConfig } from './features';
+import { loadRobertaTopicClassifier } from './roberta';
 
 export interface TopicClassifier {
   /** Recorded with every score, e.g. "hashed-logreg:<sha-prefix>". */
@@ -87,13 +88,14 @@ export function loadHashedClassifier(dir: string): HashedLogRegClassifier {
   return new HashedLogRegClassifier(config, Float32Array.from(w.data), Float32Array.from(b.data));
 }
 
-/** Opens a classifier by provider; `location` is the artifact directory (hashed-logreg) or weights dir. */
+/**
+ * Opens a classifier by provider; `location` is the artifact directory (hashed-logreg) or the Hugging Face
+ * model directory (tweet-topic-21-multi; empty = the default location, see defaultTopicClassifierDir).
+ */
 export function openClassifier(provider: ClassifierProvider, location: string): TopicClassifier {
   if (provider === 'hashed-logreg') return loadHashedClassifier(location);
-  throw new Error(
-    'classifier provider "tweet-topic-21-multi" (RoBERTa-base run natively) is not implemented yet: ' +
-      'use provider "hashed-logreg" (trained by control.train_topic_classifier)',
-  );
+  if (provider === 'tweet-topic-21-multi') return loadRobertaTopicClassifier(location || undefined);
+  throw new Error(`unknown classifier provider "${provider as string}" (hashed-logreg or tweet-topic-21-multi)`);
 }
 
 export function labelIndex(classifier: TopicClassifier, label: string): number {
