@@ -113,6 +113,8 @@ const topicParams = z
     annealingScaleMode: z.enum(['code', 'paper']).default('code'),
     annealingMixMode: z.enum(['code', 'paper']).default('code'),
     classifier: z.enum(['hashed-logreg', 'tweet-topic-21-multi']).default('hashed-logreg'),
+    /** tweet-topic-21-multi: its Hugging Face model directory (default: $PIPELINE_TOPIC_CLASSIFIER_DIR, else the cache). */
+    classifierDir: z.string().optional(),
     /** 'recompute' = the paper's sampler (full forward per step); 'kv-cache' = the engine's cached generation (faster, small vocabularies). */
     sampler: z.enum(['recompute', 'kv-cache']).default('recompute'),
     /** Step holding the generating Backpack (default: the only Backpack checkpoint among the inputs). */
@@ -140,7 +142,7 @@ export const topicActivity = defineActivity({
       const tokenizer = await loadTok(tokenizerFor(ctx.inputs, found.dir, p.tokenizer));
       const classifierDir = classifierAmong(ctx.inputs);
       if (p.classifier === 'hashed-logreg' && !classifierDir) throw new NonRetryableError('control.topic: no classifier artifact (classifier.json) among the inputs');
-      const classifier = openClassifier(p.classifier, classifierDir ?? '');
+      const classifier = openClassifier(p.classifier, (p.classifier === 'tweet-topic-21-multi' ? p.classifierDir : classifierDir) ?? '');
       const topic = topicByName(p.topic);
       const bag = readBag(await datasetFile(ctx.inputs, 'topic_bags', `${topic.name}.txt`, ctx.signal));
       // Every topic's targets, so the normaliser pass (cached per model in this process) serves all 17.
@@ -272,6 +274,8 @@ export const pplmActivity = defineActivity({
       batch: z.number().int().positive().default(8),
       seed: z.number().int().default(0),
       classifier: z.enum(['hashed-logreg', 'tweet-topic-21-multi']).default('hashed-logreg'),
+      /** tweet-topic-21-multi: its Hugging Face model directory (default: $PIPELINE_TOPIC_CLASSIFIER_DIR, else the cache). */
+      classifierDir: z.string().optional(),
       /** Step holding the Transformer (default: the only GPT-2 checkpoint among the inputs). */
       modelStep: z.string().optional(),
       /** NLL scoring model step (default: the generating Transformer itself). */
@@ -291,7 +295,7 @@ export const pplmActivity = defineActivity({
       const tokenizer = await loadTok(tokenizerFor(ctx.inputs, found.dir, p.tokenizer));
       const classifierDir = classifierAmong(ctx.inputs);
       if (p.classifier === 'hashed-logreg' && !classifierDir) throw new NonRetryableError('control.pplm: no classifier artifact (classifier.json) among the inputs');
-      const classifier = openClassifier(p.classifier, classifierDir ?? '');
+      const classifier = openClassifier(p.classifier, (p.classifier === 'tweet-topic-21-multi' ? p.classifierDir : classifierDir) ?? '');
       const topic = topicByName(p.topic);
       const bag = readBag(await datasetFile(ctx.inputs, 'topic_bags', `${topic.name}.txt`, ctx.signal));
       const engine: PplmEngine = p.engine === 'typescript' ? { kind: 'typescript', weights: loadGpt2Weights(found.dir), unperturbed: nativeUnperturbed(model) } : { kind: 'native', model, batch: p.batch };
