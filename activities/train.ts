@@ -58,7 +58,7 @@ export const trainParams = z
     threads: z.number().int().min(0).default(0),
     /** 'cpu', 'cuda[:N,...]', or 'auto' (the node's assigned GPUs when it has any, else the CPU). */
     device: z.string().default('auto'),
-    /** CUDA arithmetic: fp32, tf32 or bf16 (CPU runs are fp32). */
+    /** Matmul arithmetic: fp32 (exact), tf32 (CUDA only; fp32 on the CPU) or bf16 (CUDA tensor cores; AMX tiles on CPUs that have them), fp32 accumulation and master weights. */
     precision: z.enum(['fp32', 'tf32', 'bf16']).default('fp32'),
   })
   .strict();

@@ -1,7 +1,8 @@
 /**
  * Training and inference throughput of the native engine, side by side with PyTorch CPU (fp32, same threads,
  * same shapes) when bench/.venv has torch (`python3 -m venv bench/.venv && bench/.venv/bin/pip install torch`).
- * Run: npx tsx bench/train-throughput.ts [--threads 2] [--seconds 20] [--only tiny|micro]
+ * Run: npx tsx bench/train-throughput.ts [--threads 2] [--seconds 20] [--only tiny|micro] [--precision fp32|bf16|both]
+ * (bf16: the engine's AMX bf16 matmuls with fp32 accumulation; the PyTorch peer stays fp32, its default)
  * Training = forward + backward + AdamW step (dropout 0.1, clipping 1.0) per batch; inference = forward with
  * logits and loss, no gradients. Writes bench/results/train-throughput.txt.
  */
@@ -10,7 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { buildInfo, createModel, setThreads } from '../native';
+import { buildInfo, createModel, setThreads, type MatmulPrecision } from '../native';
 import type { ModelConfig } from '../native/types';
 
 interface Shape {
@@ -58,8 +59,9 @@ async function timeIt(fn: () => Promise<unknown>, seconds: number, minIters: num
   return Number(process.hrtime.bigint() - t0) / 1e9 / n;
 }
 
-async function measureNative(s: Shape, seconds: number) {
+async function measureNative(s: Shape, seconds: number, precision: MatmulPrecision) {
   const model = createModel(configOf(s), 1);
+  const kernel = model.setMatmulPrecision(precision);
   const n = s.batch * s.seq;
   const tokens = randomTokens(n, s.vocab - 7, 7), targets = randomTokens(n, s.vocab - 7, 8);
   let step = 0;
@@ -71,7 +73,7 @@ async function measureNative(s: Shape, seconds: number) {
   const inferSec = await timeIt(() => model.forward(tokens, { batch: s.batch, seq: s.seq, targets }), seconds / 2, 3);
   const params = model.numParams;
   model.dispose();
-  return { train: n / trainSec, infer: n / inferSec, params };
+  return { kernel, train: n / trainSec, infer: n / inferSec, params };
 }
 
 function measureTorch(s: Shape, threads: number, seconds: number): { train: number; infer: number } | string {
@@ -88,8 +90,10 @@ function measureTorch(s: Shape, threads: number, seconds: number): { train: numb
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { threads: { type: 'string', default: '2' }, seconds: { type: 'string', default: '20' }, only: { type: 'string' } } });
+  const { values } = parseArgs({ options: { threads: { type: 'string', default: '2' }, seconds: { type: 'string', default: '20' }, only: { type: 'string' }, precision: { type: 'string', default: 'both' } } });
   const threads = Number(values.threads), seconds = Number(values.seconds);
+  const precisions = values.precision === 'both' ? (['fp32', 'bf16'] as const) : ([values.precision] as ('fp32' | 'bf16')[]);
+  if (!precisions.every((p) => p === 'fp32' || p === 'bf16')) throw new Error(`--precision must be fp32, bf16 or both, got '${values.precision}'`);
   setThreads(threads);
   const info = buildInfo();
   const lines: string[] = [];
@@ -97,18 +101,20 @@ async function main() {
     console.log(l);
     lines.push(l);
   };
-  say(`# npx tsx bench/train-throughput.ts --threads ${threads} --seconds ${seconds}  (${new Date().toISOString()})`);
-  say(`host: ${os.cpus().length} cores, ${os.cpus()[0]?.model}; node ${process.version}; engine gemm=${info.gemm} threads=${info.threads}; load average at start ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on a shared machine skews both columns)`);
-  say('shape  arch      params        native train tok/s  torch train tok/s  ratio | native infer tok/s  torch infer tok/s  ratio');
+  say(`# npx tsx bench/train-throughput.ts --threads ${threads} --seconds ${seconds} --precision ${values.precision}  (${new Date().toISOString()})`);
+  say(`host: ${os.cpus().length} cores, ${os.cpus()[0]?.model}; node ${process.version}; engine gemm=${info.gemm} amx=${info.amx} threads=${info.threads}; load average at start ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on a shared machine skews both columns)`);
+  say('ours fp32 = exact fp32 matmuls (OpenBLAS); ours bf16 = bf16 operands, fp32 accumulation (AMX); torch = PyTorch CPU fp32 (its default)');
+  say('shape  arch      params      engine      train tok/s  torch train  ratio | infer tok/s  torch infer  ratio');
+  const fmt = (x: number) => x.toFixed(0).padStart(11);
   for (const s of SHAPES) {
     if (values.only && s.name !== values.only) continue;
-    const ours = await measureNative(s, seconds);
+    const ours: { precision: string; kernel: string; train: number; infer: number; params: number }[] = [];
+    for (const p of precisions) ours.push({ precision: p, ...(await measureNative(s, seconds, p)) });
     const peer = measureTorch(s, threads, seconds);
-    const fmt = (x: number) => x.toFixed(0).padStart(8);
-    if (typeof peer === 'string') {
-      say(`${s.name.padEnd(6)} ${s.arch.padEnd(9)} ${String(ours.params).padStart(11)}  ${fmt(ours.train)}            ${peer}  | ${fmt(ours.infer)}`);
-    } else {
-      say(`${s.name.padEnd(6)} ${s.arch.padEnd(9)} ${String(ours.params).padStart(11)}  ${fmt(ours.train)}            ${fmt(peer.train)}         ${(ours.train / peer.train).toFixed(2)}x | ${fmt(ours.infer)}            ${fmt(peer.infer)}         ${(ours.infer / peer.infer).toFixed(2)}x`);
+    for (const o of ours) {
+      const head = `${s.name.padEnd(6)} ${s.arch.padEnd(9)} ${String(o.params).padStart(10)}  ${o.kernel.padEnd(9)} ${fmt(o.train)}`;
+      if (typeof peer === 'string') say(`${head}  ${peer} | ${fmt(o.infer)}`);
+      else say(`${head}  ${fmt(peer.train)}  ${(o.train / peer.train).toFixed(2).padStart(5)}x | ${fmt(o.infer)}  ${fmt(peer.infer)}  ${(o.infer / peer.infer).toFixed(2).padStart(5)}x`);
     }
   }
   say(`load average at end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);

@@ -46,6 +46,8 @@ export interface RawConfig {
 export interface RawModel {
   tensors(): RawTensorInfo[];
   numParams(): number;
+  /** CPU models only; returns the kernel now used: 'fp32' or 'bf16-amx' */
+  setMatmulPrecision?(p: MatmulPrecision): string;
   initParams(seed: number): void;
   getParams(): Float32Array;
   setParams(p: Float32Array): void;
@@ -75,10 +77,21 @@ export interface RawModel {
   cacheDecode(rowIds: Int32Array, tokens: Int32Array, interventions?: RawInterventions): Promise<Float32Array>;
 }
 
+export type MatmulPrecision = 'fp32' | 'bf16';
+
+export interface BuildInfo {
+  /** sgemm provider: 'openblas' or 'builtin' */
+  gemm: string;
+  threads: number;
+  cuda: boolean;
+  /** the CPU has AMX bf16 tiles and the kernel granted them */
+  amx: boolean;
+}
+
 export interface Addon {
   NativeModel: new (config: RawConfig) => RawModel;
   setThreads(n: number): number;
-  buildInfo(): { gemm: string; threads: number; cuda: boolean };
+  buildInfo(): BuildInfo;
 }
 
 let cached: Addon | undefined;
@@ -101,8 +114,12 @@ function chooseOpenblasCore(): void {
   else if (has('avx2') && has('fma')) process.env.OPENBLAS_CORETYPE = 'HASWELL';
 }
 
-/** Candidate locations: beside this file (ts-node/jest) or in the source tree when running from dist/. */
+/**
+ * Candidate locations: $BACKPACK_NATIVE_ADDON when set (a build made elsewhere, e.g. with BACKPACK_BUILD_DIR),
+ * else beside this file (ts-node/jest) or in the source tree when running from dist/.
+ */
 function candidates(): string[] {
+  if (process.env.BACKPACK_NATIVE_ADDON) return [path.resolve(process.env.BACKPACK_NATIVE_ADDON)];
   const rel = path.join('build', 'Release', 'backpack_native.node');
   return [path.join(__dirname, rel), path.join(__dirname, '..', '..', 'native', rel)];
 }

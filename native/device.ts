@@ -10,7 +10,11 @@ export type Precision = 'fp32' | 'tf32' | 'bf16';
 export interface DeviceOptions {
   /** 'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'cuda:N,M,...' (default 'cpu'). */
   device?: string;
-  /** CUDA arithmetic: fp32 (strict, default), tf32, or bf16 tensor-core GEMMs with fp32 master weights. */
+  /**
+   * Matmul arithmetic: fp32 (strict, default); tf32 (CUDA tensor cores; fp32 on the CPU); bf16 (CUDA: bf16
+   * tensor-core GEMMs; CPU: AMX bf16 tiles where the CPU has them, else fp32), always with fp32 accumulation and
+   * fp32 master weights.
+   */
   precision?: Precision;
 }
 
@@ -53,7 +57,11 @@ export function resolveDevice(spec: string | undefined): ResolvedDevice {
 
 /** The raw addon model for a resolved device. */
 export function createRawModel(config: RawConfig, device: ResolvedDevice, precision: Precision = 'fp32'): RawModel {
-  if (device.kind === 'cpu') return new (addon().NativeModel)(config);
+  if (device.kind === 'cpu') {
+    const model = new (addon().NativeModel)(config);
+    model.setMatmulPrecision?.(precision === 'bf16' ? 'bf16' : 'fp32');
+    return model;
+  }
   const Ctor = cudaAddon().CudaModel!;
   return new Ctor(config, { devices: device.devices, precision });
 }

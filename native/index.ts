@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { addon, type RawInterventions, type RawModel, type RawTensorInfo } from './binding';
+import { addon, type BuildInfo, type MatmulPrecision, type RawInterventions, type RawModel, type RawTensorInfo } from './binding';
 import { createRawModel, resolveDevice, type DeviceOptions } from './device';
 import { toRawConfig, validateConfig, padVocab, senseHidden } from './config';
 import { readConfigFile, readWeights, writeCheckpoint, WEIGHTS_FILE, CheckpointError } from './checkpoint';
@@ -13,6 +13,7 @@ import { sampleToken, type SamplingOptions } from './sampling';
 import type { Interventions, LanguageModel, ModelConfig } from './types';
 
 export type { LanguageModel, ModelConfig, Architecture, Interventions } from './types';
+export type { BuildInfo, MatmulPrecision } from './binding';
 export { padVocab, senseHidden, CheckpointError };
 export { cudaDevices, resolveDevice, type DeviceOptions, type Precision } from './device';
 
@@ -75,9 +76,10 @@ export interface OptimizerOptions {
   clip: number;
 }
 
-export function buildInfo(): { gemm: string; threads: number; cuda: boolean } {
+export function buildInfo(): BuildInfo {
   return addon().buildInfo();
 }
+
 
 export function setThreads(n: number): number {
   return addon().setThreads(n);
@@ -134,6 +136,17 @@ export class NativeModel implements LanguageModel {
    */
   exclusive<T>(fn: (raw: RawModel) => Promise<T> | T): Promise<T> {
     return this.enqueue(() => fn(this.native));
+  }
+
+  /**
+   * Arithmetic of this model's large CPU matrix products: 'fp32' (default, exact) or 'bf16' (operands rounded to
+   * bf16, fp32 accumulation, on AMX tiles; a CPU without AMX keeps fp32). Returns the kernel now in use:
+   * 'fp32' or 'bf16-amx'. CUDA models choose their arithmetic with the `precision` device option instead.
+   */
+  setMatmulPrecision(p: MatmulPrecision): string {
+    const raw = this.native;
+    if (!raw.setMatmulPrecision) throw new Error(`setMatmulPrecision: ${this.device} models choose their arithmetic with the precision device option`);
+    return raw.setMatmulPrecision(p);
   }
 
   get numParams(): number {

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "gemm.h"
+#include "gemm_amx.h"
 #include "model.h"
 #include "roberta/addon_roberta.h"
 #include "pplm/pplm_addon.h"
@@ -123,6 +124,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                        {
                            InstanceMethod("tensors", &ModelWrap::Tensors),
                            InstanceMethod("numParams", &ModelWrap::NumParams),
+                           InstanceMethod("setMatmulPrecision", &ModelWrap::SetMatmulPrecision),
                            InstanceMethod("initParams", &ModelWrap::InitParams),
                            InstanceMethod("getParams", &ModelWrap::GetParams),
                            InstanceMethod("setParams", &ModelWrap::SetParams),
@@ -168,6 +170,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   Model& model() { return *model_; }
   std::atomic<bool> busy{false};
+  // Arithmetic of this model's large CPU matmuls (see gemm.h); applied on the worker thread of every call.
+  std::atomic<bp::MatmulPrecision> precision{bp::MatmulPrecision::FP32};
 
  private:
   std::unique_ptr<Model> model_;
@@ -193,6 +197,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       arr.Set(i, o);
     }
     return arr;
+  }
+  // setMatmulPrecision("fp32" | "bf16") -> the kernel its large products now run on: "fp32" or "bf16-amx".
+  Napi::Value SetMatmulPrecision(const Napi::CallbackInfo& info) {
+    const std::string p = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    if (p != "fp32" && p != "bf16")
+      throw Napi::TypeError::New(info.Env(), "matmul precision must be 'fp32' or 'bf16', got '" + p + "'");
+    precision = p == "bf16" ? bp::MatmulPrecision::BF16 : bp::MatmulPrecision::FP32;
+    return Napi::String::New(info.Env(), bp::matmulKernelName(precision.load()));
   }
   Napi::Value NumParams(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), model_->numParams()); }
   Napi::Value InitParams(const Napi::CallbackInfo& info) {
@@ -452,6 +464,7 @@ Job::~Job() { owner_->busy = false; }
 
 void Job::Execute() {
   try {
+    bp::MatmulPrecisionScope precision(owner_->precision.load());
     work_();
   } catch (const bp::Cancelled&) {
     cancelled_ = true;
@@ -478,6 +491,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(info.Env());
   o.Set("gemm", bp::gemmBackendName());
+  o.Set("amx", bp::amxAvailable());
   o.Set("threads", bp::getThreads());
 #ifdef BACKPACK_WITH_CUDA
   o.Set("cuda", true);

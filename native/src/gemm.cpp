@@ -1,4 +1,5 @@
 #include "gemm.h"
+#include "gemm_amx.h"
 
 #include <algorithm>
 #include <cstring>
@@ -16,6 +17,20 @@ extern "C" void openblas_set_num_threads(int);
 namespace bp {
 
 static int g_threads = 0;
+static thread_local MatmulPrecision t_precision = MatmulPrecision::FP32;
+
+MatmulPrecisionScope::MatmulPrecisionScope(MatmulPrecision p) : saved_(t_precision) { t_precision = p; }
+MatmulPrecisionScope::~MatmulPrecisionScope() { t_precision = saved_; }
+
+MatmulPrecision currentMatmulPrecision() { return t_precision; }
+
+const char* matmulKernelName(MatmulPrecision p) {
+  return p == MatmulPrecision::BF16 && amxAvailable() ? "bf16-amx" : "fp32";
+}
+
+// Products below this many multiply-adds (or with a tiny inner dimension) stay FP32: packing into tiles would
+// cost more than it saves.
+static bool worthBf16(int M, int N, int K) { return K >= 16 && M >= 16 && N >= 16 && (double)M * N * K >= 262144.0; }
 
 void setThreads(int n) {
 #ifdef _OPENMP
@@ -76,14 +91,17 @@ static void builtinGemm(bool transA, bool transB, int M, int N, int K, float alp
 }
 #endif
 
-void gemmSerial(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
-                const float* B, int ldb, float beta, float* C, int ldc) {
+static void gemmSerialAs(MatmulPrecision precision, bool transA, bool transB, int M, int N, int K, float alpha,
+                         const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int i = 0; i < M; i++)
       for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
     return;
   }
+  if (precision == MatmulPrecision::BF16 && worthBf16(M, N, K) &&
+      amxGemmSerial(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+    return;
 #ifdef BACKPACK_HAVE_OPENBLAS
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha,
               A, lda, B, ldb, beta, C, ldc);
@@ -92,11 +110,17 @@ void gemmSerial(bool transA, bool transB, int M, int N, int K, float alpha, cons
 #endif
 }
 
+void gemmSerial(MatmulPrecision precision, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
+                int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  gemmSerialAs(precision, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc) {
+  const MatmulPrecision precision = t_precision;  // the worker threads below follow the calling thread
   int nt = getThreads();
   if (nt <= 1 || (size_t)M * N * K < 32768) {
-    gemmSerial(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemmSerialAs(precision, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   // Split the larger output dimension; chunk edges on multiples of 16 keep vector kernels whole.
@@ -115,10 +139,10 @@ void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const floa
     if (hi > lo) {
       if (byRows) {
         const float* a = transA ? A + lo : A + (size_t)lo * lda;
-        gemmSerial(transA, transB, hi - lo, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)lo * ldc, ldc);
+        gemmSerialAs(precision, transA, transB, hi - lo, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)lo * ldc, ldc);
       } else {
         const float* b = transB ? B + (size_t)lo * ldb : B + lo;
-        gemmSerial(transA, transB, M, hi - lo, K, alpha, A, lda, b, ldb, beta, C + lo, ldc);
+        gemmSerialAs(precision, transA, transB, M, hi - lo, K, alpha, A, lda, b, ldb, beta, C + lo, ldc);
       }
     }
   }

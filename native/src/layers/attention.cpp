@@ -57,6 +57,7 @@ void attentionForward(float* out, float* probs, const float* qkv, AttentionShape
                       uint8_t* mask, float* scratch) {
   const int T = s.T, C = s.C, H = s.H, hs = C / H;
   const long TT = (long)T * T;
+  const MatmulPrecision prec = currentMatmulPrecision();  // the pool threads follow the caller
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < s.B * s.H; bh++) {
     const int b = bh / H, h = bh % H;
@@ -68,7 +69,7 @@ void attentionForward(float* out, float* probs, const float* qkv, AttentionShape
     const float* Pd = P;
     for (int i0 = 0; i0 < T; i0 += kBlock) {
       const int i1 = std::min(T, i0 + kBlock);
-      gemmSerial(false, true, i1 - i0, i1, hs, s.scale, q + (long)i0 * 3 * C, 3 * C, k, 3 * C, 0.0f, P + (long)i0 * T, T);
+      gemmSerial(prec, false, true, i1 - i0, i1, hs, s.scale, q + (long)i0 * 3 * C, 3 * C, k, 3 * C, 0.0f, P + (long)i0 * T, T);
       causalSoftmax(P, T, i0, i1);
     }
     if (drop.active()) {
@@ -80,7 +81,7 @@ void attentionForward(float* out, float* probs, const float* qkv, AttentionShape
     }
     for (int i0 = 0; i0 < T; i0 += kBlock) {
       const int i1 = std::min(T, i0 + kBlock);
-      gemmSerial(false, false, i1 - i0, hs, i1, 1.0f, Pd + (long)i0 * T, T, v, 3 * C, 0.0f, o + (long)i0 * C, C);
+      gemmSerial(prec, false, false, i1 - i0, hs, i1, 1.0f, Pd + (long)i0 * T, T, v, 3 * C, 0.0f, o + (long)i0 * C, C);
     }
   }
 }
@@ -90,6 +91,7 @@ void attentionBackward(float* dqkv, const float* dout, const float* qkv, const f
   const int T = s.T, C = s.C, H = s.H, hs = C / H;
   const long TT = (long)T * T;
   const float keepScale = drop.active() ? 1.0f / (1.0f - drop.p) : 1.0f;
+  const MatmulPrecision prec = currentMatmulPrecision();  // the pool threads follow the caller
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < s.B * s.H; bh++) {
     const int b = bh / H, h = bh % H;
@@ -112,12 +114,12 @@ void attentionBackward(float* dqkv, const float* dout, const float* qkv, const f
     // dV[j] = sum over queries i >= j of P'[i,j] dO[i]: key blocks against the queries that see them
     for (int j0 = 0; j0 < T; j0 += kBlock) {
       const int j1 = std::min(T, j0 + kBlock);
-      gemmSerial(true, false, j1 - j0, hs, T - j0, 1.0f, Pd + (long)j0 * T + j0, T, dO + (long)j0 * C, C, 0.0f,
+      gemmSerial(prec, true, false, j1 - j0, hs, T - j0, 1.0f, Pd + (long)j0 * T + j0, T, dO + (long)j0 * C, C, 0.0f,
                  dv + (long)j0 * 3 * C, 3 * C);
     }
     for (int i0 = 0; i0 < T; i0 += kBlock) {
       const int i1 = std::min(T, i0 + kBlock);
-      gemmSerial(false, true, i1 - i0, i1, hs, 1.0f, dO + (long)i0 * C, C, v, 3 * C, 0.0f, dP + (long)i0 * T, T);
+      gemmSerial(prec, false, true, i1 - i0, i1, hs, 1.0f, dO + (long)i0 * C, C, v, 3 * C, 0.0f, dP + (long)i0 * T, T);
       for (int i = i0; i < i1; i++) {
         float* g = dP + (long)i * T;
         const float* p = P + (long)i * T;
@@ -130,12 +132,12 @@ void attentionBackward(float* dqkv, const float* dout, const float* qkv, const f
         for (int j = 0; j <= i; j++) g[j] = p[j] * (g[j] - dot);
         std::memset(g + i + 1, 0, sizeof(float) * (T - i - 1));
       }
-      gemmSerial(false, false, i1 - i0, hs, i1, s.scale, dP + (long)i0 * T, T, k, 3 * C, 0.0f, dq + (long)i0 * 3 * C,
+      gemmSerial(prec, false, false, i1 - i0, hs, i1, s.scale, dP + (long)i0 * T, T, k, 3 * C, 0.0f, dq + (long)i0 * 3 * C,
                  3 * C);
     }
     for (int j0 = 0; j0 < T; j0 += kBlock) {
       const int j1 = std::min(T, j0 + kBlock);
-      gemmSerial(true, false, j1 - j0, hs, T - j0, s.scale, dP + (long)j0 * T + j0, T, q + (long)j0 * 3 * C, 3 * C,
+      gemmSerial(prec, true, false, j1 - j0, hs, T - j0, s.scale, dP + (long)j0 * T + j0, T, q + (long)j0 * 3 * C, 3 * C,
                  0.0f, dk + (long)j0 * 3 * C, 3 * C);
     }
   }

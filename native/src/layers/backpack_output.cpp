@@ -21,6 +21,7 @@ void backpackOutputForward(float* out, const float* alpha, const float* senses, 
   const int split = 1;
 #endif
   const int cw = ((d + split - 1) / split + 15) / 16 * 16;
+  const MatmulPrecision prec = currentMatmulPrecision();  // the pool threads follow the caller
 #pragma omp parallel for schedule(static)
   for (int task = 0; task < s.B * split; task++) {
     int b = task / split, c0 = (task % split) * cw, c1 = std::min(d, c0 + cw);
@@ -28,7 +29,7 @@ void backpackOutputForward(float* out, const float* alpha, const float* senses, 
     for (int l = 0; l < k; l++)
       for (int i0 = 0; i0 < T; i0 += kBlock) {  // query rows see keys j < i1 only
         const int i1 = std::min(T, i0 + kBlock);
-        gemmSerial(false, false, i1 - i0, c1 - c0, i1, 1.0f, alpha + ((long)b * k + l) * TT + (long)i0 * T, T,
+        gemmSerial(prec, false, false, i1 - i0, c1 - c0, i1, 1.0f, alpha + ((long)b * k + l) * TT + (long)i0 * T, T,
                    senses + (long)b * T * k * d + (long)l * d + c0, k * d, l == 0 ? 0.0f : 1.0f,
                    out + ((long)b * T + i0) * d + c0, d);
       }
@@ -39,6 +40,7 @@ void backpackOutputBackward(float* dalpha, float* dsenses, const float* dout, co
                             const float* senses, AlphaShape s) {
   const int T = s.T, d = s.d, k = s.k;
   const long TT = (long)T * T;
+  const MatmulPrecision prec = currentMatmulPrecision();  // the pool threads follow the caller
 #pragma omp parallel for schedule(static)
   for (int bl = 0; bl < s.B * k; bl++) {
     int b = bl / k, l = bl % k;
@@ -47,11 +49,11 @@ void backpackOutputBackward(float* dalpha, float* dsenses, const float* dout, co
     // dalpha rows i only need keys j <= i (the rest is never read); dC[j] sums queries i >= j
     for (int i0 = 0; i0 < T; i0 += kBlock) {
       const int i1 = std::min(T, i0 + kBlock);
-      gemmSerial(false, true, i1 - i0, i1, d, 1.0f, dO + (long)i0 * d, d, C, k * d, 0.0f, dalpha + bl * TT + (long)i0 * T, T);
+      gemmSerial(prec, false, true, i1 - i0, i1, d, 1.0f, dO + (long)i0 * d, d, C, k * d, 0.0f, dalpha + bl * TT + (long)i0 * T, T);
     }
     for (int j0 = 0; j0 < T; j0 += kBlock) {
       const int j1 = std::min(T, j0 + kBlock);
-      gemmSerial(true, false, j1 - j0, d, T - j0, 1.0f, alpha + bl * TT + (long)j0 * T + j0, T, dO + (long)j0 * d, d, 0.0f,
+      gemmSerial(prec, true, false, j1 - j0, d, T - j0, 1.0f, alpha + bl * TT + (long)j0 * T + j0, T, dO + (long)j0 * d, d, 0.0f,
                  dsenses + ((long)b * T + j0) * k * d + (long)l * d, k * d);
     }
   }

@@ -31,6 +31,7 @@ void alphaForward(float* alpha, const float* qk, AlphaShape s, float*) {
   const int T = s.T, d = s.d, hs = d / s.k;
   const float scale = 1.0f / std::sqrt((float)hs);
   const long TT = (long)T * T;
+  const MatmulPrecision prec = currentMatmulPrecision();  // the pool threads follow the caller
 #pragma omp parallel for schedule(static)
   for (int bl = 0; bl < s.B * s.k; bl++) {
     int b = bl / s.k, l = bl % s.k;
@@ -40,7 +41,7 @@ void alphaForward(float* alpha, const float* qk, AlphaShape s, float*) {
     // row blocks of queries against the keys they can see
     for (int i0 = 0; i0 < T; i0 += kBlock) {
       const int i1 = std::min(T, i0 + kBlock);
-      gemmSerial(false, true, i1 - i0, i1, hs, scale, q + (long)i0 * 2 * d, 2 * d, k, 2 * d, 0.0f, A + (long)i0 * T, T);
+      gemmSerial(prec, false, true, i1 - i0, i1, hs, scale, q + (long)i0 * 2 * d, 2 * d, k, 2 * d, 0.0f, A + (long)i0 * T, T);
     }
     causalSoftmaxRows(A, T);
   }
@@ -62,6 +63,7 @@ void alphaBackward(float* dqk, float* dalpha, const float* qk, const float* alph
   const int T = s.T, d = s.d, hs = d / s.k;
   const float scale = 1.0f / std::sqrt((float)hs);
   const long TT = (long)T * T;
+  const MatmulPrecision prec = currentMatmulPrecision();  // the pool threads follow the caller
 #pragma omp parallel for schedule(static)
   for (int bl = 0; bl < s.B * s.k; bl++) {
     int b = bl / s.k, l = bl % s.k;
@@ -81,11 +83,11 @@ void alphaBackward(float* dqk, float* dalpha, const float* qk, const float* alph
     }
     for (int i0 = 0; i0 < T; i0 += kBlock) {
       const int i1 = std::min(T, i0 + kBlock);
-      gemmSerial(false, false, i1 - i0, hs, i1, scale, G + (long)i0 * T, T, k, 2 * d, 0.0f, dq + (long)i0 * 2 * d, 2 * d);
+      gemmSerial(prec, false, false, i1 - i0, hs, i1, scale, G + (long)i0 * T, T, k, 2 * d, 0.0f, dq + (long)i0 * 2 * d, 2 * d);
     }
     for (int j0 = 0; j0 < T; j0 += kBlock) {
       const int j1 = std::min(T, j0 + kBlock);
-      gemmSerial(true, false, j1 - j0, hs, T - j0, scale, G + (long)j0 * T + j0, T, q + (long)j0 * 2 * d, 2 * d, 0.0f,
+      gemmSerial(prec, true, false, j1 - j0, hs, T - j0, scale, G + (long)j0 * T + j0, T, q + (long)j0 * 2 * d, 2 * d, 0.0f,
                  dk + (long)j0 * 2 * d, 2 * d);
     }
   }
