@@ -75,7 +75,10 @@ for src in "$ROOT"/native/src/cuda/*.cu; do
   pids+=($!)
   while (( $(jobs -r | wc -l) >= JOBS )); do sleep 0.2; done
 done
-for src in "$ROOT"/native/src/model.cpp "$ROOT"/native/src/gemm.cpp "$ROOT"/native/src/generate.cpp "$ROOT"/native/src/layers/*.cpp "$ROOT"/bench/gpu/harness.cpp; do
+# Every engine source but the Node-API glue (addon.cpp), so new CPU files need no edit here.
+CPU_SOURCES=()
+for src in "$ROOT"/native/src/*.cpp; do [[ "$(basename "$src")" == addon.cpp ]] || CPU_SOURCES+=("$src"); done
+for src in "${CPU_SOURCES[@]}" "$ROOT"/native/src/layers/*.cpp "$ROOT"/bench/gpu/harness.cpp; do
   obj="$OUT/obj/$(basename "$src" .cpp).o"; objs+=("$obj")
   g++ -O3 -march=native -fopenmp -std=c++17 "${BLAS_FLAGS[@]}" -c "$src" -o "$obj" &
   pids+=($!)

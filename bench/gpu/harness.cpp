@@ -157,13 +157,15 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
     rep.line(arch, prec, what, worst, tolGrad, ",\"worst_tensor\":\"" + worstKey + "\"");
   }
 
-  // 10 AdamW steps: the loss trajectory, the parameters, and the parameter updates (updates are the strict
-  // check: Adam divides by sqrt(v), so an element whose gradient is ~0 moves by up to lr either way when its
-  // float-reordered gradient differs; the worst tensor is named)
+  // 10 AdamW steps: the loss trajectory, the parameters, and the parameter updates. Adam divides by sqrt(v), so
+  // an element whose gradient is ~0 (e.g. an attention key bias: softmax ignores a per-row shift) moves by up to
+  // lr either way when its float-reordered gradient differs; the checks below are built to stay meaningful there.
   Model init(c);
   init.initParams(7);
   double lossErr = 0.0;
-  for (int s = 0; s < 10; s++) {
+  const float lr = 1e-3f;
+  const int adamSteps = 10;
+  for (int s = 0; s < adamSteps; s++) {
     ForwardRequest t;
     auto tok = randomTokens(N, c.realVocab, 100 + s), tg = randomTokens(N, c.realVocab, 200 + s);
     t.tokens = tok.data();
@@ -174,32 +176,75 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
     cpu.zeroGrad();
     const double lc = cpu.forward(t, &cnt);
     cpu.backward(t);
-    cpu.optimizerStep(1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
+    cpu.optimizerStep(lr, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
     gpu.zeroGrad();
     const double lg = gpu.trainStep(t, &cnt);
-    gpu.optimizerStep(1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
+    gpu.optimizerStep(lr, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
     lossErr = std::max(lossErr, std::fabs(lg - lc) / std::fabs(lc));
   }
   gpu.pullParams();
-  // parameters: max |gpu - cpu| over the model relative to max |p| (per tensor it would equal the update error
-  // for zero-initialised biases); updates: per tensor, worst named
-  const double paramErr = relErr(gpu.host.params.data(), cpu.params.data(), (long)cpu.params.size());
+  // Parameters: max |p_gpu - p_cpu| in units of lr * steps, the distance AdamW can move any element in these
+  // steps (|m_hat / (sqrt(v_hat) + eps)| <= ~1 per step). Measuring against max |p| instead made the check
+  // depend on the tensor's scale: zero-initialised biases are ~lr*steps after 10 steps, so a 7e-6 reordering
+  // difference read as 7e-4 "relative", while the same difference on a unit LayerNorm weight reads as 7e-6. In this unit an optimizer bug shows at its true size: a dropped weight decay on a |p| ~ 0.1 weight
+  // is wd*|p|*lr*steps = 1e-2 of it; a wrong sign or a missing bias correction is O(1).
+  // fp32: 5e-3 (measured ~7e-4 on the worst tensor, a zero-gradient attention key bias whose Adam direction is
+  // the normalised float noise of its gradient). bf16: 1.0, i.e. no element may drift by more than AdamW can
+  // move it: bf16 gradients carry ~1e-2 relative error and Adam's normalisation turns that into O(lr) steps on
+  // elements with small gradients, so only gross errors (sign, scale, divergence) can be told apart here; the
+  // optimizer arithmetic itself is the same kernel in both modes and is checked by the fp32 line.
+  double paramErr = 0.0;
+  std::string paramKey;
+  for (const TensorInfo& ti : cpu.tensors) {
+    double e = 0.0;
+    for (long i = 0; i < ti.size; i++)
+      e = std::max(e, (double)std::fabs(gpu.host.params[ti.offset + i] - cpu.params[ti.offset + i]));
+    e /= (double)lr * adamSteps;
+    if (!(e <= paramErr)) paramErr = e, paramKey = ti.key;
+  }
+  // Updates: per tensor, ||u_gpu - u_cpu||_2 / ||u_cpu||_2 with u = p_after - p_init (worst tensor named): how
+  // well the whole optimizer trajectory agrees, not dominated by the few noise-driven elements above.
   double updateErr = 0.0;
   std::string updateKey;
   for (const TensorInfo& ti : cpu.tensors) {
     const float* pc = cpu.params.data() + ti.offset;
     const float* pg = gpu.host.params.data() + ti.offset;
     const float* p0 = init.params.data() + ti.offset;
-    std::vector<float> dc(ti.size), dg(ti.size);
-    for (long i = 0; i < ti.size; i++) dc[i] = pc[i] - p0[i], dg[i] = pg[i] - p0[i];
-    const double ue = relErr(dg.data(), dc.data(), ti.size);
+    double num = 0.0, den = 0.0;
+    for (long i = 0; i < ti.size; i++) {
+      const double uc = (double)pc[i] - p0[i], ug = (double)pg[i] - p0[i];
+      num += (ug - uc) * (ug - uc);
+      den += uc * uc;
+    }
+    const double ue = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
     if (!(ue <= updateErr)) updateErr = ue, updateKey = ti.key;
   }
   const bool strict = prec == "fp32";
   rep.line(arch, prec, "10 AdamW steps: losses", lossErr, strict ? 1e-5 : 1e-2);
-  rep.line(arch, prec, "10 AdamW steps: parameters (whole model)", paramErr, strict ? 1e-5 : 1e-2);
-  rep.line(arch, prec, "10 AdamW steps: updates (worst tensor)", updateErr, tolAdam,
+  rep.line(arch, prec, "10 AdamW steps: parameters / (lr*steps)", paramErr, strict ? 5e-3 : 1.0,
+           ",\"worst_tensor\":\"" + paramKey + "\"");
+  rep.line(arch, prec, "10 AdamW steps: updates (rel. L2, worst tensor)", updateErr, tolAdam,
            ",\"worst_tensor\":\"" + updateKey + "\"");
+
+  // The replica's working weights after the optimizer steps (in bf16 mode the bf16 shadow that the AdamW kernel
+  // refreshes) must equal a fresh upload of its own fp32 masters: same kernels, so the logits agree to the bit
+  // unless the shadow is stale.
+  {
+    cuda::Engine fresh(c, {0}, prec);
+    fresh.host.params = gpu.host.params;
+    fresh.pushParams();
+    ForwardRequest f;
+    f.tokens = tokens.data();
+    f.B = B;
+    f.T = T;
+    std::vector<float> la((long)N * c.vocab), lb(la.size());
+    f.logitsOut = la.data();
+    gpu.forward(f, &cnt);
+    f.logitsOut = lb.data();
+    fresh.forward(f, &cnt);
+    rep.line(arch, prec, "weights after AdamW = fresh upload of the masters", relErr(la.data(), lb.data(), la.size()),
+             1e-6);
+  }
 
   // greedy generation with the KV cache, same prompt; compare tokens and per-step logits
   const int rows = 2, P = 5, steps = 12;
@@ -262,8 +307,11 @@ int cmdParity() {
     }
   };
   for (const char* arch : {"gpt2", "backpack"}) {
+    // fp32: float reordering only (forward 1e-5 of max|x|; gradients 1e-4 of each tensor's max; updates 5e-3)
     guarded(arch, "fp32", 1e-5, 1e-4, 5e-3);
-    // bf16 tensor-core GEMMs (8-bit mantissa inputs, fp32 accumulation): llm.c-style loose tolerances
+    // bf16: GEMM operands rounded to bf16 (8 significant bits, 2^-9 ~ 2e-3 per rounding) with fp32 accumulation,
+    // stated llm.c-style per quantity: logits/hidden 3e-2 of max|x|, each gradient tensor 1e-1 of its max,
+    // losses 1e-2, updates 0.5 relative L2 (parameters / shadow sync: see parityFor)
     guarded(arch, "bf16", 3e-2, 1e-1, 5e-1);
   }
   std::printf("{\"check\":\"parity-summary\",\"failures\":%d}\n", rep.failures);
@@ -320,6 +368,17 @@ int cmdDataParallel() {
 }
 
 // ---- throughput
+
+// Which GEMMs actually ran, from the FLOPs the engine issued: "bf16-operands" when bf16-operand products carry
+// most of them (bf16 mode), else the fp32-operand arithmetic of the precision mode; plus the bf16 share.
+std::string gemmFields(const cuda::Engine& gpu, const std::string& prec) {
+  const cuda::Engine::GemmFlops f = gpu.gemmFlops();
+  const double total = f.bf16 + f.fp32, share = total > 0 ? f.bf16 / total : 0.0;
+  const char* kind = share > 0.5 ? "bf16-operands" : prec == "fp32" ? "fp32" : "fp32-operands/tf32";
+  char buf[128];
+  std::snprintf(buf, sizeof buf, ",\"gemm\":\"%s\",\"gemm_bf16_flop_share\":%.3f", kind, share);
+  return buf;
+}
 int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int steps, const std::string& prec,
              double peakTflops) {
   const Config c = makeConfig(arch, size);
@@ -343,6 +402,7 @@ int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int
     gpu.optimizerStep(6e-4f, 0.1f, 0.9f, 0.999f, 1e-8f, 1.0f);
   };
   for (int i = 0; i < 3; i++) step(i);
+  gpu.resetGemmFlops();
   const double t0 = now();
   for (int i = 0; i < steps; i++) step(100 + i);
   const double dt = (now() - t0) / steps;
@@ -350,8 +410,9 @@ int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int
   const double mfu = tps * 3.0 * forwardFlopsPerToken(c, T) / (peakTflops * 1e12);
   std::printf("{\"bench\":\"train\",\"impl\":\"ours\",\"arch\":\"%s\",\"size\":\"%s\",\"precision\":\"%s\",\"batch\":%d,"
               "\"seq\":%d,\"params\":%ld,\"step_s\":%.4f,\"tokens_per_s\":%.0f,\"mfu\":%.4f,\"peak_tflops\":%.0f,"
-              "\"loss\":%.4f}\n",
-              arch.c_str(), size.c_str(), prec.c_str(), B, T, gpu.host.numParams(), dt, tps, mfu, peakTflops, loss);
+              "\"loss\":%.4f%s}\n",
+              arch.c_str(), size.c_str(), prec.c_str(), B, T, gpu.host.numParams(), dt, tps, mfu, peakTflops, loss,
+              gemmFields(gpu, prec).c_str());
   return 0;
 }
 
@@ -368,6 +429,7 @@ int cmdForward(const std::string& arch, const std::string& size, int B, int T, i
   r.T = T;
   long cnt = 0;
   for (int i = 0; i < 3; i++) gpu.forward(r, &cnt);
+  gpu.resetGemmFlops();
   std::vector<double> times;
   for (int i = 0; i < runs; i++) {
     const double t0 = now();
@@ -378,8 +440,8 @@ int cmdForward(const std::string& arch, const std::string& size, int B, int T, i
   for (double t : times) mean += t;
   mean /= runs;
   std::printf("{\"bench\":\"forward\",\"impl\":\"ours\",\"arch\":\"%s\",\"size\":\"%s\",\"precision\":\"%s\",\"batch\":%d,"
-              "\"seq\":%d,\"runs\":%d,\"mean_s\":%.4f}\n",
-              arch.c_str(), size.c_str(), prec.c_str(), B, T, runs, mean);
+              "\"seq\":%d,\"runs\":%d,\"mean_s\":%.4f%s}\n",
+              arch.c_str(), size.c_str(), prec.c_str(), B, T, runs, mean, gemmFields(gpu, prec).c_str());
   return 0;
 }
 

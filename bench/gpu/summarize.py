@@ -43,7 +43,7 @@ def main(out):
         p(open(env).read().rstrip())
     parity = [r for r in read(out, "parity.jsonl") if r.get("check") == "parity" and "what" in r]
     p("")
-    p("## 1. Parity with the CPU backend (tiny models; rel_err = max|gpu-cpu| / max|cpu|)")
+    p("## 1. Parity with the CPU backend (tiny models; error = max|gpu-cpu| / max|cpu| unless the line names its unit)")
     if not parity:
         p("(did not run)")
     for r in parity:
@@ -67,15 +67,18 @@ def main(out):
     if not train:
         p("(did not run)")
     else:
-        p(f"{'model':<20} {'impl':<18} {'precision':<14} {'batch':>5} {'tokens/s':>10} {'MFU':>7} {'ours/torch':>10}")
+        p(f"{'model':<20} {'impl':<18} {'precision':<14} {'batch':>5} {'tokens/s':>10} {'MFU':>7} {'ours/torch':>10}  gemm")
         keys = sorted({(r["size"], r["arch"]) for r in train if "size" in r}, key=lambda k: (k[0] != "micro", k))
         for size, arch in keys:
             group = [r for r in train if r.get("size") == size and r.get("arch") == arch]
             torch_tps = next((r["tokens_per_s"] for r in group if r["impl"].startswith("pytorch")), None)
             for r in group:
                 ratio = r["tokens_per_s"] / torch_tps if torch_tps and r["impl"] == "ours" else None
+                gemm = ""
+                if "gemm" in r:  # the operand type the engine's GEMMs actually ran with, and bf16's share of FLOPs
+                    gemm = f"  {r['gemm']} ({r.get('gemm_bf16_flop_share', 0) * 100:.0f}% of GEMM FLOPs on bf16)"
                 p(f"{NAME[arch] + '-' + size.capitalize():<20} {r['impl']:<18} {r['precision']:<14} {r['batch']:>5} "
-                  f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}")
+                  f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}{gemm}")
 
     fwd = read(out, "forward.jsonl")
     p("")

@@ -5,7 +5,7 @@
 namespace bp::cuda {
 
 __global__ void adamwKernel(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2,
-                            float eps, float wd, float c1, float c2) {
+                            float eps, float wd, float c1, float c2, bf16* p16) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   float gi = g[i];
@@ -14,7 +14,9 @@ __global__ void adamwKernel(float* p, const float* g, float* m, float* v, long n
   m[i] = mi;
   v[i] = vi;
   float mhat = mi / c1, vhat = vi / c2;
-  p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
+  const float pn = p[i] - lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
+  p[i] = pn;
+  if (p16) p16[i] = __float2bfloat16_rn(pn);
 }
 
 __global__ void sumSquaresKernel(double* acc, const float* x, long n) {
@@ -43,9 +45,9 @@ __global__ void fillKernel(float* x, long n, float v) {
 }
 
 void adamw(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2, float eps, float wd,
-           float c1, float c2, cudaStream_t st) {
+           float c1, float c2, cudaStream_t st, bf16* p16) {
   if (n <= 0) return;
-  adamwKernel<<<blocksFor(n, 256), 256, 0, st>>>(p, g, m, v, n, lr, b1, b2, eps, wd, c1, c2);
+  adamwKernel<<<blocksFor(n, 256), 256, 0, st>>>(p, g, m, v, n, lr, b1, b2, eps, wd, c1, c2, p16);
   BP_LAUNCHED();
 }
 

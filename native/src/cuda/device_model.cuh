@@ -75,6 +75,12 @@ class DeviceModel {
   Blas blas;
   long numParams = 0;
   DevBuf<float> params, grads, m, v;
+  // Mixed precision (Precision::BF16): the big GEMMs take bf16 operands. params16 is a bf16 shadow of params,
+  // refreshed by refreshShadow() after an upload and by the AdamW kernel after every step; activations that feed
+  // GEMMs get a bf16 twin where they are produced (arena16); gradients are rounded once per GEMM input.
+  const bool mixed;
+  DevBuf<bf16> params16;
+  void refreshShadow();
 
   // Forward; with train, activations are kept and the head also writes dlogits -> gX (dscale = gradScale/count).
   // Returns the loss summed over targets >= 0 (double, on the host).
@@ -97,6 +103,12 @@ class DeviceModel {
  private:
   float* P(long off) { return params.p + off; }
   float* G(long off) { return grads.p + off; }
+  const bf16* W16(long off) const { return params16.p + off; }
+  // Linear layers by parameter offsets: bf16 tensor cores in mixed mode (inp16 = the bf16 twin of inp),
+  // the configured fp32/TF32 GEMMs otherwise.
+  void linear(float* out, const float* inp, const bf16* inp16, long w, long b, int N, int IC, int OC);
+  void linearBack(float* dinp, long w, long b, const float* dout, const float* inp, const bf16* inp16, int N, int IC,
+                  int OC);
   void ensureActivations(int B, int T);
   void upload(const int32_t* tokens, const int32_t* targets, int B, int T);
   void senseForward(const int32_t* dTokens, int N, bool train, uint32_t seed, float p, DeviceInterventions* iv);
@@ -113,6 +125,7 @@ class DeviceModel {
   std::vector<float> hLoss;
   struct LayerActs {
     float *ln1, *ln1m, *ln1r, *qkv, *atty, *lse, *res2, *ln2, *ln2m, *ln2r, *fch, *fchg, *res3;
+    bf16 *ln1h, *attyh, *ln2h, *fchgh;  // bf16 twins (mixed mode only; null otherwise)
   };
   struct Acts {
     float *encoded, *lnf, *lnfm, *lnfr;
@@ -121,7 +134,10 @@ class DeviceModel {
     float *qk, *alse, *out;
     float *branch, *attScratch, *headScratch;
     float *gRes, *gA, *gB, *gBig, *gBig2, *gX;
+    // bf16 twins (mixed mode only): GEMM inputs, the rounded dY of a linear backward, the head's dlogits
+    bf16 *lnfh, *outh, *h1h, *fagh, *h2h, *fbgh, *g16, *headScratch16;
   } a{};
+  DevBuf<bf16> arena16;
   int headChunk = 0;
   int attnSeqs = 0, ctxSeqs = 0;  // sequences per attention / Backpack-mixing chunk
   DevBuf<const float*> ptrs;      // pointer arrays of the batched GEMMs

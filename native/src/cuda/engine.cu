@@ -116,7 +116,11 @@ static void copyFrom(std::vector<float>& dst, const DevBuf<float>& src, long n, 
 }
 
 void Engine::pushParams() {
-  for (auto& r : replicas) copyTo(r->params, host.params, r->device, r->stream);
+  for (auto& r : replicas) {
+    copyTo(r->params, host.params, r->device, r->stream);
+    r->refreshShadow();  // bf16 copies of the weights (mixed precision only)
+    r->sync();
+  }
 }
 void Engine::pullParams() { copyFrom(host.params, replicas[0]->params, host.numParams(), devices[0], replicas[0]->stream); }
 void Engine::pullGrads() { copyFrom(host.grads, replicas[0]->grads, host.numParams(), devices[0], replicas[0]->stream); }
@@ -258,6 +262,15 @@ double Engine::optimizerStep(float lr, float weightDecay, float beta1, float bet
 void Engine::senseVectors(const int32_t* ids, int n, float* out, const Interventions* iv) {
   auto d = uploadInterventions(iv, host.cfg, nullptr, 0, false, devices[0]);
   replicas[0]->senseVectors(ids, n, out, d.get());
+}
+
+Engine::GemmFlops Engine::gemmFlops() const {
+  const Blas& b = replicas[0]->blas;
+  return GemmFlops{b.flopsBf16, b.flopsFp32};
+}
+
+void Engine::resetGemmFlops() {
+  for (auto& r : replicas) r->blas.flopsBf16 = r->blas.flopsFp32 = 0.0;
 }
 
 void Engine::cacheReset(int rows, int cap) { replicas[0]->cacheReset(rows, cap); }

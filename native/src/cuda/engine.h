@@ -45,6 +45,14 @@ class Engine {
   void cachePrefill(int row0, int n, const int32_t* tokens, int T, float* lastLogits, const Interventions* iv);
   void cacheDecode(const int* rowIds, int n, const int32_t* tokens, float* logits, const Interventions* iv);
 
+  // Matmul FLOPs replica 0 has issued since the last reset, by operand type: what the benchmarks report as the
+  // GEMM data type that actually ran (bf16 mode keeps a few small products, e.g. bias gradients, in fp32).
+  struct GemmFlops {
+    double bf16 = 0.0, fp32 = 0.0;
+  };
+  GemmFlops gemmFlops() const;
+  void resetGemmFlops();
+
  private:
   std::vector<std::unique_ptr<DeviceModel>> replicas;
   std::unique_ptr<Nccl> nccl;

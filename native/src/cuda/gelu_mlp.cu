@@ -5,11 +5,13 @@ namespace bp::cuda {
 
 constexpr float kGeluScale = 0.7978845608028654f;
 
-__global__ void geluKernel(float* out, const float* inp, long n) {
+__global__ void geluKernel(float* out, const float* inp, long n, bf16* out16) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   float x = inp[i];
-  out[i] = 0.5f * x * (1.0f + tanhf(kGeluScale * (x + 0.044715f * x * x * x)));
+  const float y = 0.5f * x * (1.0f + tanhf(kGeluScale * (x + 0.044715f * x * x * x)));
+  out[i] = y;
+  if (out16) out16[i] = __float2bfloat16_rn(y);
 }
 
 __global__ void geluBackKernel(float* dinp, const float* inp, const float* dout, long n) {
@@ -22,9 +24,9 @@ __global__ void geluBackKernel(float* dinp, const float* inp, const float* dout,
   dinp[i] = grad * dout[i];
 }
 
-void geluForward(float* out, const float* inp, long n, cudaStream_t st) {
+void geluForward(float* out, const float* inp, long n, cudaStream_t st, bf16* out16) {
   if (n <= 0) return;
-  geluKernel<<<blocksFor(n, 256), 256, 0, st>>>(out, inp, n);
+  geluKernel<<<blocksFor(n, 256), 256, 0, st>>>(out, inp, n, out16);
   BP_LAUNCHED();
 }
 

@@ -1,6 +1,7 @@
 // Row-major products on cuBLAS: a row-major C = A B is the column-major C^T = B^T A^T, so the operands swap.
 #include <cublas_v2.h>
 
+#include <cstdint>
 #include <string>
 
 #include "layers.cuh"
@@ -19,15 +20,48 @@ static void blasCheck(cublasStatus_t s, const char* what) {
 void gemm(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
+  b.flopsFp32 += 2.0 * M * N * K;
   blasCheck(cublasGemmEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
                          CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta, C, CUDA_R_32F, ldc, b.compute,
                          CUBLAS_GEMM_DEFAULT),
             "gemm");
 }
 
+void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, const bf16* B,
+            int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  b.flopsBf16 += 2.0 * M * N * K;
+  blasCheck(cublasGemmEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
+                         CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT),
+            "bf16 gemm");
+}
+
+// Four elements per thread; 8-byte bf16 stores when both pointers allow it.
+__global__ void toBf16Kernel(bf16* dst, const float* src, long n, bool vec) {
+  const long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) * 4;
+  if (i >= n) return;
+  if (vec && i + 4 <= n) {
+    const float4 v = *reinterpret_cast<const float4*>(src + i);
+    __nv_bfloat162* d = reinterpret_cast<__nv_bfloat162*>(dst + i);
+    d[0] = __floats2bfloat162_rn(v.x, v.y);
+    d[1] = __floats2bfloat162_rn(v.z, v.w);
+    return;
+  }
+  for (long j = i; j < n && j < i + 4; j++) dst[j] = __float2bfloat16_rn(src[j]);
+}
+
+void toBf16(bf16* dst, const float* src, long n, cudaStream_t st) {
+  if (n <= 0) return;
+  const bool vec = ((uintptr_t)src % 16) == 0 && ((uintptr_t)dst % 8) == 0;
+  toBf16Kernel<<<blocksFor((n + 3) / 4, 256), 256, 0, st>>>(dst, src, n, vec);
+  BP_LAUNCHED();
+}
+
 void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, long sA,
                  const float* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
+  b.flopsFp32 += 2.0 * M * N * K * batch;
   blasCheck(cublasGemmStridedBatchedEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
                                        K, &alpha, B, CUDA_R_32F, ldb, sB, A, CUDA_R_32F, lda, sA, &beta, C, CUDA_R_32F,
                                        ldc, sC, batch, b.compute, CUBLAS_GEMM_DEFAULT),
@@ -37,6 +71,7 @@ void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
 void gemmBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* const* A, int lda,
                  const float* const* B, int ldb, float beta, float* const* C, int ldc, int batch) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
+  b.flopsFp32 += 2.0 * M * N * K * batch;
   blasCheck(cublasGemmBatchedEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
                                 &alpha, (const void* const*)B, CUDA_R_32F, ldb, (const void* const*)A, CUDA_R_32F, lda,
                                 &beta, (void* const*)C, CUDA_R_32F, ldc, batch, b.compute, CUBLAS_GEMM_DEFAULT),

@@ -5,7 +5,7 @@
 namespace bp::cuda {
 
 __global__ void lnForwardKernel(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                                const float* b, int N, int C, float eps) {
+                                const float* b, int N, int C, float eps, bf16* out16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= N) return;
   const float* x = inp + (long)row * C;
@@ -19,7 +19,12 @@ __global__ void lnForwardKernel(float* out, float* mean, float* rstd, const floa
   }
   float r = rsqrtf(warpSum(v) / C + eps);
   float* o = out + (long)row * C;
-  for (int c = lane; c < C; c += 32) o[c] = (x[c] - m) * r * w[c] + b[c];
+  bf16* o16 = out16 ? out16 + (long)row * C : nullptr;
+  for (int c = lane; c < C; c += 32) {
+    const float y = (x[c] - m) * r * w[c] + b[c];
+    o[c] = y;
+    if (o16) o16[c] = __float2bfloat16_rn(y);
+  }
   if (lane == 0) {
     if (mean) mean[row] = m;
     if (rstd) rstd[row] = r;
@@ -66,9 +71,9 @@ __global__ void lnBackwardKernel(float* dinp, float* dw, float* db, const float*
 }
 
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
-                      int C, float eps, cudaStream_t st) {
+                      int C, float eps, cudaStream_t st, bf16* out16) {
   if (N <= 0) return;
-  lnForwardKernel<<<blocksFor(N, 8), 256, 0, st>>>(out, mean, rstd, inp, w, b, N, C, eps);
+  lnForwardKernel<<<blocksFor(N, 8), 256, 0, st>>>(out, mean, rstd, inp, w, b, N, C, eps, out16);
   BP_LAUNCHED();
 }
 

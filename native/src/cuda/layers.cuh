@@ -3,6 +3,7 @@
 // layout [OC][IC]; "d..." arguments accumulate (+=) unless noted.
 #pragma once
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -11,17 +12,26 @@
 
 namespace bp::cuda {
 
+using bf16 = __nv_bfloat16;
+
 // ---- gemm.cu: row-major C[M,N] = alpha op(A) op(B) + beta C on cuBLAS (fp32 storage; the compute type picks
 // fp32, TF32 or bf16 tensor-core arithmetic with fp32 accumulation).
 struct Blas {
   cublasHandle_t handle = nullptr;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   cudaStream_t stream = nullptr;
+  // Matmul FLOPs issued, by operand type (benchmarks report which GEMMs actually ran on bf16 operands).
+  mutable double flopsBf16 = 0.0, flopsFp32 = 0.0;
 };
 void gemm(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc);
 void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, long sA,
                  const float* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
+// The same with bf16 operands on bf16 tensor cores: fp32 accumulation, fp32 C (the mixed-precision mode).
+void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, const bf16* B,
+            int ldb, float beta, float* C, int ldc);
+// dst = bf16(src), round to nearest even (weights' shadow copies, activations and gradients that feed GEMMs).
+void toBf16(bf16* dst, const float* src, long n, cudaStream_t st);
 
 // Batched products over arbitrary matrix addresses (device arrays of pointers), one launch for all of them.
 void gemmBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* const* A, int lda,
@@ -53,8 +63,9 @@ void embeddingBackward(float* dwte, float* dwpe, const float* dout, const int32_
                        int N, int d, cudaStream_t st);
 
 // ---- layernorm.cu
+// out16 (optional): the same output rounded to bf16, for the GEMM that consumes it
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
-                      int C, float eps, cudaStream_t st);
+                      int C, float eps, cudaStream_t st, bf16* out16 = nullptr);
 void layernormBackward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
                        const float* mean, const float* rstd, int N, int C, cudaStream_t st);
 
@@ -64,9 +75,18 @@ void linearForward(const Blas& b, float* out, const float* inp, const float* w, 
 void linearBackward(const Blas& b, float* dinp, float* dw, float* db, const float* dout, const float* inp,
                     const float* w, int N, int IC, int OC, bool accumulate, const float* ones);
 void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st);
+// Mixed precision: bf16 input and weight (its shadow copy), fp32 output.
+void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w16, const float* bias, int N, int IC,
+                     int OC);
+// dout (fp32) is rounded once into dout16 (scratch >= N*OC); dinp = dout16 w16 (fp32, += with accumulate),
+// dw += dout16^T inp16 (fp32), db += column sums of dout (fp32 adds, not rounded).
+void linearBackward16(const Blas& b, float* dinp, float* dw, float* db, const float* dout, bf16* dout16,
+                      const bf16* inp16, const bf16* w16, int N, int IC, int OC, bool accumulate);
+// db[c] += sum_n dout[n][c] in fp32
+void biasGradient(float* db, const float* dout, int N, int OC, cudaStream_t st);
 
 // ---- gelu_mlp.cu
-void geluForward(float* out, const float* inp, long n, cudaStream_t st);
+void geluForward(float* out, const float* inp, long n, cudaStream_t st, bf16* out16 = nullptr);
 void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st);
 
 // ---- attention.cu: causal multi-head attention on packed [q|k|v] rows, a chunk of sequences at a time on batched
@@ -127,12 +147,17 @@ struct HeadArgs {
   float* dx;               // null: forward only
   float* dwte;
   float dscale;            // gradScale / counted targets
+  // Mixed precision (all three set, or none): x and wte in bf16, and a bf16 copy of each chunk's dlogits.
+  const bf16* x16 = nullptr;    // [N][d]
+  const bf16* wte16 = nullptr;  // [V][d]
+  bf16* scratch16 = nullptr;    // >= chunk*V
 };
 void headForwardBackward(const Blas& b, const HeadArgs& a);
 
 // ---- adamw.cu
+// p16 (optional): the bf16 shadow of p, refreshed with the new values
 void adamw(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2, float eps, float wd,
-           float c1, float c2, cudaStream_t st);
+           float c1, float c2, cudaStream_t st, bf16* p16 = nullptr);
 // Adds sum(x^2) into *acc (device double).
 void sumSquares(double* acc, const float* x, long n, cudaStream_t st);
 void scale(float* x, long n, float s, cudaStream_t st);

@@ -29,4 +29,44 @@ void linearBackward(const Blas& b, float* dinp, float* dw, float* db, const floa
   if (db) gemm(b, false, false, 1, OC, N, 1.0f, ones, N, dout, OC, 1.0f, db, OC);
 }
 
+void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w16, const float* bias, int N, int IC,
+                     int OC) {
+  gemm16(b, false, true, N, OC, IC, 1.0f, inp16, IC, w16, IC, 0.0f, out, OC);
+  if (bias) addBias(out, bias, N, OC, b.stream);
+}
+
+// 32 columns per block (one coalesced 128-byte row segment per warp), 8 row lanes over a slice of kBiasRows
+// rows; one atomic add per column and block.
+constexpr int kBiasRows = 256;
+__global__ void biasGradKernel(float* db, const float* dout, int N, int OC) {
+  __shared__ float part[8][33];
+  const int c = blockIdx.x * 32 + threadIdx.x;
+  const int r0 = blockIdx.y * kBiasRows, r1 = min(N, r0 + kBiasRows);
+  float s = 0.0f;
+  if (c < OC)
+    for (int r = r0 + threadIdx.y; r < r1; r += 8) s += dout[(long)r * OC + c];
+  part[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < OC) {
+    float t = 0.0f;
+    for (int y = 0; y < 8; y++) t += part[y][threadIdx.x];
+    atomicAdd(&db[c], t);
+  }
+}
+
+void biasGradient(float* db, const float* dout, int N, int OC, cudaStream_t st) {
+  if (N <= 0 || OC <= 0) return;
+  const dim3 grid((OC + 31) / 32, (N + kBiasRows - 1) / kBiasRows), block(32, 8);
+  biasGradKernel<<<grid, block, 0, st>>>(db, dout, N, OC);
+  BP_LAUNCHED();
+}
+
+void linearBackward16(const Blas& b, float* dinp, float* dw, float* db, const float* dout, bf16* dout16,
+                      const bf16* inp16, const bf16* w16, int N, int IC, int OC, bool accumulate) {
+  toBf16(dout16, dout, (long)N * OC, b.stream);
+  if (dinp) gemm16(b, false, false, N, IC, OC, 1.0f, dout16, OC, w16, IC, accumulate ? 1.0f : 0.0f, dinp, IC);
+  gemm16(b, true, false, OC, IC, N, 1.0f, dout16, OC, inp16, IC, 1.0f, dw, IC);
+  if (db) biasGradient(db, dout, N, OC, b.stream);
+}
+
 }  // namespace bp::cuda

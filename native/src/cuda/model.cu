@@ -29,7 +29,7 @@ static float attnScale(const Config& c, int l) {
 }
 
 DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors, int dev, Precision prec)
-    : cfg(c), device(dev) {
+    : cfg(c), device(dev), mixed(prec == Precision::BF16) {
   BP_CUDA(cudaSetDevice(device));
   BP_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   if (cublasCreate(&blas.handle) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLAS: cannot create a handle on device " + std::to_string(dev));
@@ -73,6 +73,10 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
   grads.resize(numParams);
   BP_CUDA(cudaMemsetAsync(params.p, 0, sizeof(float) * numParams, stream));
   BP_CUDA(cudaMemsetAsync(grads.p, 0, sizeof(float) * numParams, stream));
+  if (mixed) {
+    params16.resize(numParams);
+    refreshShadow();
+  }
   normAcc.resize(1);
 }
 
@@ -137,6 +141,36 @@ void DeviceModel::ensureActivations(int B, int T) {
     *p = arena.p + off;
     off += n;
   }
+  // bf16 twins of the GEMM inputs (mixed mode): null pointers otherwise
+  long total16 = 0;
+  std::vector<std::pair<bf16**, long>> plan16;
+  auto take16 = [&](bf16** p, long n) {
+    *p = nullptr;
+    if (!mixed) return;
+    n = (n + 127) / 128 * 128;  // 256-byte alignment
+    plan16.push_back({p, n});
+    total16 += n;
+  };
+  for (auto& L : a.layer) {
+    take16(&L.ln1h, N * d); take16(&L.attyh, N * d); take16(&L.ln2h, N * d); take16(&L.fchgh, N * 4 * d);
+  }
+  take16(&a.lnfh, N * d);
+  take16(&a.g16, N * std::max({big, big2, 3 * d}));
+  take16(&a.headScratch16, (long)headChunk * cfg.vocab);
+  if (bp) {
+    take16(&a.outh, N * d); take16(&a.h1h, N * d); take16(&a.fagh, N * h); take16(&a.h2h, N * d); take16(&a.fbgh, N * h);
+  } else {
+    a.outh = a.h1h = a.fagh = a.h2h = a.fbgh = nullptr;
+  }
+  arena16.release();
+  if (mixed) {
+    arena16.resize(total16);
+    long off16 = 0;
+    for (auto& [p, n] : plan16) {
+      *p = arena16.p + off16;
+      off16 += n;
+    }
+  }
   ptrs.release();
   ptrs.resize((size_t)10 * std::max(attnSeqs * H, (long)ctxSeqs * k));
   dTokens.resize(N);
@@ -189,25 +223,27 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     const LayerOff& W = layers[l];
     LayerActs& A = a.layer[l];
     const uint32_t s0 = kLayerBase + 4 * l;
-    layernormForward(A.ln1, A.ln1m, A.ln1r, x, P(W.ln1w), P(W.ln1b), N, d, cfg.lnEps, stream);
-    linearForward(blas, A.qkv, A.ln1, P(W.qkvw), P(W.qkvb), N, d, 3 * d);
+    layernormForward(A.ln1, A.ln1m, A.ln1r, x, P(W.ln1w), P(W.ln1b), N, d, cfg.lnEps, stream, A.ln1h);
+    linear(A.qkv, A.ln1, A.ln1h, W.qkvw, W.qkvb, N, d, 3 * d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
     attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), attnWork());
-    linearForward(blas, a.branch, A.atty, P(W.projw), P(W.projb), N, d, d);
+    if (mixed) toBf16(A.attyh, A.atty, (long)N * d, stream);
+    linear(a.branch, A.atty, A.attyh, W.projw, W.projb, N, d, d);
     residualDropoutForward(A.res2, x, a.branch, (long)N * d, site(train, p, r.rngSeed, s0 + 1), stream);
-    layernormForward(A.ln2, A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps, stream);
-    linearForward(blas, A.fch, A.ln2, P(W.fcw), P(W.fcb), N, d, 4 * d);
-    geluForward(A.fchg, A.fch, (long)N * 4 * d, stream);
-    linearForward(blas, a.branch, A.fchg, P(W.fcprojw), P(W.fcprojb), N, 4 * d, d);
+    layernormForward(A.ln2, A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps, stream, A.ln2h);
+    linear(A.fch, A.ln2, A.ln2h, W.fcw, W.fcb, N, d, 4 * d);
+    geluForward(A.fchg, A.fch, (long)N * 4 * d, stream, A.fchgh);
+    linear(a.branch, A.fchg, A.fchgh, W.fcprojw, W.fcprojb, N, 4 * d, d);
     residualDropoutForward(A.res3, A.res2, a.branch, (long)N * d, site(train, p, r.rngSeed, s0 + 2), stream);
     x = A.res3;
   }
-  layernormForward(a.lnf, a.lnfm, a.lnfr, x, P(lnfw), P(lnfb), N, d, cfg.lnEps, stream);
+  layernormForward(a.lnf, a.lnfm, a.lnfr, x, P(lnfw), P(lnfb), N, d, cfg.lnEps, stream, a.lnfh);
   const float* feats = a.lnf;
+  const bf16* feats16 = a.lnfh;
   if (cfg.arch == Arch::Backpack) {
     checkCancel(r.cancel);
     senseForward(dTokens.p, N, train, r.rngSeed, p, iv);
-    linearForward(blas, a.qk, a.lnf, P(aw), P(ab), N, d, 2 * d);
+    linear(a.qk, a.lnf, a.lnfh, aw, ab, N, d, 2 * d);
     CtxShape sh{B, T, d, cfg.senses};
     const float* senses = a.senses;
     if (iv && iv->hasScale) {
@@ -217,6 +253,8 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     backpackForward(blas, a.out, a.alse, a.qk, senses, sh, ctxWork(), iv && iv->hasAlphaEdit ? &iv->edit : nullptr,
                     r.alphaOut);
     feats = a.out;
+    if (mixed) toBf16(a.outh, a.out, (long)N * d, stream);
+    feats16 = a.outh;
   }
   if (r.hiddenOut) {
     BP_CUDA(cudaMemcpyAsync(r.hiddenOut, feats, sizeof(float) * (long)N * d, cudaMemcpyDeviceToHost, stream));
@@ -235,6 +273,11 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
   h.logitsHost = r.logitsOut;
   h.scratch = a.headScratch;
   h.chunk = headChunk;
+  if (mixed) {
+    h.x16 = feats16;
+    h.wte16 = W16(wte);
+    h.scratch16 = a.headScratch16;
+  }
   if (train) {
     h.dx = a.gX;
     h.dwte = G(wte);
@@ -262,7 +305,7 @@ void DeviceModel::backward(const ForwardRequest& r) {
   if (cfg.arch == Arch::Backpack) {
     CtxShape sh{B, T, d, cfg.senses};
     backpackBackward(blas, a.gBig2, a.gBig, a.gX, a.qk, a.senses, a.alse, sh, ctxWork());
-    linearBackward(blas, a.gRes, G(aw), G(ab), a.gBig2, a.lnf, P(aw), N, d, 2 * d, false, ones.p);
+    linearBack(a.gRes, aw, ab, a.gBig2, a.lnf, a.lnfh, N, d, 2 * d);
     checkCancel(r.cancel);
     senseBackward(dTokens.p, N, r.rngSeed, p);
     dlnf = a.gRes;
@@ -278,15 +321,15 @@ void DeviceModel::backward(const ForwardRequest& r) {
     const float* xin = l == 0 ? a.encoded : a.layer[l - 1].res3;
     const uint32_t s0 = kLayerBase + 4 * l;
     dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 2), stream);
-    linearBackward(blas, a.gBig, G(W.fcprojw), G(W.fcprojb), tmp, A.fchg, P(W.fcprojw), N, 4 * d, d, false, ones.p);
+    linearBack(a.gBig, W.fcprojw, W.fcprojb, tmp, A.fchg, A.fchgh, N, 4 * d, d);
     geluBackward(a.gBig, A.fch, a.gBig, (long)N * 4 * d, stream);
-    linearBackward(blas, a.gB, G(W.fcw), G(W.fcb), a.gBig, A.ln2, P(W.fcw), N, d, 4 * d, false, ones.p);
+    linearBack(a.gB, W.fcw, W.fcb, a.gBig, A.ln2, A.ln2h, N, d, 4 * d);
     layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d, stream);
     dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 1), stream);
-    linearBackward(blas, a.gB, G(W.projw), G(W.projb), tmp, A.atty, P(W.projw), N, d, d, false, ones.p);
+    linearBack(a.gB, W.projw, W.projb, tmp, A.atty, A.attyh, N, d, d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
     attentionBackward(blas, a.gBig, a.gB, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork());
-    linearBackward(blas, tmp, G(W.qkvw), G(W.qkvb), a.gBig, A.ln1, P(W.qkvw), N, d, 3 * d, false, ones.p);
+    linearBack(tmp, W.qkvw, W.qkvb, a.gBig, A.ln1, A.ln1h, N, d, 3 * d);
     layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream);
   }
   dropoutForward(dres, Nd, site(true, p, r.rngSeed, kEmbed), stream);
@@ -322,7 +365,29 @@ void DeviceModel::adamwStep(const std::vector<TensorInfo>& tensors, float lr, fl
   const float c2 = 1.0f - (float)std::pow((double)b2, (double)step);
   for (const TensorInfo& t : tensors)
     adamw(params.p + t.offset, grads.p + t.offset, m.p + t.offset, v.p + t.offset, t.size, lr, b1, b2, eps,
-          t.decay ? wd : 0.0f, c1, c2, stream);
+          t.decay ? wd : 0.0f, c1, c2, stream, mixed ? params16.p + t.offset : nullptr);
+}
+
+void DeviceModel::refreshShadow() {
+  if (!mixed) return;
+  BP_CUDA(cudaSetDevice(device));
+  toBf16(params16.p, params.p, numParams, stream);
+}
+
+void DeviceModel::linear(float* out, const float* inp, const bf16* inp16, long w, long b, int N, int IC, int OC) {
+  if (mixed)
+    linearForward16(blas, out, inp16, W16(w), P(b), N, IC, OC);
+  else
+    linearForward(blas, out, inp, P(w), P(b), N, IC, OC);
+}
+
+// dinp (if any) is overwritten; the weight and bias gradients accumulate.
+void DeviceModel::linearBack(float* dinp, long w, long b, const float* dout, const float* inp, const bf16* inp16, int N,
+                             int IC, int OC) {
+  if (mixed)
+    linearBackward16(blas, dinp, G(w), G(b), dout, a.g16, inp16, W16(w), N, IC, OC, false);
+  else
+    linearBackward(blas, dinp, G(w), G(b), dout, inp, P(w), N, IC, OC, false, ones.p);
 }
 
 }  // namespace bp::cuda

@@ -34,15 +34,15 @@ void DeviceModel::senseForward(const int32_t* tok, int N, bool train, uint32_t s
   dropoutForward(a.r0, Nd, senseSite(train, p, seed, 10), stream);
   layernormForward(a.h0, a.h0m, a.h0r, a.r0, P(sense.ln0w), P(sense.ln0b), N, d, cfg.lnEps, stream);
   residualDropoutForward(a.r1, a.r0, a.h0, Nd, senseSite(train, p, seed, 11), stream);
-  layernormForward(a.h1, a.h1m, a.h1r, a.r1, P(sense.ln1w), P(sense.ln1b), N, d, cfg.lnEps, stream);
-  linearForward(blas, a.fa, a.h1, P(sense.faw), P(sense.fab), N, d, h);
-  geluForward(a.fag, a.fa, (long)N * h, stream);
-  linearForward(blas, a.branch, a.fag, P(sense.fapw), P(sense.fapb), N, h, d);
+  layernormForward(a.h1, a.h1m, a.h1r, a.r1, P(sense.ln1w), P(sense.ln1b), N, d, cfg.lnEps, stream, a.h1h);
+  linear(a.fa, a.h1, a.h1h, sense.faw, sense.fab, N, d, h);
+  geluForward(a.fag, a.fa, (long)N * h, stream, a.fagh);
+  linear(a.branch, a.fag, a.fagh, sense.fapw, sense.fapb, N, h, d);
   residualDropoutForward(a.r2, a.r1, a.branch, Nd, senseSite(train, p, seed, 12), stream);
-  layernormForward(a.h2, a.h2m, a.h2r, a.r2, P(sense.ln2w), P(sense.ln2b), N, d, cfg.lnEps, stream);
-  linearForward(blas, a.fb, a.h2, P(sense.fbw), P(sense.fbb), N, d, h);
-  geluForward(a.fbg, a.fb, (long)N * h, stream);
-  linearForward(blas, a.senses, a.fbg, P(sense.fbpw), P(sense.fbpb), N, h, (int)kd);
+  layernormForward(a.h2, a.h2m, a.h2r, a.r2, P(sense.ln2w), P(sense.ln2b), N, d, cfg.lnEps, stream, a.h2h);
+  linear(a.fb, a.h2, a.h2h, sense.fbw, sense.fbb, N, d, h);
+  geluForward(a.fbg, a.fb, (long)N * h, stream, a.fbgh);
+  linear(a.senses, a.fbg, a.fbgh, sense.fbpw, sense.fbpb, N, h, (int)kd);
   if (iv && iv->replaceCount > 0) {
     replaceSensesKernel<<<N, 256, 0, stream>>>(a.senses, tok, iv->replaceIds.p, iv->replaceVectors.p, iv->replaceCount,
                                                kd);
@@ -54,15 +54,15 @@ void DeviceModel::senseForward(const int32_t* tok, int N, bool train, uint32_t s
 void DeviceModel::senseBackward(const int32_t* tok, int N, uint32_t seed, float p) {
   const int d = cfg.d, h = cfg.senseHidden, k = cfg.senses;
   const long Nd = (long)N * d;
-  linearBackward(blas, a.gBig2, G(sense.fbpw), G(sense.fbpb), a.gBig, a.fbg, P(sense.fbpw), N, h, k * d, false, ones.p);
+  linearBack(a.gBig2, sense.fbpw, sense.fbpb, a.gBig, a.fbg, a.fbgh, N, h, k * d);
   geluBackward(a.gBig2, a.fb, a.gBig2, (long)N * h, stream);
-  linearBackward(blas, a.gA, G(sense.fbw), G(sense.fbb), a.gBig2, a.h2, P(sense.fbw), N, d, h, false, ones.p);
+  linearBack(a.gA, sense.fbw, sense.fbb, a.gBig2, a.h2, a.h2h, N, d, h);
   BP_CUDA(cudaMemsetAsync(a.gB, 0, sizeof(float) * Nd, stream));
   layernormBackward(a.gB, G(sense.ln2w), G(sense.ln2b), a.gA, a.r2, P(sense.ln2w), a.h2m, a.h2r, N, d, stream);
   dropoutCopy(a.gA, a.gB, Nd, senseSite(true, p, seed, 12), stream);
-  linearBackward(blas, a.gBig2, G(sense.fapw), G(sense.fapb), a.gA, a.fag, P(sense.fapw), N, h, d, false, ones.p);
+  linearBack(a.gBig2, sense.fapw, sense.fapb, a.gA, a.fag, a.fagh, N, h, d);
   geluBackward(a.gBig2, a.fa, a.gBig2, (long)N * h, stream);
-  linearBackward(blas, a.gA, G(sense.faw), G(sense.fab), a.gBig2, a.h1, P(sense.faw), N, d, h, false, ones.p);
+  linearBack(a.gA, sense.faw, sense.fab, a.gBig2, a.h1, a.h1h, N, d, h);
   layernormBackward(a.gB, G(sense.ln1w), G(sense.ln1b), a.gA, a.r1, P(sense.ln1w), a.h1m, a.h1r, N, d, stream);
   dropoutCopy(a.gA, a.gB, Nd, senseSite(true, p, seed, 11), stream);
   layernormBackward(a.gB, G(sense.ln0w), G(sense.ln0b), a.gA, a.r0, P(sense.ln0w), a.h0m, a.h0r, N, d, stream);

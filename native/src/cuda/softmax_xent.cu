@@ -16,7 +16,9 @@ __device__ float blockReduce(float v, bool isMax, float* sh) {
   return r;
 }
 
-__global__ void xentKernel(float* L, const int32_t* targets, float* loss, int V, bool backward, float dscale) {
+// L16 (optional, training): dlogits go to L16 in bf16 instead of L (the bf16 dx/dwte GEMMs read only L16).
+__global__ void xentKernel(float* L, const int32_t* targets, float* loss, int V, bool backward, float dscale,
+                           bf16* L16) {
   __shared__ float sh[32];
   const int r = blockIdx.x;
   float* row = L + (long)r * V;
@@ -33,8 +35,14 @@ __global__ void xentKernel(float* L, const int32_t* targets, float* loss, int V,
   __syncthreads();
   if (!backward) return;
   const float inv = 1.0f / sum;
-  for (int j = threadIdx.x; j < V; j += blockDim.x)
-    row[j] = t < 0 ? 0.0f : (__expf(row[j] - mx) * inv - (j == t ? 1.0f : 0.0f)) * dscale;
+  bf16* row16 = L16 ? L16 + (long)r * V : nullptr;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) {
+    const float g = t < 0 ? 0.0f : (__expf(row[j] - mx) * inv - (j == t ? 1.0f : 0.0f)) * dscale;
+    if (row16)
+      row16[j] = __float2bfloat16_rn(g);
+    else
+      row[j] = g;
+  }
 }
 
 void headForwardBackward(const Blas& b, const HeadArgs& a) {
@@ -42,16 +50,24 @@ void headForwardBackward(const Blas& b, const HeadArgs& a) {
   for (int r0 = 0; r0 < N; r0 += a.chunk) {
     const int n = std::min(a.chunk, N - r0);
     float* L = a.scratch;
-    gemm(b, false, true, n, V, d, 1.0f, a.x + (long)r0 * d, d, a.wte, d, 0.0f, L, V);
+    const bool mixed = a.x16 != nullptr;
+    if (mixed)
+      gemm16(b, false, true, n, V, d, 1.0f, a.x16 + (long)r0 * d, d, a.wte16, d, 0.0f, L, V);
+    else
+      gemm(b, false, true, n, V, d, 1.0f, a.x + (long)r0 * d, d, a.wte, d, 0.0f, L, V);
     if (a.logitsHost) {
       BP_CUDA(cudaMemcpyAsync(a.logitsHost + (long)r0 * V, L, sizeof(float) * (long)n * V, cudaMemcpyDeviceToHost,
                               b.stream));
       BP_CUDA(cudaStreamSynchronize(b.stream));
     }
     if (!a.targets) continue;
-    xentKernel<<<n, 512, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale);
+    bf16* L16 = mixed && a.dx ? a.scratch16 : nullptr;
+    xentKernel<<<n, 512, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale, L16);
     BP_LAUNCHED();
-    if (a.dx) {
+    if (a.dx && mixed) {
+      gemm16(b, false, false, n, d, V, 1.0f, L16, V, a.wte16, d, 0.0f, a.dx + (long)r0 * d, d);
+      gemm16(b, true, false, V, d, n, 1.0f, L16, V, a.x16 + (long)r0 * d, d, 1.0f, a.dwte, d);
+    } else if (a.dx) {
       gemm(b, false, false, n, d, V, 1.0f, L, V, a.wte, d, 0.0f, a.dx + (long)r0 * d, d);
       gemm(b, true, false, V, d, n, 1.0f, L, V, a.x + (long)r0 * d, d, 1.0f, a.dwte, d);
     }
