@@ -105,7 +105,8 @@ class DeviceModel {
   float* G(long off) { return grads.p + off; }
   const bf16* W16(long off) const { return params16.p + off; }
   // Linear layers by parameter offsets: bf16 tensor cores in mixed mode (inp16 = the bf16 twin of inp),
-  // the configured fp32/TF32 GEMMs otherwise.
+  // the configured fp32/TF32 GEMMs otherwise. b = kBiasLater: the consumer kernel adds the bias (fused).
+  static constexpr long kBiasLater = -1;
   void linear(float* out, const float* inp, const bf16* inp16, long w, long b, int N, int IC, int OC);
   void linearBack(float* dinp, long w, long b, const float* dout, const float* inp, const bf16* inp16, int N, int IC,
                   int OC);

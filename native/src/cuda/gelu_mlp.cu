@@ -5,10 +5,15 @@ namespace bp::cuda {
 
 constexpr float kGeluScale = 0.7978845608028654f;
 
-__global__ void geluKernel(float* out, const float* inp, long n, bf16* out16) {
+// bias (optional): x = inp + bias[i % OC] is written back to inp first.
+__global__ void geluKernel(float* out, float* inp, long n, bf16* out16, const float* bias, int OC) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   float x = inp[i];
+  if (bias) {
+    x += bias[i % OC];
+    inp[i] = x;
+  }
   const float y = 0.5f * x * (1.0f + tanhf(kGeluScale * (x + 0.044715f * x * x * x)));
   out[i] = y;
   if (out16) out16[i] = __float2bfloat16_rn(y);
@@ -26,7 +31,13 @@ __global__ void geluBackKernel(float* dinp, const float* inp, const float* dout,
 
 void geluForward(float* out, const float* inp, long n, cudaStream_t st, bf16* out16) {
   if (n <= 0) return;
-  geluKernel<<<blocksFor(n, 256), 256, 0, st>>>(out, inp, n, out16);
+  geluKernel<<<blocksFor(n, 256), 256, 0, st>>>(out, const_cast<float*>(inp), n, out16, nullptr, 1);
+  BP_LAUNCHED();
+}
+
+void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, cudaStream_t st, bf16* out16) {
+  if (n <= 0) return;
+  geluKernel<<<blocksFor(n, 256), 256, 0, st>>>(out, pre, n, out16, bias, OC);
   BP_LAUNCHED();
 }
 

@@ -48,6 +48,10 @@ struct Site {  // a dropout site (see ../layers/layers.h DropoutSite)
 // ---- dropout.cu
 void dropoutForward(float* x, long n, Site s, cudaStream_t st);
 void residualDropoutForward(float* out, const float* base, const float* branch, long n, Site s, cudaStream_t st);
+// The same with the bias of the linear layer that produced branch (rows of OC) added on the way:
+// out = base + drop(branch + bias). Saves the separate bias pass over branch.
+void biasResidualDropoutForward(float* out, const float* base, const float* branch, const float* bias, int OC, long n,
+                                Site s, cudaStream_t st);
 // dst = src * mask (dst may equal src)
 void dropoutCopy(float* dst, const float* src, long n, Site s, cudaStream_t st);
 
@@ -87,6 +91,8 @@ void biasGradient(float* db, const float* dout, int N, int OC, cudaStream_t st);
 
 // ---- gelu_mlp.cu
 void geluForward(float* out, const float* inp, long n, cudaStream_t st, bf16* out16 = nullptr);
+// pre += bias (rows of OC; pre is kept for the backward pass), then out = gelu(pre): the fc layer's bias add fused.
+void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, cudaStream_t st, bf16* out16 = nullptr);
 void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st);
 
 // ---- attention.cu: causal multi-head attention on packed [q|k|v] rows, a chunk of sequences at a time on batched

@@ -228,13 +228,15 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
     attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), attnWork());
     if (mixed) toBf16(A.attyh, A.atty, (long)N * d, stream);
-    linear(a.branch, A.atty, A.attyh, W.projw, W.projb, N, d, d);
-    residualDropoutForward(A.res2, x, a.branch, (long)N * d, site(train, p, r.rngSeed, s0 + 1), stream);
+    linear(a.branch, A.atty, A.attyh, W.projw, kBiasLater, N, d, d);
+    biasResidualDropoutForward(A.res2, x, a.branch, P(W.projb), d, (long)N * d, site(train, p, r.rngSeed, s0 + 1),
+                               stream);
     layernormForward(A.ln2, A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps, stream, A.ln2h);
-    linear(A.fch, A.ln2, A.ln2h, W.fcw, W.fcb, N, d, 4 * d);
-    geluForward(A.fchg, A.fch, (long)N * 4 * d, stream, A.fchgh);
-    linear(a.branch, A.fchg, A.fchgh, W.fcprojw, W.fcprojb, N, 4 * d, d);
-    residualDropoutForward(A.res3, A.res2, a.branch, (long)N * d, site(train, p, r.rngSeed, s0 + 2), stream);
+    linear(A.fch, A.ln2, A.ln2h, W.fcw, kBiasLater, N, d, 4 * d);
+    biasGeluForward(A.fchg, A.fch, P(W.fcb), 4 * d, (long)N * 4 * d, stream, A.fchgh);
+    linear(a.branch, A.fchg, A.fchgh, W.fcprojw, kBiasLater, N, 4 * d, d);
+    biasResidualDropoutForward(A.res3, A.res2, a.branch, P(W.fcprojb), d, (long)N * d,
+                               site(train, p, r.rngSeed, s0 + 2), stream);
     x = A.res3;
   }
   layernormForward(a.lnf, a.lnfm, a.lnfr, x, P(lnfw), P(lnfb), N, d, cfg.lnEps, stream, a.lnfh);
@@ -375,10 +377,11 @@ void DeviceModel::refreshShadow() {
 }
 
 void DeviceModel::linear(float* out, const float* inp, const bf16* inp16, long w, long b, int N, int IC, int OC) {
+  const float* bias = b == kBiasLater ? nullptr : P(b);
   if (mixed)
-    linearForward16(blas, out, inp16, W16(w), P(b), N, IC, OC);
+    linearForward16(blas, out, inp16, W16(w), bias, N, IC, OC);
   else
-    linearForward(blas, out, inp, P(w), P(b), N, IC, OC);
+    linearForward(blas, out, inp, P(w), bias, N, IC, OC);
 }
 
 // dinp (if any) is overwritten; the weight and bias gradients accumulate.
