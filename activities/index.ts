@@ -10,6 +10,7 @@ import { reportActivities } from './report';
 import { importActivities } from './import';
 import { trainActivities } from './train';
 import { controlActivities } from './control';
+import { timingActivities } from './timing';
 
 export const ALL_ACTIVITIES: AnyActivity[] = [
   ...builtinActivities,
@@ -19,6 +20,7 @@ export const ALL_ACTIVITIES: AnyActivity[] = [
   ...importActivities,
   ...trainActivities,
   ...controlActivities,
+  ...timingActivities,
 ];
 
 export type ActivityRegistry = Map<string, AnyActivity>;
