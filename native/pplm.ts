@@ -16,6 +16,7 @@ interface RawPplmSession {
   lengths(): { clean: number; past: number };
   cleanStep(tokens: Int32Array): Promise<Float32Array>;
   perturbedStep(tokens: Int32Array, delta: Float32Array | null, positions: number, commit: boolean): Promise<Float32Array>;
+  jointStep(tokens: Int32Array, commitPast: boolean): Promise<Float32Array>;
   backward(dLogits: Float32Array, positions: number): Promise<Float32Array>;
 }
 
@@ -82,6 +83,17 @@ export class PplmSession {
       throw new Error(`pplm: delta holds ${delta.length} values, expected rows*layers*2*${positions}*d = ${this.deltaSize(positions)}`);
     }
     return this.model.exclusive(() => this.raw.perturbedStep(tokens, delta, positions, commit));
+  }
+
+  /**
+   * cleanStep and an undisturbed perturbedStep(tokens, null, 0, commitPast) in one pass over the weights (both
+   * caches must have the same length). Logits [rows][V] of each.
+   */
+  async jointStep(tokens: Int32Array, commitPast: boolean): Promise<{ past: Float32Array; clean: Float32Array }> {
+    this.checkTokens(tokens);
+    const both = await this.model.exclusive(() => this.raw.jointStep(tokens, commitPast));
+    const n = this.rows * this.vocabSize;
+    return { past: both.subarray(0, n), clean: both.subarray(n) };
   }
 
   /** dLoss/dDelta over the first `positions` cached positions of the last perturbed step, given dLoss/dLogits [rows][V]. */

@@ -173,6 +173,29 @@ describe('native PPLM session', () => {
     for (let v = 0; v < V; v++) expect(clean[v]).toBeCloseTo(refClean[v], 4);
   });
 
+  it('a joint step equals the clean step plus the undisturbed perturbed step, and its trace serves backward', async () => {
+    const apart = await PplmSession.open(model, 2, 16);
+    const joint = await PplmSession.open(model, 2, 16);
+    const rows = [[44, 3, 17, 9], [44, 30, 2, 8]];
+    for (let i = 0; i < 4; i++) {
+      const tokens = Int32Array.from(rows.map((r) => r[i]));
+      const clean = await apart.cleanStep(tokens);
+      const past = await apart.perturbedStep(tokens, null, 0, i < 3);
+      const both = await joint.jointStep(tokens, i < 3);
+      for (let k = 0; k < 2 * V; k++) {
+        expect(both.clean[k]).toBeCloseTo(clean[k], 5);
+        expect(both.past[k]).toBeCloseTo(past[k], 5);
+      }
+    }
+    expect(joint.lengths()).toEqual({ clean: 4, past: 3 });
+    const dLogits = new Float32Array(2 * V).map((_, i) => Math.sin(i));
+    const a = await apart.backward(dLogits, 3);
+    const b = await joint.backward(dLogits, 3);
+    expect(b.length).toBe(2 * L * 2 * 3 * D);
+    for (let k = 0; k < a.length; k++) expect(b[k]).toBeCloseTo(a[k], 5);
+    await expect(joint.jointStep(Int32Array.of(1, 1), false)).rejects.toThrow(/same length/);
+  });
+
   it('rows are independent sequences decoded in lockstep', async () => {
     const one = await PplmSession.open(model, 1, 8);
     const three = await PplmSession.open(model, 3, 8);

@@ -42,18 +42,20 @@ export async function pplmSamplesNative(session: PplmSession, eosId: number, opt
   for (let i = 0; i < options.length; i++) {
     if (signal) throwIfAborted(signal);
     const last = Int32Array.from(samples, (s) => s.tokens[s.tokens.length - 1]);
-    const cleanLogits = await session.cleanStep(last);
-    const u = rngs.map((_, b) => softmax(cleanLogits.subarray(b * V, (b + 1) * V)));
     const T = session.lengths().past;
-    let delta: Float64Array | null = null;
-    let P = 0;
-    if (perturb && T > 0) {
-      P = perturbedPositions(T, options.window);
-      delta = new Float64Array(session.deltaSize(P));
+    const perturbNow = perturb && T > 0;
+    // One pass gives the unperturbed distribution and the first iteration's (undisturbed) forward; without a
+    // perturbation it also commits the token, so the step costs one pass in all.
+    const joint = await session.jointStep(last, !perturbNow);
+    const u = rngs.map((_, b) => softmax(joint.clean.subarray(b * V, (b + 1) * V)));
+    let logits = joint.past;
+    if (perturbNow) {
+      const P = perturbedPositions(T, options.window);
+      const delta = new Float64Array(session.deltaSize(P));
       const rowSize = Lyr * 2 * P * d;
       const layerSize = 2 * P * d;
       for (let it = 0; it < options.iterations; it++) {
-        const logits = await session.perturbedStep(last, Float32Array.from(delta), P, false);
+        if (it > 0) logits = await session.perturbedStep(last, Float32Array.from(delta), P, false);
         const dLogits = new Float32Array(B * V);
         for (let b = 0; b < B; b++) {
           const { loss, dLogits: g } = pplmLoss(Float64Array.from(logits.subarray(b * V, (b + 1) * V)), u[b], options.bag, options.klScale);
@@ -76,8 +78,8 @@ export async function pplmSamplesNative(session: PplmSession, eosId: number, opt
           }
         }
       }
+      logits = await session.perturbedStep(last, Float32Array.from(delta), P, true);
     }
-    const logits = await session.perturbedStep(last, delta ? Float32Array.from(delta) : null, P, true);
     for (let b = 0; b < B; b++) {
       const p = softmax(logits.subarray(b * V, (b + 1) * V));
       samples[b].tokens.push(sampleIndex(perturb ? fuseWithUnperturbed(p, u[b], options.gmScale) : p, rngs[b]));

@@ -72,6 +72,8 @@ Session::Session(const Model& model, int rows, int capacity)
     c->v.assign(L * B * cap_ * d, 0.0f);
   }
   for (Trace* t : {&cleanTrace_, &pastTrace_}) {
+    // The past trace also records joint steps (past and clean rows together).
+    const long B = t == &pastTrace_ ? 2L * rows : rows;
     t->xin.resize(L * B * d);
     t->xmid.resize(L * B * d);
     t->mean1.resize(L * B);
@@ -85,8 +87,8 @@ Session::Session(const Model& model, int rows, int capacity)
     t->meanf.resize(B);
     t->rstdf.resize(B);
   }
-  for (auto* s : {&x_, &xn_, &atty_, &br_, &dx_, &dxmid_, &dtmp_}) s->resize(B * d);
-  for (auto* s : {&fcg_, &dfc_}) s->resize(B * 4 * d);
+  for (auto* s : {&x_, &xn_, &atty_, &br_, &dx_, &dxmid_, &dtmp_}) s->resize(2 * B * d);
+  for (auto* s : {&fcg_, &dfc_}) s->resize(2 * B * 4 * d);
   dqkv_.resize(B * 3 * d);
   dp_.resize(B * H * cap_);
 }
@@ -112,42 +114,57 @@ void Session::reset() {
 }
 
 void Session::cleanStep(const int32_t* tokens, float* logits) {
-  step(clean_, cleanTrace_, tokens, nullptr, 0, true, logits);
+  step(false, true, false, cleanTrace_, tokens, nullptr, 0, logits);
 }
 
 void Session::perturbedStep(const int32_t* tokens, const float* delta, int P, bool commit, float* logits) {
-  step(past_, pastTrace_, tokens, delta, P, commit, logits);
+  step(true, false, commit, pastTrace_, tokens, delta, P, logits);
 }
 
-void Session::step(Cache& c, Trace& tr, const int32_t* tokens, const float* delta, int P, bool commit,
-                   float* logits) {
+void Session::jointStep(const int32_t* tokens, bool commitPast, float* logits) {
+  check(clean_.len == past_.len, "pplm: a joint step needs the clean and the carried cache at the same length");
+  std::vector<int32_t> twice(tokens, tokens + B_);
+  twice.insert(twice.end(), tokens, tokens + B_);
+  step(true, true, commitPast, pastTrace_, twice.data(), nullptr, 0, logits);
+}
+
+void Session::step(bool usePast, bool useClean, bool commitPast, Trace& tr, const int32_t* tokens,
+                   const float* delta, int P, float* logits) {
   bindWeights();
-  const int B = B_, d = cfg_.d, H = cfg_.nHead, hs = d / H, L = cfg_.nLayer, V = cfg_.vocab, T = c.len;
+  // Virtual rows: [0, B_) read the carried past (when used), the next B_ the clean cache (always committed).
+  const int nPast = usePast ? B_ : 0;
+  const int R = nPast + (useClean ? B_ : 0);
+  const int d = cfg_.d, H = cfg_.nHead, hs = d / H, L = cfg_.nLayer, V = cfg_.vocab;
+  const int T = usePast ? past_.len : clean_.len;
   check(T < cap_, "pplm: the cache is full (" + std::to_string(cap_) + " positions)");
   check(P >= 0 && P <= T, "pplm: a delta over " + std::to_string(P) + " positions, but only " +
                               std::to_string(T) + " are cached");
-  for (int b = 0; b < B; b++)
-    check(tokens[b] >= 0 && tokens[b] < V, "pplm: token id " + std::to_string(tokens[b]) + " outside the vocabulary");
+  for (int r = 0; r < R; r++)
+    check(tokens[r] >= 0 && tokens[r] < V, "pplm: token id " + std::to_string(tokens[r]) + " outside the vocabulary");
+  auto cacheOf = [&](int r) -> Cache& { return r < nPast ? past_ : clean_; };
+  auto rowOf = [&](int r) { return r < nPast ? r : r - nPast; };
+  auto commits = [&](int r) { return r < nPast ? commitPast : true; };
   tr.T = -1;  // invalid until the step completes
-  tr.kwin.resize((long)L * B * P * d);
-  tr.vwin.resize((long)L * B * P * d);
+  tr.rows = R;
+  tr.kwin.resize((long)L * nPast * P * d);
+  tr.vwin.resize((long)L * nPast * P * d);
 
-  std::vector<int32_t> pos(B, T);
-  embeddingForward(x_.data(), tokens, pos.data(), wte_, wpe_, B, d, nullptr);
+  std::vector<int32_t> pos(R, T);
+  embeddingForward(x_.data(), tokens, pos.data(), wte_, wpe_, R, d, nullptr);
   for (int l = 0; l < L; l++) {
     const LayerW& W = lw_[l];
-    const long lb = (long)l * B;
-    std::memcpy(&tr.xin[lb * d], x_.data(), sizeof(float) * B * d);
-    layernormForward(xn_.data(), &tr.mean1[lb], &tr.rstd1[lb], x_.data(), W.ln1w, W.ln1b, B, d, cfg_.lnEps);
-    float* qkv = &tr.qkv[lb * 3 * d];
-    linearForward(qkv, xn_.data(), W.qkvw, W.qkvb, B, d, 3 * d);
-    // Keys/values of the perturbed window: cache + delta.
-    float* kwin = tr.kwin.data() + lb * P * d;
-    float* vwin = tr.vwin.data() + lb * P * d;
-    for (int b = 0; b < B; b++)
+    const long lr = (long)l * R;
+    std::memcpy(&tr.xin[lr * d], x_.data(), sizeof(float) * R * d);
+    layernormForward(xn_.data(), &tr.mean1[lr], &tr.rstd1[lr], x_.data(), W.ln1w, W.ln1b, R, d, cfg_.lnEps);
+    float* qkv = &tr.qkv[lr * 3 * d];
+    linearForward(qkv, xn_.data(), W.qkvw, W.qkvb, R, d, 3 * d);
+    // Keys/values of the perturbed window of the past: cache + delta.
+    float* kwin = tr.kwin.data() + (long)l * nPast * P * d;
+    float* vwin = tr.vwin.data() + (long)l * nPast * P * d;
+    for (int b = 0; b < nPast; b++)
       for (int j = 0; j < P; j++) {
-        const float* kc = &c.k[cacheAt(l, b, j)];
-        const float* vc = &c.v[cacheAt(l, b, j)];
+        const float* kc = &past_.k[cacheAt(l, b, j)];
+        const float* vc = &past_.v[cacheAt(l, b, j)];
         float* kw = kwin + ((long)b * P + j) * d;
         float* vw = vwin + ((long)b * P + j) * d;
         const float* dk = delta ? delta + ((((long)b * L + l) * 2 + 0) * P + j) * d : nullptr;
@@ -159,20 +176,22 @@ void Session::step(Cache& c, Trace& tr, const int32_t* tokens, const float* delt
       }
     const float scale = (float)(1.0 / std::sqrt((double)hs) / (cfg_.scaleByInverseLayer ? l + 1 : 1));
 #pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-      const int b = bh / H, h = bh % H;
-      const float* q = qkv + (long)b * 3 * d + h * hs;
+    for (int rh = 0; rh < R * H; rh++) {
+      const int r = rh / H, h = rh % H, b = rowOf(r);
+      const Cache& c = cacheOf(r);
+      const int Pr = r < nPast ? P : 0;
+      const float* q = qkv + (long)r * 3 * d + h * hs;
       auto key = [&](int j) -> const float* {
-        if (j < P) return kwin + ((long)b * P + j) * d + h * hs;
+        if (j < Pr) return kwin + ((long)b * P + j) * d + h * hs;
         if (j < T) return &c.k[cacheAt(l, b, j) + h * hs];
-        return qkv + (long)b * 3 * d + d + h * hs;
+        return qkv + (long)r * 3 * d + d + h * hs;
       };
       auto value = [&](int j) -> const float* {
-        if (j < P) return vwin + ((long)b * P + j) * d + h * hs;
+        if (j < Pr) return vwin + ((long)b * P + j) * d + h * hs;
         if (j < T) return &c.v[cacheAt(l, b, j) + h * hs];
-        return qkv + (long)b * 3 * d + 2 * d + h * hs;
+        return qkv + (long)r * 3 * d + 2 * d + h * hs;
       };
-      float* s = &tr.probs[((lb + b) * H + h) * cap_];
+      float* s = &tr.probs[((lr + r) * H + h) * cap_];
       float mx = -INFINITY;
       for (int j = 0; j <= T; j++) {
         const float* kj = key(j);
@@ -184,7 +203,7 @@ void Session::step(Cache& c, Trace& tr, const int32_t* tokens, const float* delt
       float z = 0.0f;
       for (int j = 0; j <= T; j++) z += s[j] = std::exp(s[j] - mx);
       const float inv = 1.0f / z;
-      float* o = &atty_[(long)b * d + h * hs];
+      float* o = &atty_[(long)r * d + h * hs];
       std::fill(o, o + hs, 0.0f);
       for (int j = 0; j <= T; j++) {
         s[j] *= inv;
@@ -192,42 +211,46 @@ void Session::step(Cache& c, Trace& tr, const int32_t* tokens, const float* delt
         for (int e = 0; e < hs; e++) o[e] += s[j] * vj[e];
       }
     }
-    linearForward(br_.data(), atty_.data(), W.projw, W.projb, B, d, d);
-    for (long i = 0; i < (long)B * d; i++) x_[i] += br_[i];
-    std::memcpy(&tr.xmid[lb * d], x_.data(), sizeof(float) * B * d);
-    layernormForward(xn_.data(), &tr.mean2[lb], &tr.rstd2[lb], x_.data(), W.ln2w, W.ln2b, B, d, cfg_.lnEps);
-    float* fch = &tr.fch[lb * 4 * d];
-    linearForward(fch, xn_.data(), W.fcw, W.fcb, B, d, 4 * d);
-    geluForward(fcg_.data(), fch, (long)B * 4 * d);
-    linearForward(br_.data(), fcg_.data(), W.fcprojw, W.fcprojb, B, 4 * d, d);
-    for (long i = 0; i < (long)B * d; i++) x_[i] += br_[i];
-    if (commit) {
-      for (int b = 0; b < B; b++) {
-        for (int j = 0; j < P; j++) {
-          std::memcpy(&c.k[cacheAt(l, b, j)], kwin + ((long)b * P + j) * d, sizeof(float) * d);
-          std::memcpy(&c.v[cacheAt(l, b, j)], vwin + ((long)b * P + j) * d, sizeof(float) * d);
-        }
-        std::memcpy(&c.k[cacheAt(l, b, T)], qkv + (long)b * 3 * d + d, sizeof(float) * d);
-        std::memcpy(&c.v[cacheAt(l, b, T)], qkv + (long)b * 3 * d + 2 * d, sizeof(float) * d);
+    linearForward(br_.data(), atty_.data(), W.projw, W.projb, R, d, d);
+    for (long i = 0; i < (long)R * d; i++) x_[i] += br_[i];
+    std::memcpy(&tr.xmid[lr * d], x_.data(), sizeof(float) * R * d);
+    layernormForward(xn_.data(), &tr.mean2[lr], &tr.rstd2[lr], x_.data(), W.ln2w, W.ln2b, R, d, cfg_.lnEps);
+    float* fch = &tr.fch[lr * 4 * d];
+    linearForward(fch, xn_.data(), W.fcw, W.fcb, R, d, 4 * d);
+    geluForward(fcg_.data(), fch, (long)R * 4 * d);
+    linearForward(br_.data(), fcg_.data(), W.fcprojw, W.fcprojb, R, 4 * d, d);
+    for (long i = 0; i < (long)R * d; i++) x_[i] += br_[i];
+    for (int r = 0; r < R; r++) {
+      if (!commits(r)) continue;
+      Cache& c = cacheOf(r);
+      const int b = rowOf(r);
+      for (int j = 0; j < (r < nPast ? P : 0); j++) {
+        std::memcpy(&c.k[cacheAt(l, b, j)], kwin + ((long)b * P + j) * d, sizeof(float) * d);
+        std::memcpy(&c.v[cacheAt(l, b, j)], vwin + ((long)b * P + j) * d, sizeof(float) * d);
       }
+      std::memcpy(&c.k[cacheAt(l, b, T)], qkv + (long)r * 3 * d + d, sizeof(float) * d);
+      std::memcpy(&c.v[cacheAt(l, b, T)], qkv + (long)r * 3 * d + 2 * d, sizeof(float) * d);
     }
   }
-  std::memcpy(tr.xf.data(), x_.data(), sizeof(float) * B * d);
-  layernormForward(xn_.data(), tr.meanf.data(), tr.rstdf.data(), x_.data(), lnfw_, lnfb_, B, d, cfg_.lnEps);
-  gemm(false, true, B, V, d, 1.0f, xn_.data(), d, wte_, d, 0.0f, logits, V);
-  if (commit) c.len++;
+  std::memcpy(tr.xf.data(), x_.data(), sizeof(float) * R * d);
+  layernormForward(xn_.data(), tr.meanf.data(), tr.rstdf.data(), x_.data(), lnfw_, lnfb_, R, d, cfg_.lnEps);
+  gemm(false, true, R, V, d, 1.0f, xn_.data(), d, wte_, d, 0.0f, logits, V);
+  if (useClean) clean_.len++;
+  if (usePast && commitPast) past_.len++;
   tr.T = T;
   tr.P = P;
+  tr.hasPast = usePast;
 }
 
 void Session::backward(const float* dLogits, int P, float* dDelta) {
   const Trace& tr = pastTrace_;
-  check(tr.T >= 0, "pplm: backward needs a perturbed step first");
+  check(tr.T >= 0 && tr.hasPast, "pplm: backward needs a perturbed step first");
   check(P >= 0 && P <= tr.T, "pplm: gradient over " + std::to_string(P) + " positions, but the step attended to " +
                                  std::to_string(tr.T));
   bindWeights();
-  const int B = B_, d = cfg_.d, H = cfg_.nHead, hs = d / H, L = cfg_.nLayer, V = cfg_.vocab, T = tr.T,
-            Pw = tr.P;
+  // The past rows are the trace's first B_ rows (a joint step recorded the clean rows after them).
+  const int B = B_, R = tr.rows, d = cfg_.d, H = cfg_.nHead, hs = d / H, L = cfg_.nLayer, V = cfg_.vocab,
+            T = tr.T, Pw = tr.P;
   const Cache& c = past_;
   // After a commit the cache already holds the window's perturbed keys and the step's own keys at T; either
   // way the keys the step saw are: window buffer (j < Pw), cache (Pw <= j < T), this step's qkv (j == T).
@@ -236,7 +259,7 @@ void Session::backward(const float* dLogits, int P, float* dDelta) {
   layernormInputBackward(dx_.data(), dtmp_.data(), tr.xf.data(), lnfw_, tr.meanf.data(), tr.rstdf.data(), B, d);
   for (int l = L - 1; l >= 0; l--) {
     const LayerW& W = lw_[l];
-    const long lb = (long)l * B;
+    const long lb = (long)l * R;
     // MLP block: x_out = xmid + proj(gelu(fc(ln2(xmid))))
     linearInputBackward(fcg_.data(), dx_.data(), W.fcprojw, B, 4 * d, d);
     geluBackward(dfc_.data(), &tr.fch[lb * 4 * d], fcg_.data(), (long)B * 4 * d);
@@ -246,8 +269,8 @@ void Session::backward(const float* dLogits, int P, float* dDelta) {
     // Attention block: xmid = xin + proj(attention(q, keys, values))
     linearInputBackward(atty_.data(), dxmid_.data(), W.projw, B, d, d);
     const float* qkv = &tr.qkv[lb * 3 * d];
-    const float* kwin = tr.kwin.data() + lb * Pw * d;
-    const float* vwin = tr.vwin.data() + lb * Pw * d;
+    const float* kwin = tr.kwin.data() + (long)l * B * Pw * d;
+    const float* vwin = tr.vwin.data() + (long)l * B * Pw * d;
     const float scale = (float)(1.0 / std::sqrt((double)hs) / (cfg_.scaleByInverseLayer ? l + 1 : 1));
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {

@@ -34,6 +34,10 @@ class Session {
   // (no perturbation). With commit the past becomes past + delta and the tokens' keys/values are appended.
   // Always records what backward() needs.
   void perturbedStep(const int32_t* tokens, const float* delta, int P, bool commit, float* logits);
+  // Both at once, sharing one pass over the weights: the clean step of cleanStep() and the undisturbed
+  // perturbedStep(tokens, null, 0, commitPast) (the caches must have the same length). logits -> [2][rows][V]:
+  // first the carried past's, then the clean cache's.
+  void jointStep(const int32_t* tokens, bool commitPast, float* logits);
   // Gradient of the loss with respect to the keys/values of the first P positions the last perturbedStep
   // attended to (equal to dLoss/dDelta there), given dLoss/dLogits [rows][V]; out [rows][L][2][P][d].
   void backward(const float* dLogits, int P, float* dDelta);
@@ -46,6 +50,8 @@ class Session {
   // What one step keeps per layer for the backward pass.
   struct Trace {
     int T = -1;  // cached positions attended to (the new token sits at T)
+    int rows = 0;         // virtual rows recorded (past rows first)
+    bool hasPast = false; // the step read the carried past
     int P = 0;   // leading positions that carried a delta
     std::vector<float> xin, mean1, rstd1, qkv, probs, xmid, mean2, rstd2, fch, kwin, vwin;
     std::vector<float> xf, meanf, rstdf;
@@ -56,7 +62,8 @@ class Session {
 
   // Weight pointers, looked up on every call (the model's parameter buffer may be replaced between calls).
   void bindWeights();
-  void step(Cache& c, Trace& tr, const int32_t* tokens, const float* delta, int P, bool commit, float* logits);
+  void step(bool usePast, bool useClean, bool commitPast, Trace& tr, const int32_t* tokens, const float* delta, int P,
+            float* logits);
   long cacheAt(int l, int b, int j) const { return (((long)l * B_ + b) * cap_ + j) * cfg_.d; }
 
   const Model& model_;

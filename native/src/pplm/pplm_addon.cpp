@@ -80,6 +80,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
                            InstanceMethod("lengths", &SessionWrap::Lengths),
                            InstanceMethod("cleanStep", &SessionWrap::CleanStep),
                            InstanceMethod("perturbedStep", &SessionWrap::PerturbedStep),
+                           InstanceMethod("jointStep", &SessionWrap::JointStep),
                            InstanceMethod("backward", &SessionWrap::Backward),
                        });
   }
@@ -172,6 +173,17 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     return run(
         info,
         [=]() { s->perturbedStep(tokens->data(), delta->empty() ? nullptr : delta->data(), P, commit, out->data()); },
+        [=](Napi::Env env) -> Napi::Value { return toFloat32Array(env, *out); });
+  }
+
+  // jointStep(tokens [rows], commitPast) -> logits [2][rows][V] (carried past's, then the clean cache's)
+  Napi::Value JointStep(const Napi::CallbackInfo& info) {
+    auto tokens = tokensArg(info[0]);
+    const bool commit = info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    auto out = std::make_shared<std::vector<float>>((size_t)2 * session_->rows() * vocab_);
+    Session* s = session_.get();
+    return run(
+        info, [=]() { s->jointStep(tokens->data(), commit, out->data()); },
         [=](Napi::Env env) -> Napi::Value { return toFloat32Array(env, *out); });
   }
 
