@@ -16,6 +16,13 @@ export interface RunRequest {
   sets: string[];
   targets: string[];
   engine: 'local' | 'temporal';
+  /** Execution options given on the command line; `resume` reuses them unless given again. */
+  keepGoing?: boolean;
+  jobs?: number;
+  gpus?: string;
+  memoryMb?: number;
+  address?: string;
+  namespace?: string;
 }
 
 export interface RunRecord {

@@ -64,7 +64,7 @@ describe('pipeline CLI', () => {
       `version: 1\nsteps:\n  s:\n    uses: builtin.fail\n    matrix: { i: [0, 1, 2, 3] }\n    params: { unlessFileExists: "${marker}\${matrix.i}", value: "\${matrix.i}" }\n  t:\n    uses: builtin.echo\n    needs: [s]\n`,
     );
     for (const i of [0, 1, 3]) fs.writeFileSync(marker + i, '');
-    const first = runCli(['run', '--dag', dag, '--store', store, '-k']);
+    const first = runCli(['run', '--dag', dag, '--store', store, '-k', '-j', '1']);
     expect(first.code).toBe(1);
     expect(first.stdout).toMatch(/failed items:\n {2}s\/i=2/);
     const status = JSON.parse(runCli(['status', '--store', store, '--json']).stdout);
@@ -75,6 +75,10 @@ describe('pipeline CLI', () => {
     const events = resumed.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(events.filter((e) => e.event === 'succeeded').map((e) => e.nodeId).sort()).toEqual(['s/i=2', 't']);
     expect(events.filter((e) => e.event === 'cached')).toHaveLength(3);
+    // the resumed run kept the options the first run was started with
+    const runs = path.join(store, 'runs');
+    const latest = JSON.parse(fs.readFileSync(path.join(runs, fs.readFileSync(path.join(runs, 'LATEST'), 'utf8').trim() + '.json'), 'utf8'));
+    expect(latest.request).toMatchObject({ keepGoing: true, jobs: 1, engine: 'local' });
   });
 
   test('kill -9 at 10 random moments, then resume: same keys and contents as an uninterrupted run', async () => {

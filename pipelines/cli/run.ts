@@ -20,7 +20,7 @@ const RUN_OPTIONS = {
 } as const;
 
 const USAGE = `usage: pipeline run [targets|all] [options]
-       pipeline resume [--run <id>] [options]
+       pipeline resume [--run <id>] [options]   (reuses the run's options unless given again)
   --profile P            profile of dag.yaml (default: the DAG's default_profile, tiny)
   --set step.param=V     override a param (repeatable); step.matrix.key=[a,b] sets a matrix row
   -k, --keep-going       keep running independent nodes after a failure
@@ -40,18 +40,30 @@ export async function run(argv: string[]): Promise<number> {
   const store = openStore(values);
   // Outputs of killed runs (dead pids) are garbage: clear them before starting.
   store.cleanStaleTemps();
+  // Execution options given now; a resumed run falls back to the ones it was started with.
+  const given: Partial<RunRequest> = {
+    ...(values['keep-going'] ? { keepGoing: true } : {}),
+    ...(values.jobs !== undefined ? { jobs: positiveInt(values.jobs, '--jobs') } : {}),
+    ...(values.gpus !== undefined ? { gpus: values.gpus } : {}),
+    ...(values.memory !== undefined ? { memoryMb: positiveInt(values.memory, '--memory') } : {}),
+    ...(values.address !== undefined ? { address: values.address } : {}),
+    ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
+    ...(values.engine !== undefined ? { engine: values.engine as RunRequest['engine'] } : {}),
+  };
+  if (given.gpus !== undefined) parseGpus(given.gpus); // refuse a bad list before anything is recorded
   let request: RunRequest;
   if (values.resume) {
     const previous = readRunRecord(store, values.run);
     if (!previous) throw new UsageError(`no run to resume in ${store.root}${values.run ? ` (run ${values.run})` : ''}`);
-    request = { ...previous.request, engine: (values.engine as RunRequest['engine']) ?? previous.request.engine };
+    request = { ...previous.request, ...given };
   } else {
     request = {
       dagFile: dagPath(values),
       profile: values.profile ?? '',
       sets: values.set ?? [],
       targets: positionals.length ? positionals : ['all'],
-      engine: (values.engine ?? 'local') as RunRequest['engine'],
+      engine: 'local',
+      ...given,
     };
   }
   if (request.engine !== 'local' && request.engine !== 'temporal') throw new UsageError(`--engine must be local or temporal, got "${request.engine}"`);
@@ -91,18 +103,18 @@ export async function run(argv: string[]): Promise<number> {
         dagFile: request.dagFile,
         storeRoot: store.root,
         runId,
-        address: values.address ?? process.env.TEMPORAL_ADDRESS,
-        namespace: values.namespace ?? process.env.TEMPORAL_NAMESPACE,
-        keepGoing: values['keep-going'] ?? false,
+        address: request.address ?? process.env.TEMPORAL_ADDRESS,
+        namespace: request.namespace ?? process.env.TEMPORAL_NAMESPACE,
+        keepGoing: request.keepGoing ?? false,
         onEvent,
         onMessage: (line) => process.stderr.write(`${line}\n`),
         signal: controller.signal,
       });
       summary = { succeeded: result.succeeded, cached: result.cached, failed: result.failed, skipped: result.skipped, cancelled: result.cancelled };
     } else {
-      const gpus = parseGpus(values.gpus);
-      const jobs = values.jobs ? positiveInt(values.jobs, '--jobs') : os.cpus().length;
-      const memoryMb = values.memory ? positiveInt(values.memory, '--memory') : Math.floor(os.totalmem() / 2 ** 20);
+      const gpus = parseGpus(request.gpus);
+      const jobs = request.jobs ?? os.cpus().length;
+      const memoryMb = request.memoryMb ?? Math.floor(os.totalmem() / 2 ** 20);
       const exec = executePlanLocally(plan, {
         store,
         registry,
@@ -110,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
         cpus: jobs,
         gpus,
         memoryMb,
-        keepGoing: values['keep-going'] ?? false,
+        keepGoing: request.keepGoing ?? false,
         signal: controller.signal,
         retryBaseMs: process.env.PIPELINE_RETRY_BASE_MS ? Number(process.env.PIPELINE_RETRY_BASE_MS) : undefined,
       });
