@@ -10,9 +10,9 @@
 namespace bp::cuda {
 
 // Rows (h, i) of one sequence: S -> P (undropped, in place, zeros above the diagonal), Pd (dropped) if pd,
-// lse if lseOut.
+// lse if lseOut. Mixed precision (Pd16 non-null): only the dropped probabilities are written, in bf16.
 __global__ void causalSoftmaxKernel(float* S, float* Pd, float* lseOut, int H, int T, long bhBase, float p,
-                                    uint32_t key) {
+                                    uint32_t key, bf16* Pd16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= H * T) return;
   int h = row / T, i = row % T;
@@ -28,15 +28,19 @@ __global__ void causalSoftmaxKernel(float* S, float* Pd, float* lseOut, int H, i
   const long base = (bhBase + h) * TT + (long)i * T;
   for (int j = lane; j < T; j += 32) {
     float pj = j <= i ? __expf(s[j] - mx) * inv : 0.0f;
+    if (Pd16) {
+      Pd16[(long)row * T + j] = __float2bfloat16_rn(pj * dkeep(p, key, (uint32_t)(base + j)));
+      continue;
+    }
     s[j] = pj;
     if (Pd) Pd[(long)row * T + j] = pj * dkeep(p, key, (uint32_t)(base + j));
   }
   if (lseOut && lane == 0) lseOut[(long)h * T + i] = lse;
 }
 
-// Recompute P from the saved lse: S -> P in place (and Pd).
+// Recompute P from the saved lse: S -> P in place (and Pd; in mixed precision Pd16, the dropped P in bf16).
 __global__ void probsFromLseKernel(float* S, float* Pd, const float* lse, int H, int T, long bhBase, float p,
-                                   uint32_t key) {
+                                   uint32_t key, bf16* Pd16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= H * T) return;
   int h = row / T, i = row % T;
@@ -47,11 +51,13 @@ __global__ void probsFromLseKernel(float* S, float* Pd, const float* lse, int H,
     float pj = j <= i ? __expf(s[j] - l) : 0.0f;
     s[j] = pj;
     if (Pd) Pd[(long)row * T + j] = pj * dkeep(p, key, (uint32_t)(base + j));
+    if (Pd16) Pd16[(long)row * T + j] = __float2bfloat16_rn(pj * dkeep(p, key, (uint32_t)(base + j)));
   }
 }
 
-// dPd -> dS in place: g = dPd * mask; dS = P (g - sum(P g)).
-__global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long bhBase, float p, uint32_t key) {
+// dPd -> dS in place: g = dPd * mask; dS = P (g - sum(P g)). Mixed precision: dS goes to dS16 (bf16) instead.
+__global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long bhBase, float p, uint32_t key,
+                                  bf16* dS16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= H * T) return;
   int h = row / T, i = row % T;
@@ -65,7 +71,13 @@ __global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long b
     dot += pr[j] * gj;
   }
   dot = warpSum(dot);
-  for (int j = lane; j < T; j += 32) g[j] = j <= i ? pr[j] * (g[j] - dot) : 0.0f;
+  for (int j = lane; j < T; j += 32) {
+    const float ds = j <= i ? pr[j] * (g[j] - dot) : 0.0f;
+    if (dS16)
+      dS16[(long)row * T + j] = __float2bfloat16_rn(ds);
+    else
+      g[j] = ds;
+  }
 }
 
 static unsigned rowBlocks(long rows) { return blocksFor(rows, 8); }
@@ -80,7 +92,86 @@ static const float** tilesOf(const float** slot, const float* base, long TT, int
   return slot;
 }
 
-void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w) {
+// Mixed precision. Chunk scratch: S [cnt][T][T] fp32, then the dropped probabilities in bf16 where the fp32 path
+// keeps Pd. Pointer slots: Q, K, V (bf16), Pd16 tiles, S tiles, O.
+static void attentionForward16(const Blas& b, float* out, float* lse, const bf16* qkv16, AttnShape s, Site drop,
+                               AttnWork w) {
+  const int T = s.T, C = s.C, H = s.H, hs = C / H;
+  const long TT = (long)T * T;
+  const bf16** p16 = reinterpret_cast<const bf16**>(w.ptrs);
+  for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
+    const int n = std::min(w.seqs, s.B - b0), cnt = n * H;
+    float* S = w.scratch;
+    bf16* Pd16 = reinterpret_cast<bf16*>(w.scratch + (long)cnt * TT);
+    const bf16* q = qkv16 + (long)b0 * T * 3 * C;
+    const long ld3 = 3L * C;
+    fillPointers(p16, q, T * ld3, hs, H, cnt, b.stream);
+    fillPointers(p16 + cnt, q + C, T * ld3, hs, H, cnt, b.stream);
+    fillPointers(p16 + 2 * cnt, q + 2 * C, T * ld3, hs, H, cnt, b.stream);
+    fillPointers(p16 + 3 * cnt, Pd16, TT, 0, 1, cnt, b.stream);
+    const float** Sraw = tilesOf(w.ptrs + 4 * cnt, S, TT, cnt, b.stream);
+    const float** O = rowsOf(w.ptrs + 5 * cnt, out + (long)b0 * T * C, T, C, hs, H, n, b.stream);
+    gemmBatched16(b, false, true, T, T, hs, s.scale, p16, 3 * C, p16 + cnt, 3 * C, 0.0f, (float* const*)Sraw, T, cnt);
+    causalSoftmaxKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(S, nullptr, lse + (long)b0 * H * T, cnt, T,
+                                                                       (long)b0 * H, drop.p, drop.key, Pd16);
+    BP_LAUNCHED();
+    gemmBatched16(b, false, false, T, hs, T, 1.0f, p16 + 3 * cnt, T, p16 + 2 * cnt, 3 * C, 0.0f, (float* const*)O, C,
+                  cnt);
+  }
+}
+
+// Mixed precision backward. Chunk scratch: P fp32 | bf16 region (dropped P for dV, then dS) | G fp32.
+// Pointer slots: Q, K, V, dO (bf16), P tiles, bf16 tiles, G tiles, dQ, dK, dV.
+static void attentionBackward16(const Blas& b, float* dqkv, const float* dout, const bf16* qkv16, const float* lse,
+                                AttnShape s, Site drop, AttnWork w, bf16* dout16) {
+  const int T = s.T, C = s.C, H = s.H, hs = C / H;
+  const long TT = (long)T * T;
+  const bf16** p16 = reinterpret_cast<const bf16**>(w.ptrs);
+  toBf16(dout16, dout, (long)s.B * T * C, b.stream);
+  for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
+    const int n = std::min(w.seqs, s.B - b0), cnt = n * H;
+    float* P = w.scratch;
+    bf16* R16 = reinterpret_cast<bf16*>(w.scratch + (long)cnt * TT);
+    float* G = w.scratch + 2L * cnt * TT;
+    const bf16* q = qkv16 + (long)b0 * T * 3 * C;
+    float* dq = dqkv + (long)b0 * T * 3 * C;
+    const long ld3 = 3L * C;
+    fillPointers(p16, q, T * ld3, hs, H, cnt, b.stream);                                  // Q
+    fillPointers(p16 + cnt, q + C, T * ld3, hs, H, cnt, b.stream);                        // K
+    fillPointers(p16 + 2 * cnt, q + 2 * C, T * ld3, hs, H, cnt, b.stream);                // V
+    fillPointers(p16 + 3 * cnt, dout16 + (long)b0 * T * C, (long)T * C, hs, H, cnt, b.stream);  // dO
+    fillPointers(p16 + 5 * cnt, R16, TT, 0, 1, cnt, b.stream);                            // Pd16, later dS16
+    const float** Pp = tilesOf(w.ptrs + 4 * cnt, P, TT, cnt, b.stream);
+    const float** Gp = tilesOf(w.ptrs + 6 * cnt, G, TT, cnt, b.stream);
+    const float** dQ = rowsOf(w.ptrs + 7 * cnt, dq, T, 3 * C, hs, H, n, b.stream);
+    const float** dK = rowsOf(w.ptrs + 8 * cnt, dq + C, T, 3 * C, hs, H, n, b.stream);
+    const float** dV = rowsOf(w.ptrs + 9 * cnt, dq + 2 * C, T, 3 * C, hs, H, n, b.stream);
+    gemmBatched16(b, false, true, T, T, hs, s.scale, p16, 3 * C, p16 + cnt, 3 * C, 0.0f, (float* const*)Pp, T, cnt);
+    probsFromLseKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(P, nullptr, lse + (long)b0 * H * T, cnt, T,
+                                                                      (long)b0 * H, drop.p, drop.key, R16);
+    BP_LAUNCHED();
+    // dV = Pd^T dO ; dPd = dO V^T
+    gemmBatched16(b, true, false, T, hs, T, 1.0f, p16 + 5 * cnt, T, p16 + 3 * cnt, C, 0.0f, (float* const*)dV, 3 * C,
+                  cnt);
+    gemmBatched16(b, false, true, T, T, hs, 1.0f, p16 + 3 * cnt, C, p16 + 2 * cnt, 3 * C, 0.0f, (float* const*)Gp, T,
+                  cnt);
+    softmaxBackKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(G, P, cnt, T, (long)b0 * H, drop.p, drop.key,
+                                                                     R16);
+    BP_LAUNCHED();
+    // dQ = scale dS K ; dK = scale dS^T Q
+    gemmBatched16(b, false, false, T, hs, T, s.scale, p16 + 5 * cnt, T, p16 + cnt, 3 * C, 0.0f, (float* const*)dQ,
+                  3 * C, cnt);
+    gemmBatched16(b, true, false, T, hs, T, s.scale, p16 + 5 * cnt, T, p16, 3 * C, 0.0f, (float* const*)dK, 3 * C,
+                  cnt);
+  }
+}
+
+void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w,
+                      const bf16* qkv16) {
+  if (qkv16) {
+    attentionForward16(b, out, lse, qkv16, s, drop, w);
+    return;
+  }
   const int T = s.T, C = s.C, H = s.H, hs = C / H;
   const long TT = (long)T * T;
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
@@ -96,14 +187,18 @@ void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, A
     const float** O = rowsOf(w.ptrs + 5 * cnt, out + (long)b0 * T * C, T, C, hs, H, n, b.stream);
     gemmBatched(b, false, true, T, T, hs, s.scale, Q, 3 * C, K, 3 * C, 0.0f, (float* const*)Sraw, T, cnt);
     causalSoftmaxKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(S, Pd, lse + (long)b0 * H * T, cnt, T,
-                                                                       (long)b0 * H, drop.p, drop.key);
+                                                                       (long)b0 * H, drop.p, drop.key, nullptr);
     BP_LAUNCHED();
     gemmBatched(b, false, false, T, hs, T, 1.0f, Sp, T, V, 3 * C, 0.0f, (float* const*)O, C, cnt);
   }
 }
 
 void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* qkv, const float* lse, AttnShape s,
-                       Site drop, AttnWork w) {
+                       Site drop, AttnWork w, const bf16* qkv16, bf16* dout16) {
+  if (qkv16) {
+    attentionBackward16(b, dqkv, dout, qkv16, lse, s, drop, w, dout16);
+    return;
+  }
   const int T = s.T, C = s.C, H = s.H, hs = C / H;
   const long TT = (long)T * T;
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
@@ -125,12 +220,13 @@ void attentionBackward(const Blas& b, float* dqkv, const float* dout, const floa
     const float** dV = rowsOf(w.ptrs + 9 * cnt, dq + 2 * C, T, 3 * C, hs, H, n, b.stream);
     gemmBatched(b, false, true, T, T, hs, s.scale, Q, 3 * C, K, 3 * C, 0.0f, (float* const*)Pp, T, cnt);
     probsFromLseKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(P, Pd, lse + (long)b0 * H * T, cnt, T,
-                                                                      (long)b0 * H, drop.p, drop.key);
+                                                                      (long)b0 * H, drop.p, drop.key, nullptr);
     BP_LAUNCHED();
     // dV = Pd^T dO ; dPd = dO V^T
     gemmBatched(b, true, false, T, hs, T, 1.0f, PdP, T, dO, C, 0.0f, (float* const*)dV, 3 * C, cnt);
     gemmBatched(b, false, true, T, T, hs, 1.0f, dO, C, V, 3 * C, 0.0f, (float* const*)Gp, T, cnt);
-    softmaxBackKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(G, P, cnt, T, (long)b0 * H, drop.p, drop.key);
+    softmaxBackKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(G, P, cnt, T, (long)b0 * H, drop.p, drop.key,
+                                                                     nullptr);
     BP_LAUNCHED();
     // dQ = scale dS K ; dK = scale dS^T Q
     gemmBatched(b, false, false, T, hs, T, s.scale, Gp, T, K, 3 * C, 0.0f, (float* const*)dQ, 3 * C, cnt);

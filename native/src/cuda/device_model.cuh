@@ -126,7 +126,7 @@ class DeviceModel {
   std::vector<float> hLoss;
   struct LayerActs {
     float *ln1, *ln1m, *ln1r, *qkv, *atty, *lse, *res2, *ln2, *ln2m, *ln2r, *fch, *fchg, *res3;
-    bf16 *ln1h, *attyh, *ln2h, *fchgh;  // bf16 twins (mixed mode only; null otherwise)
+    bf16 *ln1h, *qkvh, *attyh, *ln2h, *fchgh;  // bf16 twins (mixed mode only; null otherwise)
   };
   struct Acts {
     float *encoded, *lnf, *lnfm, *lnfr;

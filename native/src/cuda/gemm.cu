@@ -78,7 +78,19 @@ void gemmBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
             "batched gemm");
 }
 
-__global__ void fillPointersKernel(const float** out, const float* base, long outer, long inner, int n, int count) {
+void gemmBatched16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* const* A, int lda,
+                   const bf16* const* B, int ldb, float beta, float* const* C, int ldc, int batch) {
+  if (M <= 0 || N <= 0 || batch <= 0) return;
+  b.flopsBf16 += 2.0 * M * N * K * batch;
+  blasCheck(cublasGemmBatchedEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                                &alpha, (const void* const*)B, CUDA_R_16BF, ldb, (const void* const*)A, CUDA_R_16BF,
+                                lda, &beta, (void* const*)C, CUDA_R_32F, ldc, batch, CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT),
+            "bf16 batched gemm");
+}
+
+template <typename T>
+__global__ void fillPointersKernel(const T** out, const T* base, long outer, long inner, int n, int count) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < count) out[i] = base + (long)(i / n) * outer + (long)(i % n) * inner;
 }
@@ -86,7 +98,14 @@ __global__ void fillPointersKernel(const float** out, const float* base, long ou
 void fillPointers(const float** out, const float* base, long outerStride, long innerStride, int inner, int count,
                   cudaStream_t st) {
   if (count <= 0) return;
-  fillPointersKernel<<<blocksFor(count, 256), 256, 0, st>>>(out, base, outerStride, innerStride, inner, count);
+  fillPointersKernel<float><<<blocksFor(count, 256), 256, 0, st>>>(out, base, outerStride, innerStride, inner, count);
+  BP_LAUNCHED();
+}
+
+void fillPointers(const bf16** out, const bf16* base, long outerStride, long innerStride, int inner, int count,
+                  cudaStream_t st) {
+  if (count <= 0) return;
+  fillPointersKernel<bf16><<<blocksFor(count, 256), 256, 0, st>>>(out, base, outerStride, innerStride, inner, count);
   BP_LAUNCHED();
 }
 

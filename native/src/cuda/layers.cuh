@@ -36,8 +36,13 @@ void toBf16(bf16* dst, const float* src, long n, cudaStream_t st);
 // Batched products over arbitrary matrix addresses (device arrays of pointers), one launch for all of them.
 void gemmBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* const* A, int lda,
                  const float* const* B, int ldb, float beta, float* const* C, int ldc, int batch);
+// The same with bf16 operands, fp32 accumulation and fp32 C.
+void gemmBatched16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* const* A, int lda,
+                   const bf16* const* B, int ldb, float beta, float* const* C, int ldc, int batch);
 // out[i] = base + (i / inner) * outerStride + (i % inner) * innerStride, for i < count (on the device)
 void fillPointers(const float** out, const float* base, long outerStride, long innerStride, int inner, int count,
+                  cudaStream_t st);
+void fillPointers(const bf16** out, const bf16* base, long outerStride, long innerStride, int inner, int count,
                   cudaStream_t st);
 
 struct Site {  // a dropout site (see ../layers/layers.h DropoutSite)
@@ -78,7 +83,8 @@ void linearForward(const Blas& b, float* out, const float* inp, const float* w, 
                    int OC);
 void linearBackward(const Blas& b, float* dinp, float* dw, float* db, const float* dout, const float* inp,
                     const float* w, int N, int IC, int OC, bool accumulate, const float* ones);
-void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st);
+// out16 (optional): the biased output rounded to bf16 as well
+void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16* out16 = nullptr);
 // Mixed precision: bf16 input and weight (its shadow copy), fp32 output.
 void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w16, const float* bias, int N, int IC,
                      int OC);
@@ -108,9 +114,13 @@ struct AttnWork {
   float* scratch;
   const float** ptrs;
 };
-void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w);
+// Mixed precision (qkv16 = the bf16 twin of qkv, non-null): the four products take bf16 operands (scores and
+// dS/dPd stay fp32 for the softmaxes, probabilities and dS are rounded to bf16 for the next product); the
+// backward pass then needs dout16, scratch for dout rounded to bf16 (>= B*T*C).
+void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w,
+                      const bf16* qkv16 = nullptr);
 void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* qkv, const float* lse, AttnShape s,
-                       Site drop, AttnWork w);
+                       Site drop, AttnWork w, const bf16* qkv16 = nullptr, bf16* dout16 = nullptr);
 
 // ---- contextualization.cu: Backpack weights alpha for a chunk of sequences, in the mixing layout [b][i][j][l]
 struct CtxShape {

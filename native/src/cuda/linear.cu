@@ -3,15 +3,17 @@
 
 namespace bp::cuda {
 
-__global__ void addBiasKernel(float* out, const float* bias, long total, int OC) {
+__global__ void addBiasKernel(float* out, const float* bias, long total, int OC, bf16* out16) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < total) out[i] += bias[i % OC];
+  if (i >= total) return;
+  out[i] += bias[i % OC];
+  if (out16) out16[i] = __float2bfloat16_rn(out[i]);
 }
 
-void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st) {
+void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16* out16) {
   long total = (long)N * OC;
   if (total <= 0) return;
-  addBiasKernel<<<blocksFor(total, 256), 256, 0, st>>>(out, bias, total, OC);
+  addBiasKernel<<<blocksFor(total, 256), 256, 0, st>>>(out, bias, total, OC, out16);
   BP_LAUNCHED();
 }
 

@@ -152,7 +152,8 @@ void DeviceModel::ensureActivations(int B, int T) {
     total16 += n;
   };
   for (auto& L : a.layer) {
-    take16(&L.ln1h, N * d); take16(&L.attyh, N * d); take16(&L.ln2h, N * d); take16(&L.fchgh, N * 4 * d);
+    take16(&L.ln1h, N * d); take16(&L.qkvh, N * 3 * d); take16(&L.attyh, N * d); take16(&L.ln2h, N * d);
+    take16(&L.fchgh, N * 4 * d);
   }
   take16(&a.lnfh, N * d);
   take16(&a.g16, N * std::max({big, big2, 3 * d}));
@@ -224,9 +225,14 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     LayerActs& A = a.layer[l];
     const uint32_t s0 = kLayerBase + 4 * l;
     layernormForward(A.ln1, A.ln1m, A.ln1r, x, P(W.ln1w), P(W.ln1b), N, d, cfg.lnEps, stream, A.ln1h);
-    linear(A.qkv, A.ln1, A.ln1h, W.qkvw, W.qkvb, N, d, 3 * d);
+    if (mixed) {  // bias add and the bf16 twin for the attention products in one pass
+      linear(A.qkv, A.ln1, A.ln1h, W.qkvw, kBiasLater, N, d, 3 * d);
+      addBias(A.qkv, P(W.qkvb), N, 3 * d, stream, A.qkvh);
+    } else {
+      linear(A.qkv, A.ln1, A.ln1h, W.qkvw, W.qkvb, N, d, 3 * d);
+    }
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), attnWork());
+    attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), attnWork(), A.qkvh);
     if (mixed) toBf16(A.attyh, A.atty, (long)N * d, stream);
     linear(a.branch, A.atty, A.attyh, W.projw, kBiasLater, N, d, d);
     biasResidualDropoutForward(A.res2, x, a.branch, P(W.projb), d, (long)N * d, site(train, p, r.rngSeed, s0 + 1),
@@ -330,7 +336,7 @@ void DeviceModel::backward(const ForwardRequest& r) {
     dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 1), stream);
     linearBack(a.gB, W.projw, W.projb, tmp, A.atty, A.attyh, N, d, d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionBackward(blas, a.gBig, a.gB, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork());
+    attentionBackward(blas, a.gBig, a.gB, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork(), A.qkvh, a.g16);
     linearBack(tmp, W.qkvw, W.qkvb, a.gBig, A.ln1, A.ln1h, N, d, 3 * d);
     layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream);
   }
