@@ -100,8 +100,10 @@ d=[]
 for s in site.getsitepackages(): d+=glob.glob(os.path.join(s,"nvidia","*","lib"))+glob.glob(os.path.join(s,"torch","lib"))
 print(":".join(d))' 2>/dev/null || true)"
     export LD_LIBRARY_PATH="${LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    if ldd "$PRE" | grep -q "not found"; then
-      note "prebuilt harness cannot run here: $(ldd "$PRE" | grep 'not found' | tr -s ' \t' ' ' | tr '\n' ';')"
+    # (no `grep -q` under pipefail: it closes the pipe early and the SIGPIPE'd ldd made the test read "all found")
+    missing="$(ldd "$PRE" 2>&1 | grep 'not found' || true)"
+    if [[ -n "$missing" ]]; then
+      note "prebuilt harness cannot run here: $(echo "$missing" | tr -s ' \t' ' ' | tr '\n' ';')"
     else
       H="$PRE"
       note "using the prebuilt harness (CUDA libraries from: $LIBS)"
