@@ -8,7 +8,7 @@
 import { throwIfAborted } from '../../../pipelines/activity';
 import type { PplmSession } from '../../../native/pplm';
 import type { Rng } from '../util/rng';
-import { fuseWithUnperturbed, pplmLoss, sampleIndex, softmax, type PplmOptions } from './pplm';
+import { fuseLogits, logSumExp, pplmLoss, sampleIndex, softmax, type PplmOptions } from './pplm';
 
 const SMALL = 1e-15;
 
@@ -47,7 +47,8 @@ export async function pplmSamplesNative(session: PplmSession, eosId: number, opt
     // One pass gives the unperturbed distribution and the first iteration's (undisturbed) forward; without a
     // perturbation it also commits the token, so the step costs one pass in all.
     const joint = await session.jointStep(last, !perturbNow);
-    const u = rngs.map((_, b) => softmax(joint.clean.subarray(b * V, (b + 1) * V)));
+    const uLogits = rngs.map((_, b) => joint.clean.subarray(b * V, (b + 1) * V));
+    const u = perturbNow ? uLogits.map(unperturbed) : [];
     let logits = joint.past;
     if (perturbNow) {
       const P = perturbedPositions(T, options.window);
@@ -58,7 +59,7 @@ export async function pplmSamplesNative(session: PplmSession, eosId: number, opt
         if (it > 0) logits = await session.perturbedStep(last, Float32Array.from(delta), P, false);
         const dLogits = new Float32Array(B * V);
         for (let b = 0; b < B; b++) {
-          const { loss, dLogits: g } = pplmLoss(Float64Array.from(logits.subarray(b * V, (b + 1) * V)), u[b], options.bag, options.klScale);
+          const { loss, dLogits: g } = pplmLoss(Float64Array.from(logits.subarray(b * V, (b + 1) * V)), u[b].p, options.bag, options.klScale, u[b].logClamped);
           dLogits.set(g, b * V);
           if (it === options.iterations - 1) samples[b].losses.push(loss);
         }
@@ -81,9 +82,21 @@ export async function pplmSamplesNative(session: PplmSession, eosId: number, opt
       logits = await session.perturbedStep(last, Float32Array.from(delta), P, true);
     }
     for (let b = 0; b < B; b++) {
-      const p = softmax(logits.subarray(b * V, (b + 1) * V));
-      samples[b].tokens.push(sampleIndex(perturb ? fuseWithUnperturbed(p, u[b], options.gmScale) : p, rngs[b]));
+      const row = logits.subarray(b * V, (b + 1) * V);
+      samples[b].tokens.push(sampleIndex(perturb ? fuseLogits(row, uLogits[b], options.gmScale) : softmax(row), rngs[b]));
     }
   }
   return samples;
+}
+
+/** The unperturbed distribution u and log û (û = u + 1e−15·[u ≤ 1e−15]) from its logits, one exp per entry. */
+function unperturbed(logits: ArrayLike<number>): { p: Float64Array; logClamped: Float64Array } {
+  const lse = logSumExp(logits);
+  const p = new Float64Array(logits.length);
+  const logClamped = new Float64Array(logits.length);
+  for (let v = 0; v < p.length; v++) {
+    p[v] = Math.exp(logits[v] - lse);
+    logClamped[v] = p[v] <= SMALL ? Math.log(p[v] + SMALL) : logits[v] - lse;
+  }
+  return { p, logClamped };
 }

@@ -35,32 +35,56 @@ export function softmax(logits: ArrayLike<number>): Float64Array {
   return p;
 }
 
+/** log û with û = u + 1e−15·[u ≤ 1e−15], the fixed side of the KL term (computed once per token). */
+export function logClamped(u: Float64Array): Float64Array {
+  const out = new Float64Array(u.length);
+  for (let v = 0; v < u.length; v++) out[v] = Math.log(u[v] <= SMALL ? u[v] + SMALL : u[v]);
+  return out;
+}
+
 /**
  * PPLM loss of a perturbed step and its gradient with respect to the logits:
  * L = −log Σ_{w∈bag} p_w + klScale·Σ p̂ log(p̂/û), p̂ = p + 1e−15·[p ≤ 1e−15], û likewise (û fixed).
+ * `logU` (= logClamped(unperturbed)) may be passed when several steps share one û.
  */
-export function pplmLoss(logits: Float64Array, unperturbed: Float64Array, bag: number[], klScale: number): { loss: number; dLogits: Float64Array } {
-  const p = softmax(logits);
+export function pplmLoss(
+  logits: Float64Array,
+  unperturbed: Float64Array,
+  bag: number[],
+  klScale: number,
+  logU: Float64Array = logClamped(unperturbed),
+): { loss: number; dLogits: Float64Array } {
+  const n = logits.length;
+  let max = -Infinity;
+  for (let v = 0; v < n; v++) if (logits[v] > max) max = logits[v];
+  // p = softmax(logits) with one exp per entry; log p = logits − max − log z comes for free.
+  const p = new Float64Array(n);
+  let z = 0;
+  for (let v = 0; v < n; v++) z += p[v] = Math.exp(logits[v] - max);
+  const logNorm = max + Math.log(z);
+  const invZ = 1 / z;
+  for (let v = 0; v < n; v++) p[v] *= invZ;
   let bagMass = 0;
   for (const w of bag) bagMass += p[w];
   let loss = -Math.log(bagMass);
-  const dLogits = new Float64Array(p.length);
   // d(−log Σ_B p)/dlogit_v = p_v − [v∈B] p_v / Σ_B p
-  for (let v = 0; v < p.length; v++) dLogits[v] = p[v];
+  const dLogits = Float64Array.from(p);
   for (const w of bag) dLogits[w] -= p[w] / bagMass;
   if (klScale > 0) {
-    const g = new Float64Array(p.length);
+    // d KL/dlogit_v = p_v (g_v − Σ p g), g_v = log(p̂_v/û_v) + 1
+    const g = new Float64Array(n);
     let mean = 0;
     let kl = 0;
-    for (let v = 0; v < p.length; v++) {
-      const ph = p[v] <= SMALL ? p[v] + SMALL : p[v];
-      const uh = unperturbed[v] <= SMALL ? unperturbed[v] + SMALL : unperturbed[v];
-      kl += ph * Math.log(ph / uh);
-      g[v] = Math.log(ph / uh) + 1;
+    for (let v = 0; v < n; v++) {
+      const tiny = p[v] <= SMALL;
+      const ph = tiny ? p[v] + SMALL : p[v];
+      const r = (tiny ? Math.log(ph) : logits[v] - logNorm) - logU[v];
+      kl += ph * r;
+      g[v] = r + 1;
       mean += p[v] * g[v];
     }
     loss += klScale * kl;
-    for (let v = 0; v < p.length; v++) dLogits[v] += klScale * p[v] * (g[v] - mean);
+    for (let v = 0; v < n; v++) dLogits[v] += klScale * p[v] * (g[v] - mean);
   }
   return { loss, dLogits };
 }
@@ -172,6 +196,29 @@ export function fuseWithUnperturbed(p: Float64Array, u: Float64Array, gmScale: n
   let total = 0;
   for (let v = 0; v < p.length; v++) total += fused[v] = Math.pow(p[v], gmScale) * Math.pow(u[v], 1 - gmScale);
   if (total <= 1) for (let v = 0; v < p.length; v++) fused[v] /= total;
+  return fused;
+}
+
+/** log Σ exp(x). */
+export function logSumExp(x: ArrayLike<number>): number {
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i];
+  let z = 0;
+  for (let i = 0; i < x.length; i++) z += Math.exp(x[i] - max);
+  return max + Math.log(z);
+}
+
+/**
+ * fuseWithUnperturbed from the two logit vectors: p^gm · u^(1−gm) = exp(gm·log p + (1−gm)·log u), one exp per
+ * entry instead of two powers.
+ */
+export function fuseLogits(logitsP: ArrayLike<number>, logitsU: ArrayLike<number>, gmScale: number): Float64Array {
+  const lseP = logSumExp(logitsP);
+  const lseU = logSumExp(logitsU);
+  const fused = new Float64Array(logitsP.length);
+  let total = 0;
+  for (let v = 0; v < fused.length; v++) total += fused[v] = Math.exp(gmScale * (logitsP[v] - lseP) + (1 - gmScale) * (logitsU[v] - lseU));
+  if (total <= 1) for (let v = 0; v < fused.length; v++) fused[v] /= total;
   return fused;
 }
 
