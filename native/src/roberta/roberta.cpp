@@ -74,12 +74,22 @@ void addLayerNorm(float* out, const float* a, const float* b, const float* w, co
   }
 }
 
-// GELU with the exact error function (transformers' "gelu"), in place.
+// erf(x) by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7, about float32's resolution near ±1):
+// branch-free so the loop vectorises, where glibc's scalar erff would cost as much as a large product.
+inline float erfApprox(float x) {
+  const float a = std::fabs(x);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  const float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  const float y = 1.0f - poly * fastExp(-a * a);
+  return std::copysign(y, x);
+}
+
+// GELU with the error function (transformers' "gelu", not the tanh form), in place.
 void geluErf(float* x, size_t n) {
 #pragma omp parallel for schedule(static)
   for (long i = 0; i < (long)n; i++) {
     const float v = x[i];
-    x[i] = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+    x[i] = 0.5f * v * (1.0f + erfApprox(v * 0.70710678118654752f));
   }
 }
 
@@ -160,7 +170,7 @@ std::vector<std::string> Classifier::unsetTensors() const {
 
 void Classifier::forward(const ForwardRequest& r) {
   const Config& c = cfg;
-  const int d = c.d, H = c.nHead, hs = d / H, B = r.B;
+  const int d = c.d, H = c.nHead, B = r.B;
   check(B > 0 && r.ids && r.lengths && r.logitsOut, "roberta: forward needs ids, lengths and an output");
   std::vector<long> start(B + 1, 0);
   int longest = 0;
@@ -195,49 +205,70 @@ void Classifier::forward(const ForwardRequest& r) {
   addLayerNorm(x.data(), x.data(), nullptr, at(embLnW_), at(embLnB_), (int)N, d, c.lnEps);
 
   std::vector<float> qkv((size_t)N * 3 * d), ctx((size_t)N * d), tmp((size_t)N * d), inner((size_t)N * c.ff);
+  std::vector<float> first((size_t)B * d);  // each sequence's first token (<s>): what the head reads
   std::vector<std::vector<float>> scores(maxThreads(), std::vector<float>((size_t)longest * longest));
-  const float scale = 1.0f / std::sqrt((float)hs);
 
-  for (const Layer& L : layers_) {
+  for (int l = 0; l < c.nLayer; l++) {
+    const Layer& L = layers_[l];
     throwIfCancelled(r.cancel);
+    // The last layer needs keys and values of every token, but the rest of its work only for the first tokens
+    // (unless every hidden state was asked for).
+    const bool firstOnly = l == c.nLayer - 1 && !r.hiddenOut;
     linear(qkv.data(), x.data(), at(L.qkvW), at(L.qkvB), (int)N, d, 3 * d);
-    // Self-attention per (sequence, head): softmax(q·kᵀ/√hs)·v over the sequence's own tokens.
-#pragma omp parallel for schedule(dynamic)
-    for (int bh = 0; bh < B * H; bh++) {
-      const int b = bh / H, h = bh % H, T = (int)(start[b + 1] - start[b]);
-      const float* q = qkv.data() + (size_t)start[b] * 3 * d + h * hs;
-      const float* k = q + d;
-      const float* v = q + 2 * d;
-      float* S = scores[threadIndex()].data();
-      gemmSerial(false, true, T, T, hs, scale, q, 3 * d, k, 3 * d, 0.0f, S, T);
-      for (int i = 0; i < T; i++) {
-        float* row = S + (size_t)i * T;
-        const float mx = maxOf(row, T);
-        float sum = 0.0f;
-        for (int j = 0; j < T; j++) {
-          row[j] = fastExp(row[j] - mx);
-          sum += row[j];
-        }
-        const float inv = 1.0f / sum;
-        for (int j = 0; j < T; j++) row[j] *= inv;
-      }
-      gemmSerial(false, false, T, hs, T, 1.0f, S, T, v, 3 * d, 0.0f, ctx.data() + (size_t)start[b] * d + h * hs, d);
+    selfAttention(ctx.data(), qkv.data(), start, H, firstOnly, scores);
+    const int M = firstOnly ? B : (int)N;
+    float* h = x.data();
+    if (firstOnly) {
+      for (int b = 0; b < B; b++) std::copy_n(x.data() + (size_t)start[b] * d, d, first.data() + (size_t)b * d);
+      h = first.data();
     }
-    linear(tmp.data(), ctx.data(), at(L.attnOutW), at(L.attnOutB), (int)N, d, d);
-    addLayerNorm(x.data(), x.data(), tmp.data(), at(L.ln1W), at(L.ln1B), (int)N, d, c.lnEps);
-    linear(inner.data(), x.data(), at(L.ffInW), at(L.ffInB), (int)N, d, c.ff);
-    geluErf(inner.data(), inner.size());
-    linear(tmp.data(), inner.data(), at(L.ffOutW), at(L.ffOutB), (int)N, c.ff, d);
-    addLayerNorm(x.data(), x.data(), tmp.data(), at(L.ln2W), at(L.ln2B), (int)N, d, c.lnEps);
+    linear(tmp.data(), ctx.data(), at(L.attnOutW), at(L.attnOutB), M, d, d);
+    addLayerNorm(h, h, tmp.data(), at(L.ln1W), at(L.ln1B), M, d, c.lnEps);
+    linear(inner.data(), h, at(L.ffInW), at(L.ffInB), M, d, c.ff);
+    geluErf(inner.data(), (size_t)M * c.ff);
+    linear(tmp.data(), inner.data(), at(L.ffOutW), at(L.ffOutB), M, c.ff, d);
+    addLayerNorm(h, h, tmp.data(), at(L.ln2W), at(L.ln2B), M, d, c.lnEps);
   }
-  if (r.hiddenOut) std::copy(x.begin(), x.end(), r.hiddenOut);
+  if (r.hiddenOut) {
+    std::copy(x.begin(), x.end(), r.hiddenOut);
+    for (int b = 0; b < B; b++) std::copy_n(x.data() + (size_t)start[b] * d, d, first.data() + (size_t)b * d);
+  }
 
-  // Classification head on each sequence's first token.
-  std::vector<float> first((size_t)B * d), dense((size_t)B * d);
-  for (int b = 0; b < B; b++) std::copy_n(x.data() + (size_t)start[b] * d, d, first.data() + (size_t)b * d);
+  // Classification head: logits = out_proj(tanh(dense(first token))).
+  std::vector<float> dense((size_t)B * d);
   linear(dense.data(), first.data(), at(headDenseW_), at(headDenseB_), B, d, d);
   for (float& v : dense) v = std::tanh(v);
   linear(r.logitsOut, dense.data(), at(headOutW_), at(headOutB_), B, d, c.numLabels);
+}
+
+// Self-attention per (sequence, head): softmax(q·kᵀ/√hs)·v over the sequence's own tokens, heads written side by
+// side into ctx rows (every token's row, or with firstOnly the first token's, one row per sequence).
+void Classifier::selfAttention(float* ctx, const float* qkv, const std::vector<long>& start, int H, bool firstOnly,
+                               std::vector<std::vector<float>>& scores) const {
+  const int d = cfg.d, hs = d / H, B = (int)start.size() - 1;
+  const float scale = 1.0f / std::sqrt((float)hs);
+#pragma omp parallel for schedule(dynamic)
+  for (int bh = 0; bh < B * H; bh++) {
+    const int b = bh / H, h = bh % H, T = (int)(start[b + 1] - start[b]), rows = firstOnly ? 1 : T;
+    const float* q = qkv + (size_t)start[b] * 3 * d + h * hs;
+    const float* k = q + d;
+    const float* v = q + 2 * d;
+    float* out = ctx + (size_t)(firstOnly ? b : start[b]) * d + h * hs;
+    float* S = scores[threadIndex()].data();
+    gemmSerial(false, true, rows, T, hs, scale, q, 3 * d, k, 3 * d, 0.0f, S, T);
+    for (int i = 0; i < rows; i++) {
+      float* row = S + (size_t)i * T;
+      const float mx = maxOf(row, T);
+      float sum = 0.0f;
+      for (int j = 0; j < T; j++) {
+        row[j] = fastExp(row[j] - mx);
+        sum += row[j];
+      }
+      const float inv = 1.0f / sum;
+      for (int j = 0; j < T; j++) row[j] *= inv;
+    }
+    gemmSerial(false, false, rows, hs, T, 1.0f, S, T, v, 3 * d, 0.0f, out, d);
+  }
 }
 
 }  // namespace bp::roberta

@@ -59,6 +59,8 @@ class Classifier {
   std::vector<bool> set_;
   size_t add(const std::string& key, std::vector<int> shape);
   const float* at(size_t offset) const { return params.data() + offset; }
+  void selfAttention(float* ctx, const float* qkv, const std::vector<long>& start, int H, bool firstOnly,
+                     std::vector<std::vector<float>>& scores) const;
 
   struct Layer {
     size_t qkvW, qkvB, attnOutW, attnOutB, ln1W, ln1B, ffInW, ffInB, ffOutW, ffOutB, ln2W, ln2B;
