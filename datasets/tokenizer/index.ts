@@ -14,6 +14,7 @@ export { GPT2_EOS_ID, GPT2_VOCAB_SIZE, createGpt2Tokenizer, loadGpt2Model, rende
 export { pretokenize } from './pretokenize';
 export { renderTokenizerJson, parseTokenizerJson, loadTokenizerArtifact, writeTokenizerArtifact, TOKENIZER_FILE, TOKENIZER_META_FILE } from './tokenizer-json';
 export { trainBpe, trainTokenizer, PieceCounter, type TrainOptions, type TrainResult } from './train';
+export { RobertaTokenizer, loadRobertaTokenizer, parseVocabMerges, ROBERTA_SPECIALS } from './roberta';
 
 let gpt2: Tokenizer | null = null;
 
