@@ -78,7 +78,8 @@ class DeviceModel {
   // Mixed precision (Precision::BF16): the big GEMMs take bf16 operands. params16 is a bf16 shadow of params,
   // refreshed by refreshShadow() after an upload and by the AdamW kernel after every step; activations that feed
   // GEMMs get a bf16 twin where they are produced (arena16); gradients are rounded once per GEMM input.
-  const bool mixed;
+  bool mixed = false;   // bf16-operand GEMMs (Precision::BF16 and the probe in the constructor passed)
+  bool attn16 = false;  // ... and for the attention's batched products too
   DevBuf<bf16> params16;
   void refreshShadow();
 
@@ -108,8 +109,9 @@ class DeviceModel {
   // the configured fp32/TF32 GEMMs otherwise. b = kBiasLater: the consumer kernel adds the bias (fused).
   static constexpr long kBiasLater = -1;
   void linear(float* out, const float* inp, const bf16* inp16, long w, long b, int N, int IC, int OC);
+  // doutRounded: dout's bf16 copy is already in a.g16 (written by the GELU backward that produced dout)
   void linearBack(float* dinp, long w, long b, const float* dout, const float* inp, const bf16* inp16, int N, int IC,
-                  int OC);
+                  int OC, bool doutRounded = false);
   void ensureActivations(int B, int T);
   void upload(const int32_t* tokens, const int32_t* targets, int B, int T);
   void senseForward(const int32_t* dTokens, int N, bool train, uint32_t seed, float p, DeviceInterventions* iv);

@@ -19,14 +19,16 @@ __global__ void geluKernel(float* out, float* inp, long n, bf16* out16, const fl
   if (out16) out16[i] = __float2bfloat16_rn(y);
 }
 
-__global__ void geluBackKernel(float* dinp, const float* inp, const float* dout, long n) {
+__global__ void geluBackKernel(float* dinp, const float* inp, const float* dout, long n, bf16* dinp16) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   float x = inp[i];
   float th = tanhf(kGeluScale * (x + 0.044715f * x * x * x));
   float sech2 = 1.0f - th * th;
   float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * kGeluScale * (1.0f + 3.0f * 0.044715f * x * x);
-  dinp[i] = grad * dout[i];
+  const float g = grad * dout[i];
+  dinp[i] = g;
+  if (dinp16) dinp16[i] = __float2bfloat16_rn(g);
 }
 
 void geluForward(float* out, const float* inp, long n, cudaStream_t st, bf16* out16) {
@@ -41,9 +43,9 @@ void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, 
   BP_LAUNCHED();
 }
 
-void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st) {
+void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st, bf16* dinp16) {
   if (n <= 0) return;
-  geluBackKernel<<<blocksFor(n, 256), 256, 0, st>>>(dinp, inp, dout, n);
+  geluBackKernel<<<blocksFor(n, 256), 256, 0, st>>>(dinp, inp, dout, n, dinp16);
   BP_LAUNCHED();
 }
 

@@ -37,6 +37,34 @@ void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, c
             "bf16 gemm");
 }
 
+bool bf16GemmWorks(const Blas& b, bool batched) {
+  constexpr int n = 16;
+  bf16* ab = nullptr;
+  float* c = nullptr;
+  void** ptrs = nullptr;
+  BP_CUDA(cudaMalloc(&ab, sizeof(bf16) * 2 * n * n));
+  BP_CUDA(cudaMalloc(&c, sizeof(float) * n * n));
+  BP_CUDA(cudaMalloc(&ptrs, sizeof(void*) * 3));
+  BP_CUDA(cudaMemsetAsync(ab, 0, sizeof(bf16) * 2 * n * n, b.stream));
+  void* host[3] = {ab, ab + n * n, c};
+  BP_CUDA(cudaMemcpyAsync(ptrs, host, sizeof(host), cudaMemcpyHostToDevice, b.stream));
+  const float one = 1.0f, zero = 0.0f;
+  cublasStatus_t s;
+  if (batched)
+    s = cublasGemmBatchedEx(b.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, (const void* const*)ptrs, CUDA_R_16BF, n,
+                            (const void* const*)(ptrs + 1), CUDA_R_16BF, n, &zero, (void* const*)(ptrs + 2), CUDA_R_32F,
+                            n, 1, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  else
+    s = cublasGemmEx(b.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, ab, CUDA_R_16BF, n, ab + n * n, CUDA_R_16BF, n,
+                     &zero, c, CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  const cudaError_t e = cudaStreamSynchronize(b.stream);
+  cudaFree(ab);
+  cudaFree(c);
+  cudaFree(ptrs);
+  if (e != cudaSuccess) cudaFail(e, "bf16 GEMM probe", __FILE__, __LINE__);
+  return s == CUBLAS_STATUS_SUCCESS;
+}
+
 // Four elements per thread; 8-byte bf16 stores when both pointers allow it.
 __global__ void toBf16Kernel(bf16* dst, const float* src, long n, bool vec) {
   const long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) * 4;

@@ -70,6 +70,50 @@ __global__ void lnBackwardKernel(float* dinp, float* dw, float* db, const float*
   }
 }
 
+// Per-warp partial sums: warp w of a block owns rows sdw[w][:], sdb[w][:] of shared memory, so the per-element
+// accumulation needs no atomics (a lane always touches the same columns); the warps' rows are added at the end
+// and go to global memory with one atomic add per column and block. shared: 2 * kLn2Warps * C floats.
+constexpr int kLn2Warps = 4, kLn2Rows = 16;
+__global__ void lnBackwardPrivateKernel(float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                                        const float* w, const float* mean, const float* rstd, int N, int C) {
+  extern __shared__ float sh[];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* sdw = sh + (long)warp * C;
+  float* sdb = sh + (long)(kLn2Warps + warp) * C;
+  for (int c = lane; c < C; c += 32) sdw[c] = sdb[c] = 0.0f;
+  const int r0 = blockIdx.x * kLn2Rows;
+  for (int row = r0 + warp; row < min(N, r0 + kLn2Rows); row += kLn2Warps) {
+    const float* g = dout + (long)row * C;
+    const float* x = inp + (long)row * C;
+    float m = mean[row], s = rstd[row];
+    float a = 0.0f, bsum = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+      float norm = (x[c] - m) * s, dn = w[c] * g[c];
+      a += dn;
+      bsum += dn * norm;
+    }
+    a = warpSum(a) / C;
+    bsum = warpSum(bsum) / C;
+    float* dx = dinp + (long)row * C;
+    for (int c = lane; c < C; c += 32) {
+      float norm = (x[c] - m) * s, dn = w[c] * g[c];
+      dx[c] += (dn - a - norm * bsum) * s;
+      sdw[c] += norm * g[c];
+      sdb[c] += g[c];
+    }
+  }
+  __syncthreads();
+  for (int c = threadIdx.x; c < C; c += blockDim.x) {
+    float sw = 0.0f, sb = 0.0f;
+    for (int k = 0; k < kLn2Warps; k++) {
+      sw += sh[(long)k * C + c];
+      sb += sh[(long)(kLn2Warps + k) * C + c];
+    }
+    atomicAdd(&dw[c], sw);
+    atomicAdd(&db[c], sb);
+  }
+}
+
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
                       int C, float eps, cudaStream_t st, bf16* out16) {
   if (N <= 0) return;
@@ -78,8 +122,15 @@ void layernormForward(float* out, float* mean, float* rstd, const float* inp, co
 }
 
 void layernormBackward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
-                       const float* mean, const float* rstd, int N, int C, cudaStream_t st) {
+                       const float* mean, const float* rstd, int N, int C, cudaStream_t st, bool privateSums) {
   if (N <= 0) return;
+  const size_t privateBytes = 2 * kLn2Warps * C * sizeof(float);
+  if (privateSums && privateBytes <= 48 * 1024) {
+    lnBackwardPrivateKernel<<<blocksFor(N, kLn2Rows), 32 * kLn2Warps, privateBytes, st>>>(dinp, dw, db, dout, inp, w,
+                                                                                         mean, rstd, N, C);
+    BP_LAUNCHED();
+    return;
+  }
   lnBackwardKernel<<<blocksFor(N, kLnRowsPerBlock), 256, 2 * C * sizeof(float), st>>>(dinp, dw, db, dout, inp, w,
                                                                                        mean, rstd, N, C);
   BP_LAUNCHED();

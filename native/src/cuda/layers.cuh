@@ -30,6 +30,9 @@ void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
 // The same with bf16 operands on bf16 tensor cores: fp32 accumulation, fp32 C (the mixed-precision mode).
 void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, const bf16* B,
             int ldb, float beta, float* C, int ldc);
+// Whether this cuBLAS runs bf16-operand products with fp32 output (batched: the pointer-array form), tried on
+// a 16x16x16 product; the bf16 mode falls back to fp32-operand GEMMs where it does not.
+bool bf16GemmWorks(const Blas& b, bool batched);
 // dst = bf16(src), round to nearest even (weights' shadow copies, activations and gradients that feed GEMMs).
 void toBf16(bf16* dst, const float* src, long n, cudaStream_t st);
 
@@ -75,8 +78,10 @@ void embeddingBackward(float* dwte, float* dwpe, const float* dout, const int32_
 // out16 (optional): the same output rounded to bf16, for the GEMM that consumes it
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
                       int C, float eps, cudaStream_t st, bf16* out16 = nullptr);
+// privateSums: per-warp dw/db partial sums in shared memory instead of shared atomics (faster; a different
+// float summation order, so the bf16 mode uses it and fp32/TF32 keep the kernel their parity was measured with)
 void layernormBackward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
-                       const float* mean, const float* rstd, int N, int C, cudaStream_t st);
+                       const float* mean, const float* rstd, int N, int C, cudaStream_t st, bool privateSums = false);
 
 // ---- linear.cu (ones: device vector of >= N ones, for the bias gradient)
 void linearForward(const Blas& b, float* out, const float* inp, const float* w, const float* bias, int N, int IC,
@@ -88,10 +93,11 @@ void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16
 // Mixed precision: bf16 input and weight (its shadow copy), fp32 output.
 void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w16, const float* bias, int N, int IC,
                      int OC);
-// dout (fp32) is rounded once into dout16 (scratch >= N*OC); dinp = dout16 w16 (fp32, += with accumulate),
-// dw += dout16^T inp16 (fp32), db += column sums of dout (fp32 adds, not rounded).
+// dout (fp32) is rounded once into dout16 (scratch >= N*OC; doutRounded: the producer already wrote it there);
+// dinp = dout16 w16 (fp32, += with accumulate), dw += dout16^T inp16 (fp32), db += column sums of dout (fp32).
 void linearBackward16(const Blas& b, float* dinp, float* dw, float* db, const float* dout, bf16* dout16,
-                      const bf16* inp16, const bf16* w16, int N, int IC, int OC, bool accumulate);
+                      const bf16* inp16, const bf16* w16, int N, int IC, int OC, bool accumulate,
+                      bool doutRounded = false);
 // db[c] += sum_n dout[n][c] in fp32
 void biasGradient(float* db, const float* dout, int N, int OC, cudaStream_t st);
 
@@ -99,7 +105,8 @@ void biasGradient(float* db, const float* dout, int N, int OC, cudaStream_t st);
 void geluForward(float* out, const float* inp, long n, cudaStream_t st, bf16* out16 = nullptr);
 // pre += bias (rows of OC; pre is kept for the backward pass), then out = gelu(pre): the fc layer's bias add fused.
 void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, cudaStream_t st, bf16* out16 = nullptr);
-void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st);
+// dinp16 (optional): dinp rounded to bf16 as well (the dY of the next linear backward, see linearBackward16)
+void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st, bf16* dinp16 = nullptr);
 
 // ---- attention.cu: causal multi-head attention on packed [q|k|v] rows, a chunk of sequences at a time on batched
 // tensor-core GEMMs (one launch per product for all sequences and heads of the chunk); only the row log-sum-exp

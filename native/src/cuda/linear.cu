@@ -64,8 +64,9 @@ void biasGradient(float* db, const float* dout, int N, int OC, cudaStream_t st) 
 }
 
 void linearBackward16(const Blas& b, float* dinp, float* dw, float* db, const float* dout, bf16* dout16,
-                      const bf16* inp16, const bf16* w16, int N, int IC, int OC, bool accumulate) {
-  toBf16(dout16, dout, (long)N * OC, b.stream);
+                      const bf16* inp16, const bf16* w16, int N, int IC, int OC, bool accumulate,
+                      bool doutRounded) {
+  if (!doutRounded) toBf16(dout16, dout, (long)N * OC, b.stream);
   if (dinp) gemm16(b, false, false, N, IC, OC, 1.0f, dout16, OC, w16, IC, accumulate ? 1.0f : 0.0f, dinp, IC);
   gemm16(b, true, false, OC, IC, N, 1.0f, dout16, OC, inp16, IC, 1.0f, dw, IC);
   if (db) biasGradient(db, dout, N, OC, b.stream);

@@ -2,6 +2,7 @@
 // twin. Same tensor table, same dropout streams, so results match the CPU backend up to float reordering.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 
@@ -29,7 +30,7 @@ static float attnScale(const Config& c, int l) {
 }
 
 DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors, int dev, Precision prec)
-    : cfg(c), device(dev), mixed(prec == Precision::BF16) {
+    : cfg(c), device(dev) {
   BP_CUDA(cudaSetDevice(device));
   BP_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   if (cublasCreate(&blas.handle) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLAS: cannot create a handle on device " + std::to_string(dev));
@@ -38,6 +39,12 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
   blas.compute = prec == Precision::BF16   ? CUBLAS_COMPUTE_32F_FAST_16BF
                  : prec == Precision::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
                                            : CUBLAS_COMPUTE_32F_PEDANTIC;
+  if (prec == Precision::BF16) {
+    mixed = bf16GemmWorks(blas, false);
+    attn16 = mixed && bf16GemmWorks(blas, true);
+    if (!mixed) std::fprintf(stderr, "backpack: cuBLAS refused bf16-operand GEMMs; bf16 mode uses fp32 operands\n");
+    else if (!attn16) std::fprintf(stderr, "backpack: cuBLAS refused batched bf16 GEMMs; attention uses fp32 operands\n");
+  }
   std::unordered_map<std::string, long> off;
   for (const TensorInfo& t : tensors) off[t.key] = t.offset;
   numParams = tensors.back().offset + tensors.back().size;
@@ -144,15 +151,15 @@ void DeviceModel::ensureActivations(int B, int T) {
   // bf16 twins of the GEMM inputs (mixed mode): null pointers otherwise
   long total16 = 0;
   std::vector<std::pair<bf16**, long>> plan16;
-  auto take16 = [&](bf16** p, long n) {
+  auto take16 = [&](bf16** p, long n) {  // n == 0 (or fp32 mode): no buffer, a null pointer
     *p = nullptr;
-    if (!mixed) return;
+    if (!mixed || n == 0) return;
     n = (n + 127) / 128 * 128;  // 256-byte alignment
     plan16.push_back({p, n});
     total16 += n;
   };
   for (auto& L : a.layer) {
-    take16(&L.ln1h, N * d); take16(&L.qkvh, N * 3 * d); take16(&L.attyh, N * d); take16(&L.ln2h, N * d);
+    take16(&L.ln1h, N * d); take16(&L.qkvh, attn16 ? N * 3 * d : 0); take16(&L.attyh, N * d); take16(&L.ln2h, N * d);
     take16(&L.fchgh, N * 4 * d);
   }
   take16(&a.lnfh, N * d);
@@ -321,7 +328,8 @@ void DeviceModel::backward(const ForwardRequest& r) {
   float* dres = a.gA;
   float* tmp = dlnf == a.gRes ? a.gX : a.gRes;
   BP_CUDA(cudaMemsetAsync(dres, 0, sizeof(float) * Nd, stream));
-  layernormBackward(dres, G(lnfw), G(lnfb), dlnf, a.layer[cfg.nLayer - 1].res3, P(lnfw), a.lnfm, a.lnfr, N, d, stream);
+  layernormBackward(dres, G(lnfw), G(lnfb), dlnf, a.layer[cfg.nLayer - 1].res3, P(lnfw), a.lnfm, a.lnfr,
+                    N, d, stream, mixed);
   for (int l = cfg.nLayer - 1; l >= 0; l--) {
     checkCancel(r.cancel);
     const LayerOff& W = layers[l];
@@ -330,15 +338,15 @@ void DeviceModel::backward(const ForwardRequest& r) {
     const uint32_t s0 = kLayerBase + 4 * l;
     dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 2), stream);
     linearBack(a.gBig, W.fcprojw, W.fcprojb, tmp, A.fchg, A.fchgh, N, 4 * d, d);
-    geluBackward(a.gBig, A.fch, a.gBig, (long)N * 4 * d, stream);
-    linearBack(a.gB, W.fcw, W.fcb, a.gBig, A.ln2, A.ln2h, N, d, 4 * d);
-    layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d, stream);
+    geluBackward(a.gBig, A.fch, a.gBig, (long)N * 4 * d, stream, a.g16);  // a.g16: null unless mixed
+    linearBack(a.gB, W.fcw, W.fcb, a.gBig, A.ln2, A.ln2h, N, d, 4 * d, true);
+    layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d, stream, mixed);
     dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 1), stream);
     linearBack(a.gB, W.projw, W.projb, tmp, A.atty, A.attyh, N, d, d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
     attentionBackward(blas, a.gBig, a.gB, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork(), A.qkvh, a.g16);
     linearBack(tmp, W.qkvw, W.qkvb, a.gBig, A.ln1, A.ln1h, N, d, 3 * d);
-    layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream);
+    layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream, mixed);
   }
   dropoutForward(dres, Nd, site(true, p, r.rngSeed, kEmbed), stream);
   embeddingBackward(G(wte), G(wpe), dres, dTokens.p, dPositions.p, N, d, stream);
@@ -392,9 +400,9 @@ void DeviceModel::linear(float* out, const float* inp, const bf16* inp16, long w
 
 // dinp (if any) is overwritten; the weight and bias gradients accumulate.
 void DeviceModel::linearBack(float* dinp, long w, long b, const float* dout, const float* inp, const bf16* inp16, int N,
-                             int IC, int OC) {
+                             int IC, int OC, bool doutRounded) {
   if (mixed)
-    linearBackward16(blas, dinp, G(w), G(b), dout, a.g16, inp16, W16(w), N, IC, OC, false);
+    linearBackward16(blas, dinp, G(w), G(b), dout, a.g16, inp16, W16(w), N, IC, OC, false, doutRounded);
   else
     linearBackward(blas, dinp, G(w), G(b), dout, inp, P(w), N, IC, OC, false, ones.p);
 }

@@ -17,17 +17,33 @@ __device__ float blockReduce(float v, bool isMax, float* sh) {
 }
 
 // L16 (optional, training): dlogits go to L16 in bf16 instead of L (the bf16 dx/dwte GEMMs read only L16).
+// online: max and sum of exponentials in one pass over the row (running max, rescaled sum), one read of the
+// logits fewer; the bf16 mode uses it, fp32/TF32 keep the two-pass order their parity was measured with.
 __global__ void xentKernel(float* L, const int32_t* targets, float* loss, int V, bool backward, float dscale,
-                           bf16* L16) {
+                           bf16* L16, bool online) {
   __shared__ float sh[32];
   const int r = blockIdx.x;
   float* row = L + (long)r * V;
-  float mx = -INFINITY;
-  for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, row[j]);
-  mx = blockReduce(mx, true, sh);
-  float sum = 0.0f;
-  for (int j = threadIdx.x; j < V; j += blockDim.x) sum += __expf(row[j] - mx);
-  sum = blockReduce(sum, false, sh);
+  float mx = -INFINITY, sum = 0.0f;
+  if (online) {
+    for (int j = threadIdx.x; j < V; j += blockDim.x) {
+      const float x = row[j];
+      if (x > mx) {
+        sum = sum * __expf(mx - x) + 1.0f;
+        mx = x;
+      } else {
+        sum += __expf(x - mx);
+      }
+    }
+    const float m = blockReduce(mx, true, sh);
+    sum = blockReduce(mx == -INFINITY ? 0.0f : sum * __expf(mx - m), false, sh);
+    mx = m;
+  } else {
+    for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, row[j]);
+    mx = blockReduce(mx, true, sh);
+    for (int j = threadIdx.x; j < V; j += blockDim.x) sum += __expf(row[j] - mx);
+    sum = blockReduce(sum, false, sh);
+  }
   const int t = targets[r];
   const float lse = mx + __logf(sum);
   __syncthreads();
@@ -62,7 +78,8 @@ void headForwardBackward(const Blas& b, const HeadArgs& a) {
     }
     if (!a.targets) continue;
     bf16* L16 = mixed && a.dx ? a.scratch16 : nullptr;
-    xentKernel<<<n, 512, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale, L16);
+    xentKernel<<<n, 512, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale, L16,
+                                        mixed);
     BP_LAUNCHED();
     if (a.dx && mixed) {
       gemm16(b, false, false, n, d, V, 1.0f, L16, V, a.wte16, d, 0.0f, a.dx + (long)r0 * d, d);
