@@ -12,6 +12,9 @@ import { RobertaClassifierModel } from '../native/roberta';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../native/safetensors';
 import { openClassifier } from '../activities/control/classifier/classifier';
 import { loadRobertaTopicClassifier } from '../activities/control/classifier/roberta';
+import { topicActivity } from '../activities/control';
+import { activityContext, inputArtifact, tempDir } from './helpers/eval-ctx';
+import { buildControlFixture, MIRROR } from './helpers/control-fixtures';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'roberta');
 interface Expected {
@@ -194,5 +197,25 @@ describe('provider tweet-topic-21-multi', () => {
     editWeights(dir, (t) => t.set('roberta.embeddings.word_embeddings.weight', { dtype: 'F32', shape: [400, 32], data: new Float32Array(400 * 32) }));
     expect(() => loadRobertaTopicClassifier(dir)).toThrow(/vocab\.json has 321 tokens but config\.json says vocab_size 400/);
     fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe('control.topic scored by tweet-topic-21-multi (the paper profile wiring)', () => {
+  it('reads the classifier from classifierDir, records its id, and says where it looked when it is missing', async () => {
+    process.env.PIPELINE_DATA_MIRROR = MIRROR;
+    process.env.PIPELINE_CACHE_DIR = tempDir('roberta-cache-');
+    const fx = await buildControlFixture();
+    const inputs = {
+      backpack: [inputArtifact('backpack', fx.backpackDir, { arch: 'backpack', size: 'test' })],
+      tokenizer: [inputArtifact('tokenizer', fx.tokenizerDir)],
+    };
+    const ctx = activityContext('topic', inputs);
+    const params = topicActivity.params.parse({ topic: 'music', strength: 1, samples: 3, batchSize: 3, totalLength: 8, classifier: 'tweet-topic-21-multi', classifierDir: FIXTURE });
+    const summary = (await topicActivity.run(params, ctx)) as Record<string, unknown>;
+    const sha = createHash('sha256').update(fs.readFileSync(path.join(FIXTURE, 'model.safetensors'))).digest('hex');
+    expect(summary.classifier).toBe(`tweet-topic-21-multi:${sha.slice(0, 12)}`);
+    expect(summary.samples).toBe(3);
+    const missing = topicActivity.params.parse({ ...params, classifierDir: path.join(os.tmpdir(), 'no-such-classifier') });
+    await expect(topicActivity.run(missing, activityContext('topic', inputs))).rejects.toThrow(/no model directory at .*no-such-classifier/);
   });
 });
