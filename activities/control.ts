@@ -271,7 +271,7 @@ export const pplmActivity = defineActivity({
       gmScale: z.number().min(0).max(1).default(PPLM_DEFAULTS.gmScale),
       /** native: float32 C++ steps and KV-cache gradients, `batch` samples in lockstep; typescript: the float64 reference. */
       engine: z.enum(['native', 'typescript']).default('native'),
-      batch: z.number().int().positive().default(8),
+      batch: z.number().int().positive().default(32),
       seed: z.number().int().default(0),
       classifier: z.enum(['hashed-logreg', 'tweet-topic-21-multi']).default('hashed-logreg'),
       /** tweet-topic-21-multi: its Hugging Face model directory (default: $PIPELINE_TOPIC_CLASSIFIER_DIR, else the cache). */

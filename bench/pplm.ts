@@ -6,7 +6,7 @@
  *   native      the C++ session (float32, bp::gemm), one sample at a time and `--batch` samples in lockstep
  *   torch       the PyTorch peer (bench/pplm-torch.py: the same algorithm with autograd, one sample at a time,
  *               as the authors' code runs it), when bench/.venv has torch
- * Run: npx tsx bench/pplm.ts [--threads 2] [--batch 8] [--shapes tiny,small]
+ * Run: npx tsx bench/pplm.ts [--threads 2] [--batch 32] [--shapes tiny,small]
  * Writes bench/results/pplm.txt. Not pass/fail (shared, noisy machines).
  */
 import { execFileSync } from 'child_process';
@@ -49,7 +49,7 @@ const SHAPES: Shape[] = [
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
 async function main() {
-  const { values } = parseArgs({ options: { threads: { type: 'string', default: '2' }, batch: { type: 'string', default: '8' }, shapes: { type: 'string', default: 'tiny,small' } } });
+  const { values } = parseArgs({ options: { threads: { type: 'string', default: '2' }, batch: { type: 'string', default: '32' }, shapes: { type: 'string', default: 'tiny,small' } } });
   const threads = Number(values.threads);
   const batch = Number(values.batch);
   setThreads(threads);
@@ -58,7 +58,7 @@ async function main() {
     lines.push(s);
     process.stdout.write(s + '\n');
   };
-  log(`# PPLM-BoW bench — ${new Date().toISOString()} — ${JSON.stringify(buildInfo())}, threads ${threads}, ${os.cpus()[0]?.model ?? 'cpu'}`);
+  log(`# PPLM-BoW bench — ${new Date().toISOString()} — ${JSON.stringify(buildInfo())}, threads ${threads}, ${os.cpus().length}× ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at start`);
   log('# seconds per sample of EOS + N new tokens; stepsize 0.04, 3 iterations, window 5, bag of 3 ids; random weights');
   const python = path.join(__dirname, '.venv', 'bin', 'python');
   for (const shape of SHAPES.filter((s) => values.shapes.split(',').includes(s.name))) {
@@ -94,19 +94,28 @@ async function main() {
     model.dispose();
 
     if (fs.existsSync(python)) {
-      try {
-        const out = execFileSync(python, [path.join(__dirname, 'pplm-torch.py'), '--vocab', String(config.vocabSize), '--d', String(config.nEmbd), '--layers', String(config.nLayer), '--heads', String(config.nHead), '--positions', String(config.nPositions), '--tokens', String(shape.tokens), '--samples', String(shape.samples), '--threads', String(threads)], { encoding: 'utf8' });
-        const r = JSON.parse(out.trim().split('\n').pop()!);
-        results[`pytorch ${r.torch}, batch 1`] = r.seconds_per_sample;
-      } catch (e) {
-        log(`pytorch peer failed: ${(e as Error).message.split('\n')[0]}`);
+      // Its own thread count and one thread: on a shared, oversubscribed machine torch's thread pool can be far
+      // slower than a single thread, so both are shown and the ratio below uses the faster.
+      for (const t of [...new Set([threads, 1])]) {
+        try {
+          const out = execFileSync(python, [path.join(__dirname, 'pplm-torch.py'), '--vocab', String(config.vocabSize), '--d', String(config.nEmbd), '--layers', String(config.nLayer), '--heads', String(config.nHead), '--positions', String(config.nPositions), '--tokens', String(shape.tokens), '--samples', String(shape.samples), '--threads', String(t)], { encoding: 'utf8' });
+          const r = JSON.parse(out.trim().split('\n').pop()!);
+          results[`pytorch ${r.torch}, batch 1, ${t} thr`] = r.seconds_per_sample;
+        } catch (e) {
+          log(`pytorch peer failed: ${(e as Error).message.split('\n')[0]}`);
+        }
       }
     } else log('pytorch peer skipped (no bench/.venv)');
 
     const base = results['native, batch 1'];
     for (const [name, s] of Object.entries(results)) {
-      log(`${name.padEnd(34)} ${s.toFixed(3).padStart(9)} s/sample  ${(s / shape.tokens * 1000).toFixed(1).padStart(8)} ms/token  ${(s / base).toFixed(2).padStart(7)}× native batch 1`);
+      log(`${name.padEnd(38)} ${s.toFixed(3).padStart(9)} s/sample  ${(s / shape.tokens * 1000).toFixed(1).padStart(8)} ms/token  ${(s / base).toFixed(2).padStart(7)}× native batch 1`);
     }
+    const torch = Object.entries(results).filter(([k]) => k.startsWith('pytorch')).map(([, v]) => v);
+    const batched = results[`native, batch ${batch}`];
+    const parts = [`typescript/native ${(results['typescript float64'] / base).toFixed(1)}× (batch 1)`];
+    if (torch.length) parts.push(`pytorch/native ${(Math.min(...torch) / base).toFixed(1)}× (batch 1 each), ${(Math.min(...torch) / batched).toFixed(1)}× (native batch ${batch})`);
+    log(`ratios: ${parts.join('; ')}`);
   }
   const out = path.join(__dirname, 'results', 'pplm.txt');
   fs.mkdirSync(path.dirname(out), { recursive: true });

@@ -54,7 +54,7 @@ export interface PplmRunResult {
 
 /** Which implementation computes the steps and the KV-cache gradients. */
 export type PplmEngine =
-  | { kind: 'native'; model: NativeModel; /** samples decoded in lockstep (default 8) */ batch?: number }
+  | { kind: 'native'; model: NativeModel; /** samples decoded in lockstep (default 32) */ batch?: number }
   | { kind: 'typescript'; weights: Gpt2Weights; unperturbed: UnperturbedModel };
 
 export async function runPplm(
@@ -72,7 +72,7 @@ export async function runPplm(
   const losses: number[] = [];
   const started = Date.now();
   if (engine.kind === 'native') {
-    const batch = Math.max(1, Math.min(engine.batch ?? 8, opts.samples));
+    const batch = Math.max(1, Math.min(engine.batch ?? 32, opts.samples));
     let session: PplmSession | undefined;
     for (let s0 = 0; s0 < opts.samples; s0 += batch) {
       const rows = Math.min(batch, opts.samples - s0);
