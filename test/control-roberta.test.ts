@@ -22,6 +22,7 @@ interface Expected {
   labels: string[];
   texts: string[];
   ids: number[][];
+  plainIds: number[][];
   truncatedIds: number[][];
   logits: number[][];
   batchLogits: number[][];
@@ -39,7 +40,7 @@ function maxAbsDiff(got: ArrayLike<number>, want: number[][]): number {
 }
 
 /** A writable copy of the fixture with only the files named (default: config + safetensors + tokenizer). */
-function copyFixture(files = ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt']): string {
+function copyFixture(files = ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt', 'tokenizer.json']): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'roberta-'));
   for (const f of files) fs.copyFileSync(path.join(FIXTURE, f), path.join(dir, f));
   return dir;
@@ -64,12 +65,18 @@ describe('RoBERTa tokenizer (vocab.json + merges.txt)', () => {
   it('gives the ids transformers gives, with <s> … </s> and specials matched in the text', () => {
     expected.texts.forEach((text, i) => expect({ text, ids: tok.encode(text) }).toEqual({ text, ids: expected.ids[i] }));
   });
+  it('without tokenizer.json, specials strip no whitespace (as transformers from vocab.json + merges.txt)', () => {
+    const dir = copyFixture(['vocab.json', 'merges.txt']);
+    const plain = loadRobertaTokenizer(dir);
+    expected.texts.forEach((text, i) => expect({ text, ids: plain.encode(text) }).toEqual({ text, ids: expected.plainIds[i] }));
+    fs.rmSync(dir, { recursive: true });
+  });
   it('truncates like truncation=True, max_length', () => {
     expected.texts.forEach((text, i) => expect(tok.encode(text, expected.maxTokens)).toEqual(expected.truncatedIds[i]));
     expect(expected.ids.some((ids) => ids.length > expected.maxTokens)).toBe(true); // the case is exercised
   });
-  it('decodes back to the text', () => {
-    for (const text of expected.texts) expect(tok.decode(tok.encode(text))).toBe(`<s>${text}</s>`);
+  it('decodes back to the text (whitespace a special token strips aside)', () => {
+    for (const text of expected.texts) expect(tok.decode(tok.encode(text))).toBe(`<s>${text.replace(/\s+<mask>/g, '<mask>')}</s>`);
   });
   it('reports broken vocabulary files with file and line', () => {
     const dir = copyFixture(['vocab.json', 'merges.txt']);

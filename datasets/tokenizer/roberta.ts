@@ -3,7 +3,8 @@
  * `vocab.json` + `merges.txt`, whose ids differ from GPT-2's, with special tokens `<s>` `<pad>` `</s>`
  * `<unk>` `<mask>` (ids read from vocab.json; 0, 1, 2, 3 and the last id in RoBERTa). A text becomes
  * `<s> …tokens… </s>`. Special-token strings inside the text are matched exactly and become their ids,
- * as the Hugging Face tokenizer does with its added tokens.
+ * as the Hugging Face tokenizer does with its added tokens; where the directory has a tokenizer.json, its
+ * `lstrip`/`rstrip` flags apply (RoBERTa's `<mask>` swallows the whitespace before it).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,6 +13,7 @@ import { mappedToBytes } from './byte-map';
 
 export const VOCAB_FILE = 'vocab.json';
 export const MERGES_FILE = 'merges.txt';
+export const HF_TOKENIZER_FILE = 'tokenizer.json';
 
 /** RoBERTa's special tokens by role (tokenizer_config.json defaults). */
 export const ROBERTA_SPECIALS = { bos: '<s>', pad: '<pad>', eos: '</s>', unk: '<unk>', mask: '<mask>' } as const;
@@ -25,6 +27,20 @@ export interface RobertaSpecialIds {
   mask?: number;
 }
 
+/** Whether a special token also consumes the whitespace on its left / right (Hugging Face added-token flags). */
+export interface SpecialStrip {
+  lstrip: boolean;
+  rstrip: boolean;
+}
+
+/** Unicode White_Space, the set Hugging Face tokenizers strip (Rust's char::is_whitespace). */
+function isWhiteSpace(c: number): boolean {
+  return (
+    (c >= 9 && c <= 13) || c === 32 || c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000
+  );
+}
+
 export class RobertaTokenizer {
   readonly vocabSize: number;
   private readonly bpe: BytePairEncoder;
@@ -36,6 +52,8 @@ export class RobertaTokenizer {
     readonly name: string,
     model: BpeModel,
     readonly specials: RobertaSpecialIds,
+    /** By special-token id; absent = strips nothing. */
+    private readonly strip: ReadonlyMap<number, SpecialStrip> = new Map(),
   ) {
     this.bpe = new BytePairEncoder(name, model, { wholeTokenShortcut: false });
     this.vocabSize = model.tokens.length;
@@ -78,9 +96,13 @@ export class RobertaTokenizer {
         }
       }
       if (!match) break;
-      this.bpe.encodeSegment(text, from, at, out);
+      const flags = this.strip.get(match[1]);
+      let end = at;
+      if (flags?.lstrip) while (end > from && isWhiteSpace(text.charCodeAt(end - 1))) end--;
+      this.bpe.encodeSegment(text, from, end, out);
       out.push(match[1]);
       from = at + match[0].length;
+      if (flags?.rstrip) while (from < text.length && isWhiteSpace(text.charCodeAt(from))) from++;
     }
     this.bpe.encodeSegment(text, from, text.length, out);
     return out;
@@ -158,11 +180,39 @@ export function parseVocabMerges(vocabText: string, mergesText: string, where: {
   return { model: { tokens: tokens as Uint8Array[], merges: Uint32Array.from(merges), eosId: specials.eos }, specials };
 }
 
-/** Loads `vocab.json` + `merges.txt` from a Hugging Face model directory. */
+/**
+ * The lstrip/rstrip flags of the special tokens in a tokenizer.json's `added_tokens` (its vocabulary and
+ * merges are the same as vocab.json + merges.txt and are not read). Ids must agree with vocab.json.
+ */
+export function parseSpecialStrip(text: string, where: string, specials: RobertaSpecialIds): Map<number, SpecialStrip> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
+  }
+  const added = (json as { added_tokens?: unknown })?.added_tokens ?? [];
+  if (!Array.isArray(added)) throw new Error(`${where}: "added_tokens" must be a list`);
+  const idByText = new Map<string, number | undefined>(
+    (Object.keys(ROBERTA_SPECIALS) as (keyof typeof ROBERTA_SPECIALS)[]).map((role) => [ROBERTA_SPECIALS[role], specials[role]]),
+  );
+  const out = new Map<number, SpecialStrip>();
+  added.forEach((t: unknown, i) => {
+    const { id, content, lstrip, rstrip } = (t ?? {}) as Record<string, unknown>;
+    if (typeof content !== 'string' || !idByText.has(content)) return; // other added tokens: not part of RoBERTa's set
+    if (id !== idByText.get(content)) throw new Error(`${where}: added_tokens[${i}] gives ${content} id ${JSON.stringify(id)}, vocab.json ${idByText.get(content)}`);
+    out.set(id as number, { lstrip: lstrip === true, rstrip: rstrip === true });
+  });
+  return out;
+}
+
+/** Loads `vocab.json` + `merges.txt` (and the special tokens' flags of tokenizer.json, if present) from a model directory. */
 export function loadRobertaTokenizer(dir: string): RobertaTokenizer {
   const vocab = path.join(dir, VOCAB_FILE);
   const merges = path.join(dir, MERGES_FILE);
   for (const f of [vocab, merges]) if (!fs.existsSync(f)) throw new Error(`RoBERTa tokenizer ${dir}: ${path.basename(f)} is missing`);
   const { model, specials } = parseVocabMerges(fs.readFileSync(vocab, 'utf8'), fs.readFileSync(merges, 'utf8'), { vocab, merges });
-  return new RobertaTokenizer(path.basename(path.resolve(dir)), model, specials);
+  const hfFile = path.join(dir, HF_TOKENIZER_FILE);
+  const strip = fs.existsSync(hfFile) ? parseSpecialStrip(fs.readFileSync(hfFile, 'utf8'), hfFile, specials) : new Map<number, SpecialStrip>();
+  return new RobertaTokenizer(path.basename(path.resolve(dir)), model, specials, strip);
 }

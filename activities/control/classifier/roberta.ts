@@ -1,10 +1,11 @@
 /**
  * The paper's topic classifier, `cardiffnlp/tweet-topic-21-multi` (RoBERTa-base, 19 labels), run by the
  * native engine from its Hugging Face directory: config.json, model.safetensors or pytorch_model.bin,
- * vocab.json, merges.txt. PAPER.md §6.3: its own tokenizer with default settings, P(label) = σ(logit).
+ * vocab.json, merges.txt (+ tokenizer.json for the special tokens' flags). PAPER.md §6.3: its own tokenizer with
+ * default settings, P(label) = σ(logit).
  *
  * Fetch it once (any copy of the repository's files works; pin the revision you record):
- *   huggingface-cli download cardiffnlp/tweet-topic-21-multi config.json pytorch_model.bin vocab.json merges.txt \
+ *   huggingface-cli download cardiffnlp/tweet-topic-21-multi config.json pytorch_model.bin vocab.json merges.txt tokenizer.json \
  *     --local-dir ~/.cache/backpack-pipeline/models/cardiffnlp--tweet-topic-21-multi
  * The directory is found at PIPELINE_TOPIC_CLASSIFIER_DIR, else at that default, else pass it explicitly.
  */
@@ -86,7 +87,7 @@ export function loadRobertaTopicClassifier(dir: string = defaultTopicClassifierD
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new Error(
       `topic classifier ${ROBERTA_PROVIDER}: no model directory at ${dir}. Download ${ROBERTA_HF_REPO} ` +
-        `(config.json, pytorch_model.bin or model.safetensors, vocab.json, merges.txt) there, ` +
+        `(config.json, pytorch_model.bin or model.safetensors, vocab.json, merges.txt, tokenizer.json) there, ` +
         'or point PIPELINE_TOPIC_CLASSIFIER_DIR (CLI: --classifier <dir>) at a copy',
     );
   }
