@@ -88,6 +88,19 @@ describe('RoBERTa tokenizer (vocab.json + merges.txt)', () => {
     expect(() => loadRobertaTokenizer(dir)).toThrow(/vocab\.json: no token has id 1/);
     fs.rmSync(dir, { recursive: true });
   });
+  it('refuses a tokenizer.json that would tokenize differently', () => {
+    const dir = copyFixture(['vocab.json', 'merges.txt', 'tokenizer.json']);
+    const file = path.join(dir, 'tokenizer.json');
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    fs.writeFileSync(file, JSON.stringify({ ...json, pre_tokenizer: { ...json.pre_tokenizer, add_prefix_space: true } }));
+    expect(() => loadRobertaTokenizer(dir)).toThrow(/tokenizer\.json: add_prefix_space is not supported/);
+    fs.writeFileSync(file, JSON.stringify({ ...json, normalizer: { type: 'Lowercase' } }));
+    expect(() => loadRobertaTokenizer(dir)).toThrow(/normalizer "Lowercase" is not supported/);
+    json.added_tokens[4].id = 7;
+    fs.writeFileSync(file, JSON.stringify(json));
+    expect(() => loadRobertaTokenizer(dir)).toThrow(/added_tokens\[4\] gives <mask> id 7, vocab\.json 320/);
+    fs.rmSync(dir, { recursive: true });
+  });
 });
 
 describe('RoBERTa classifier on the native engine', () => {

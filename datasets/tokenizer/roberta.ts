@@ -182,16 +182,25 @@ export function parseVocabMerges(vocabText: string, mergesText: string, where: {
 
 /**
  * The lstrip/rstrip flags of the special tokens in a tokenizer.json's `added_tokens` (its vocabulary and
- * merges are the same as vocab.json + merges.txt and are not read). Ids must agree with vocab.json.
+ * merges are the same as vocab.json + merges.txt and are not read). Ids must agree with vocab.json, and
+ * anything that would tokenize differently from RoBERTa's pipeline (a normalizer, a prefix space, another
+ * pre-tokenizer, merge skipping) is refused rather than ignored.
  */
 export function parseSpecialStrip(text: string, where: string, specials: RobertaSpecialIds): Map<number, SpecialStrip> {
-  let json: unknown;
+  let json: Record<string, unknown>;
   try {
     json = JSON.parse(text);
   } catch (e) {
     throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
   }
-  const added = (json as { added_tokens?: unknown })?.added_tokens ?? [];
+  const unsupported = (what: string) => new Error(`${where}: ${what} is not supported (RoBERTa's byte-level BPE only)`);
+  if (json?.normalizer != null) throw unsupported(`normalizer ${JSON.stringify((json.normalizer as { type?: unknown }).type)}`);
+  const pre = json?.pre_tokenizer as Record<string, unknown> | null | undefined;
+  if (pre != null && (pre.type !== 'ByteLevel' || pre.use_regex === false)) throw unsupported(`pre_tokenizer ${JSON.stringify(pre.type)} without GPT-2's regex`);
+  if (pre?.add_prefix_space === true) throw unsupported('add_prefix_space');
+  const model = json?.model as Record<string, unknown> | undefined;
+  if (model && (model.type !== 'BPE' || model.ignore_merges === true || (model.dropout != null && model.dropout !== 0))) throw unsupported('this BPE model (type, ignore_merges or dropout)');
+  const added = json?.added_tokens ?? [];
   if (!Array.isArray(added)) throw new Error(`${where}: "added_tokens" must be a list`);
   const idByText = new Map<string, number | undefined>(
     (Object.keys(ROBERTA_SPECIALS) as (keyof typeof ROBERTA_SPECIALS)[]).map((role) => [ROBERTA_SPECIALS[role], specials[role]]),
@@ -201,6 +210,7 @@ export function parseSpecialStrip(text: string, where: string, specials: Roberta
     const { id, content, lstrip, rstrip } = (t ?? {}) as Record<string, unknown>;
     if (typeof content !== 'string' || !idByText.has(content)) return; // other added tokens: not part of RoBERTa's set
     if (id !== idByText.get(content)) throw new Error(`${where}: added_tokens[${i}] gives ${content} id ${JSON.stringify(id)}, vocab.json ${idByText.get(content)}`);
+    if ((t as Record<string, unknown>).single_word === true) throw unsupported(`single_word on ${content}`);
     out.set(id as number, { lstrip: lstrip === true, rstrip: rstrip === true });
   });
   return out;
