@@ -1,13 +1,13 @@
 // AdamW over one tensor (decoupled weight decay, bias-corrected; c1/c2 = 1 - beta^step) and the reductions
 // behind global-norm clipping.
+#include <algorithm>
+
 #include "layers.cuh"
 
 namespace bp::cuda {
 
-__global__ void adamwKernel(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2,
-                            float eps, float wd, float c1, float c2, bf16* p16) {
-  long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= n) return;
+__device__ __forceinline__ void adamwElement(float* p, const float* g, float* m, float* v, long i, float lr, float b1,
+                                             float b2, float eps, float wd, float c1, float c2, bf16* p16) {
   float gi = g[i];
   float mi = b1 * m[i] + (1.0f - b1) * gi;
   float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
@@ -17,6 +17,35 @@ __global__ void adamwKernel(float* p, const float* g, float* m, float* v, long n
   const float pn = p[i] - lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
   p[i] = pn;
   if (p16) p16[i] = __float2bfloat16_rn(pn);
+}
+
+__global__ void adamwKernel(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2,
+                            float eps, float wd, float c1, float c2, bf16* p16) {
+  long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  adamwElement(p, g, m, v, i, lr, b1, b2, eps, wd, c1, c2, p16);
+}
+
+__global__ void adamwAllKernel(float* p, const float* g, float* m, float* v, const AdamBlock* blocks, float lr,
+                               float b1, float b2, float eps, float wd, float c1, float c2, bf16* p16) {
+  const AdamBlock blk = blocks[blockIdx.x];
+  const float w = blk.decay ? wd : 0.0f;
+  for (long i = blk.start + threadIdx.x; i < blk.end; i += blockDim.x)
+    adamwElement(p, g, m, v, i, lr, b1, b2, eps, w, c1, c2, p16);
+}
+
+void adamwPlan(std::vector<AdamBlock>& out, const long* offsets, const long* sizes, const bool* decay, int count) {
+  out.clear();
+  for (int t = 0; t < count; t++)
+    for (long s = 0; s < sizes[t]; s += kAdamBlockElems)
+      out.push_back(AdamBlock{offsets[t] + s, offsets[t] + std::min(sizes[t], s + kAdamBlockElems), decay[t] ? 1 : 0});
+}
+
+void adamwAll(float* p, const float* g, float* m, float* v, const AdamBlock* blocks, int nblocks, float lr, float b1,
+              float b2, float eps, float wd, float c1, float c2, cudaStream_t st, bf16* p16) {
+  if (nblocks <= 0) return;
+  adamwAllKernel<<<nblocks, 256, 0, st>>>(p, g, m, v, blocks, lr, b1, b2, eps, wd, c1, c2, p16);
+  BP_LAUNCHED();
 }
 
 __global__ void sumSquaresKernel(double* acc, const float* x, long n) {

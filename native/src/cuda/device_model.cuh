@@ -147,6 +147,8 @@ class DeviceModel {
   AttnWork attnWork() { return AttnWork{attnSeqs, a.attScratch, ptrs.p}; }
   AttnWork ctxWork() { return AttnWork{ctxSeqs, a.attScratch, ptrs.p}; }
   DevBuf<double> normAcc;
+  DevBuf<AdamBlock> adamBlocks;  // the optimizer's block table (one launch for every tensor), built on first use
+  int adamBlockCount = 0;
 };
 
 }  // namespace bp::cuda

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "common.cuh"
 
@@ -181,6 +182,18 @@ void headForwardBackward(const Blas& b, const HeadArgs& a);
 // p16 (optional): the bf16 shadow of p, refreshed with the new values
 void adamw(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2, float eps, float wd,
            float c1, float c2, cudaStream_t st, bf16* p16 = nullptr);
+// Every tensor in one launch. The block table (built once per tensor layout by adamwPlan) maps each block to
+// up to kAdamBlockElems elements of one tensor; per element the arithmetic is adamw()'s exactly.
+constexpr int kAdamBlockElems = 1024;
+struct AdamBlock {
+  long start;  // first element (offset into the flat parameter buffer)
+  long end;    // one past the last element of this block's slice
+  int decay;   // 1: weight decay applies to this tensor
+};
+// Host: the block table of tensors (offset, size, decay) laid out in one flat buffer.
+void adamwPlan(std::vector<AdamBlock>& out, const long* offsets, const long* sizes, const bool* decay, int count);
+void adamwAll(float* p, const float* g, float* m, float* v, const AdamBlock* blocks, int nblocks, float lr, float b1,
+              float b2, float eps, float wd, float c1, float c2, cudaStream_t st, bf16* p16 = nullptr);
 // Adds sum(x^2) into *acc (device double).
 void sumSquares(double* acc, const float* x, long n, cudaStream_t st);
 void scale(float* x, long n, float s, cudaStream_t st);

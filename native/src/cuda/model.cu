@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <unordered_map>
 
 #include "../rng.h"
@@ -379,9 +380,26 @@ void DeviceModel::adamwStep(const std::vector<TensorInfo>& tensors, float lr, fl
   if (gradScaleBeforeStep != 1.0f) cuda::scale(grads.p, numParams, gradScaleBeforeStep, stream);
   const float c1 = 1.0f - (float)std::pow((double)b1, (double)step);
   const float c2 = 1.0f - (float)std::pow((double)b2, (double)step);
-  for (const TensorInfo& t : tensors)
-    adamw(params.p + t.offset, grads.p + t.offset, m.p + t.offset, v.p + t.offset, t.size, lr, b1, b2, eps,
-          t.decay ? wd : 0.0f, c1, c2, stream, mixed ? params16.p + t.offset : nullptr);
+  if (adamBlockCount == 0) {
+    const size_t n = tensors.size();
+    std::vector<long> offsets(n), sizes(n);
+    std::unique_ptr<bool[]> decay(new bool[n]);
+    for (size_t i = 0; i < n; i++) {
+      offsets[i] = tensors[i].offset;
+      sizes[i] = tensors[i].size;
+      decay[i] = tensors[i].decay;
+    }
+    std::vector<AdamBlock> plan;
+    adamwPlan(plan, offsets.data(), sizes.data(), decay.get(), (int)n);
+    adamBlocks.resize(plan.size());
+    // on the model's stream (non-blocking: a plain cudaMemcpy would not order before the kernel below)
+    BP_CUDA(cudaMemcpyAsync(adamBlocks.p, plan.data(), sizeof(AdamBlock) * plan.size(), cudaMemcpyHostToDevice,
+                            stream));
+    sync();  // plan is a local vector
+    adamBlockCount = (int)plan.size();
+  }
+  adamwAll(params.p, grads.p, m.p, v.p, adamBlocks.p, adamBlockCount, lr, b1, b2, eps, wd, c1, c2, stream,
+           mixed ? params16.p : nullptr);
 }
 
 void DeviceModel::refreshShadow() {
