@@ -1,6 +1,7 @@
 // PPLM session: one-token GPT-2 steps over a clean and a perturbable KV cache, and the backward pass of a
-// step to its cached keys/values. Matrix products go through bp::gemm (threaded over output columns, which is
-// what a few rows against a large weight matrix need); LayerNorm/GELU forwards are the engine's own kernels.
+// step to its cached keys/values. Batched products go through bp::gemm (threaded over output columns, which is
+// what a few rows against a large weight matrix need); one or two rows stream the weights directly (see
+// kStreamRows). LayerNorm/GELU forwards are the engine's own kernels.
 #include "pplm.h"
 
 #include <algorithm>
@@ -10,6 +11,9 @@
 
 #include "../gemm.h"
 #include "../layers/layers.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace bp::pplm {
 
@@ -35,9 +39,65 @@ void layernormInputBackward(float* dx, const float* dy, const float* x, const fl
   }
 }
 
+// One or two rows against a weight matrix are a pass over the weights that memory bandwidth bounds; sgemm packs
+// the whole matrix first (measured 2x slower than a plain streaming pass at GPT-2-small shapes), so up to this
+// many rows the products below stream the weights once themselves; larger batches go to bp::gemm.
+constexpr int kStreamRows = 2;
+
+// y[M][N] = x[M][K] W[N][K]^T + b (b may be null): the forward of a Linear-layout weight (and the tied head).
+void rowsTimesWeightT(float* y, const float* x, const float* W, const float* b, int M, int K, int N) {
+  if (M > kStreamRows) {
+    if (b) linearForward(y, x, W, b, M, K, N);
+    else gemm(false, true, M, N, K, 1.0f, x, K, W, K, 0.0f, y, N);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int j = 0; j < N; j++) {
+    const float* w = W + (long)j * K;
+    for (int r = 0; r < M; r++) {
+      const float* xr = x + (long)r * K;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int k = 0; k < K; k++) acc += xr[k] * w[k];
+      y[(long)r * N + j] = acc + (b ? b[j] : 0.0f);
+    }
+  }
+}
+
+// dx[M][K] = dy[M][N] W[N][K]: the input gradient of y = x W^T (Linear layout), threads owning column ranges of dx.
+void rowsTimesWeight(float* dx, const float* dy, const float* W, int M, int N, int K) {
+  if (M > kStreamRows) {
+    gemm(false, false, M, K, N, 1.0f, dy, N, W, K, 0.0f, dx, K);
+    return;
+  }
+#pragma omp parallel
+  {
+#ifdef _OPENMP
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+#else
+    const int nt = 1, t = 0;
+#endif
+    // Column ranges on multiples of 16 floats keep each thread's stores in whole cache lines.
+    int chunk = (K + nt - 1) / nt;
+    chunk = (chunk + 15) / 16 * 16;
+    const int lo = std::min(K, t * chunk), hi = std::min(K, lo + chunk);
+    for (int r = 0; r < M; r++) std::fill(dx + (long)r * K + lo, dx + (long)r * K + hi, 0.0f);
+    for (int j = 0; j < N; j++) {
+      const float* w = W + (long)j * K;
+      for (int r = 0; r < M; r++) {
+        const float a = dy[(long)r * N + j];
+        if (a == 0.0f) continue;
+        float* o = dx + (long)r * K;
+#pragma omp simd
+        for (int k = lo; k < hi; k++) o[k] += a * w[k];
+      }
+    }
+  }
+}
+
 // y = x W^T for W in Linear layout [OC][IC] read as its transpose: dx = dy W (dy [N][OC] -> dx [N][IC]).
 void linearInputBackward(float* dx, const float* dy, const float* w, int N, int IC, int OC) {
-  gemm(false, false, N, IC, OC, 1.0f, dy, OC, w, IC, 0.0f, dx, IC);
+  rowsTimesWeight(dx, dy, w, N, OC, IC);
 }
 
 long tensorOffset(const Model& m, const std::string& key) {
@@ -157,7 +217,7 @@ void Session::step(bool usePast, bool useClean, bool commitPast, Trace& tr, cons
     std::memcpy(&tr.xin[lr * d], x_.data(), sizeof(float) * R * d);
     layernormForward(xn_.data(), &tr.mean1[lr], &tr.rstd1[lr], x_.data(), W.ln1w, W.ln1b, R, d, cfg_.lnEps);
     float* qkv = &tr.qkv[lr * 3 * d];
-    linearForward(qkv, xn_.data(), W.qkvw, W.qkvb, R, d, 3 * d);
+    rowsTimesWeightT(qkv, xn_.data(), W.qkvw, W.qkvb, R, d, 3 * d);
     // Keys/values of the perturbed window of the past: cache + delta.
     float* kwin = tr.kwin.data() + (long)l * nPast * P * d;
     float* vwin = tr.vwin.data() + (long)l * nPast * P * d;
@@ -211,14 +271,14 @@ void Session::step(bool usePast, bool useClean, bool commitPast, Trace& tr, cons
         for (int e = 0; e < hs; e++) o[e] += s[j] * vj[e];
       }
     }
-    linearForward(br_.data(), atty_.data(), W.projw, W.projb, R, d, d);
+    rowsTimesWeightT(br_.data(), atty_.data(), W.projw, W.projb, R, d, d);
     for (long i = 0; i < (long)R * d; i++) x_[i] += br_[i];
     std::memcpy(&tr.xmid[lr * d], x_.data(), sizeof(float) * R * d);
     layernormForward(xn_.data(), &tr.mean2[lr], &tr.rstd2[lr], x_.data(), W.ln2w, W.ln2b, R, d, cfg_.lnEps);
     float* fch = &tr.fch[lr * 4 * d];
-    linearForward(fch, xn_.data(), W.fcw, W.fcb, R, d, 4 * d);
+    rowsTimesWeightT(fch, xn_.data(), W.fcw, W.fcb, R, d, 4 * d);
     geluForward(fcg_.data(), fch, (long)R * 4 * d);
-    linearForward(br_.data(), fcg_.data(), W.fcprojw, W.fcprojb, R, 4 * d, d);
+    rowsTimesWeightT(br_.data(), fcg_.data(), W.fcprojw, W.fcprojb, R, 4 * d, d);
     for (long i = 0; i < (long)R * d; i++) x_[i] += br_[i];
     for (int r = 0; r < R; r++) {
       if (!commits(r)) continue;
@@ -234,7 +294,7 @@ void Session::step(bool usePast, bool useClean, bool commitPast, Trace& tr, cons
   }
   std::memcpy(tr.xf.data(), x_.data(), sizeof(float) * R * d);
   layernormForward(xn_.data(), tr.meanf.data(), tr.rstdf.data(), x_.data(), lnfw_, lnfb_, R, d, cfg_.lnEps);
-  gemm(false, true, R, V, d, 1.0f, xn_.data(), d, wte_, d, 0.0f, logits, V);
+  rowsTimesWeightT(logits, xn_.data(), wte_, nullptr, R, d, V);
   if (useClean) clean_.len++;
   if (usePast && commitPast) past_.len++;
   tr.T = T;
@@ -255,7 +315,7 @@ void Session::backward(const float* dLogits, int P, float* dDelta) {
   // After a commit the cache already holds the window's perturbed keys and the step's own keys at T; either
   // way the keys the step saw are: window buffer (j < Pw), cache (Pw <= j < T), this step's qkv (j == T).
   std::fill(dDelta, dDelta + (long)B * L * 2 * P * d, 0.0f);
-  gemm(false, false, B, d, V, 1.0f, dLogits, V, wte_, d, 0.0f, dtmp_.data(), d);
+  rowsTimesWeight(dtmp_.data(), dLogits, wte_, B, V, d);
   layernormInputBackward(dx_.data(), dtmp_.data(), tr.xf.data(), lnfw_, tr.meanf.data(), tr.rstdf.data(), B, d);
   for (int l = L - 1; l >= 0; l--) {
     const LayerW& W = lw_[l];
