@@ -134,6 +134,11 @@ done
 for prec in tf32 fp32; do
   run_step "train-ours-backpack-small-$prec" 25 train.jsonl "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" "$prec"
 done
+# bf16 attention in chunks of 1 or 2 sequences (T x T scratch small enough for L2) vs the default whole batch
+for seqs in 1 2; do
+  run_step "train-ours-backpack-small-attnseqs$seqs" 20 train.jsonl env BACKPACK_CUDA_ATTN_SEQS="$seqs" "$H" train \
+    backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
+done
 
 # ---- 4. ours: Table 7 forward timing
 for size in $FWD_SIZES; do

@@ -377,7 +377,10 @@ std::string gemmFields(const cuda::Engine& gpu, const std::string& prec) {
   const char* kind = share > 0.5 ? "bf16-operands" : prec == "fp32" ? "fp32" : "fp32-operands/tf32";
   char buf[128];
   std::snprintf(buf, sizeof buf, ",\"gemm\":\"%s\",\"gemm_bf16_flop_share\":%.3f", kind, share);
-  return buf;
+  std::string out = buf;
+  // the engine's attention chunk knob (see native/src/cuda/model.cu), when a run sets it
+  if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS")) out += ",\"attn_seqs\":" + std::to_string(std::atoi(e));
+  return out;
 }
 int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int steps, const std::string& prec,
              double peakTflops) {

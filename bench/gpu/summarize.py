@@ -77,7 +77,8 @@ def main(out):
                 gemm = ""
                 if "gemm" in r:  # the operand type the engine's GEMMs actually ran with, and bf16's share of FLOPs
                     gemm = f"  {r['gemm']} ({r.get('gemm_bf16_flop_share', 0) * 100:.0f}% of GEMM FLOPs on bf16)"
-                p(f"{NAME[arch] + '-' + size.capitalize():<20} {r['impl']:<18} {r['precision']:<14} {r['batch']:>5} "
+                impl = r["impl"] + (f" attn-seqs={r['attn_seqs']}" if "attn_seqs" in r else "")
+                p(f"{NAME[arch] + '-' + size.capitalize():<20} {impl:<18} {r['precision']:<14} {r['batch']:>5} "
                   f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}{gemm}")
 
     fwd = read(out, "forward.jsonl")

@@ -92,77 +92,84 @@ static const float** tilesOf(const float** slot, const float* base, long TT, int
   return slot;
 }
 
-// Mixed precision. Chunk scratch: S [cnt][T][T] fp32, then the dropped probabilities in bf16 where the fp32 path
-// keeps Pd. Pointer slots: Q, K, V (bf16), Pd16 tiles, S tiles, O.
+// Mixed precision. The pointer arrays are filled once per call for the whole batch (A = B*H matrices; chunk b0
+// uses the slice from b0*H) and the score tiles once for a full chunk (M = seqs*H), so a chunk costs only its
+// products and softmax: small chunks whose T x T scratch stays in L2 remain cheap to launch.
+// Chunk scratch: S [M][T][T] fp32, then the dropped probabilities in bf16 (where the fp32 path keeps Pd).
+// Pointer slots: Q, K, V, O [A each], Pd16 tiles, S tiles [M each].
 static void attentionForward16(const Blas& b, float* out, float* lse, const bf16* qkv16, AttnShape s, Site drop,
                                AttnWork w) {
-  const int T = s.T, C = s.C, H = s.H, hs = C / H;
-  const long TT = (long)T * T;
+  const int T = s.T, C = s.C, H = s.H, hs = C / H, A = s.B * H, M = w.seqs * H;
+  const long TT = (long)T * T, ld3 = 3L * C;
   const bf16** p16 = reinterpret_cast<const bf16**>(w.ptrs);
+  float* S = w.scratch;
+  bf16* Pd16 = reinterpret_cast<bf16*>(w.scratch + (long)M * TT);
+  fillPointers(p16, qkv16, T * ld3, hs, H, A, b.stream);
+  fillPointers(p16 + A, qkv16 + C, T * ld3, hs, H, A, b.stream);
+  fillPointers(p16 + 2 * A, qkv16 + 2 * C, T * ld3, hs, H, A, b.stream);
+  fillPointers(w.ptrs + 3 * A, out, (long)T * C, hs, H, A, b.stream);
+  fillPointers(p16 + 4 * A, Pd16, TT, 0, 1, M, b.stream);
+  fillPointers(w.ptrs + 4 * A + M, S, TT, 0, 1, M, b.stream);
+  const bf16* const* Pt = p16 + 4 * A;
+  float* const* St = (float* const*)(w.ptrs + 4 * A + M);
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
-    const int n = std::min(w.seqs, s.B - b0), cnt = n * H;
-    float* S = w.scratch;
-    bf16* Pd16 = reinterpret_cast<bf16*>(w.scratch + (long)cnt * TT);
-    const bf16* q = qkv16 + (long)b0 * T * 3 * C;
-    const long ld3 = 3L * C;
-    fillPointers(p16, q, T * ld3, hs, H, cnt, b.stream);
-    fillPointers(p16 + cnt, q + C, T * ld3, hs, H, cnt, b.stream);
-    fillPointers(p16 + 2 * cnt, q + 2 * C, T * ld3, hs, H, cnt, b.stream);
-    fillPointers(p16 + 3 * cnt, Pd16, TT, 0, 1, cnt, b.stream);
-    const float** Sraw = tilesOf(w.ptrs + 4 * cnt, S, TT, cnt, b.stream);
-    const float** O = rowsOf(w.ptrs + 5 * cnt, out + (long)b0 * T * C, T, C, hs, H, n, b.stream);
-    gemmBatched16(b, false, true, T, T, hs, s.scale, p16, 3 * C, p16 + cnt, 3 * C, 0.0f, (float* const*)Sraw, T, cnt);
+    const int n = std::min(w.seqs, s.B - b0), cnt = n * H, o = b0 * H;
+    gemmBatched16(b, false, true, T, T, hs, s.scale, p16 + o, 3 * C, p16 + A + o, 3 * C, 0.0f, St, T, cnt);
     causalSoftmaxKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(S, nullptr, lse + (long)b0 * H * T, cnt, T,
                                                                        (long)b0 * H, drop.p, drop.key, Pd16);
     BP_LAUNCHED();
-    gemmBatched16(b, false, false, T, hs, T, 1.0f, p16 + 3 * cnt, T, p16 + 2 * cnt, 3 * C, 0.0f, (float* const*)O, C,
-                  cnt);
+    gemmBatched16(b, false, false, T, hs, T, 1.0f, Pt, T, p16 + 2 * A + o, 3 * C, 0.0f,
+                  (float* const*)(w.ptrs + 3 * A + o), C, cnt);
   }
 }
 
-// Mixed precision backward. Chunk scratch: P fp32 | bf16 region (dropped P for dV, then dS) | G fp32.
-// Pointer slots: Q, K, V, dO (bf16), P tiles, bf16 tiles, G tiles, dQ, dK, dV.
+// Mixed precision backward (pointer arrays as in the forward pass). Chunk scratch: P fp32 | bf16 region (the
+// dropped P for dV, then dS) | G fp32, each M*T*T. Pointer slots: Q, K, V, dO (bf16), dQ, dK, dV [A each],
+// P, bf16, G tiles [M each].
 static void attentionBackward16(const Blas& b, float* dqkv, const float* dout, const bf16* qkv16, const float* lse,
                                 AttnShape s, Site drop, AttnWork w, bf16* dout16) {
-  const int T = s.T, C = s.C, H = s.H, hs = C / H;
-  const long TT = (long)T * T;
+  const int T = s.T, C = s.C, H = s.H, hs = C / H, A = s.B * H, M = w.seqs * H;
+  const long TT = (long)T * T, ld3 = 3L * C;
   const bf16** p16 = reinterpret_cast<const bf16**>(w.ptrs);
+  float* P = w.scratch;
+  bf16* R16 = reinterpret_cast<bf16*>(w.scratch + (long)M * TT);
+  float* G = w.scratch + 2L * M * TT;
   toBf16(dout16, dout, (long)s.B * T * C, b.stream);
+  fillPointers(p16, qkv16, T * ld3, hs, H, A, b.stream);                        // Q
+  fillPointers(p16 + A, qkv16 + C, T * ld3, hs, H, A, b.stream);                // K
+  fillPointers(p16 + 2 * A, qkv16 + 2 * C, T * ld3, hs, H, A, b.stream);        // V
+  fillPointers(p16 + 3 * A, dout16, (long)T * C, hs, H, A, b.stream);           // dO
+  fillPointers(w.ptrs + 4 * A, dqkv, T * ld3, hs, H, A, b.stream);              // dQ
+  fillPointers(w.ptrs + 5 * A, dqkv + C, T * ld3, hs, H, A, b.stream);          // dK
+  fillPointers(w.ptrs + 6 * A, dqkv + 2 * C, T * ld3, hs, H, A, b.stream);      // dV
+  fillPointers(w.ptrs + 7 * A, P, TT, 0, 1, M, b.stream);                       // P tiles
+  fillPointers(p16 + 7 * A + M, R16, TT, 0, 1, M, b.stream);                    // Pd16, later dS16
+  fillPointers(w.ptrs + 7 * A + 2 * M, G, TT, 0, 1, M, b.stream);               // G tiles
+  float* const* Pt = (float* const*)(w.ptrs + 7 * A);
+  const bf16* const* Rt = p16 + 7 * A + M;
+  float* const* Gt = (float* const*)(w.ptrs + 7 * A + 2 * M);
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
-    const int n = std::min(w.seqs, s.B - b0), cnt = n * H;
-    float* P = w.scratch;
-    bf16* R16 = reinterpret_cast<bf16*>(w.scratch + (long)cnt * TT);
-    float* G = w.scratch + 2L * cnt * TT;
-    const bf16* q = qkv16 + (long)b0 * T * 3 * C;
-    float* dq = dqkv + (long)b0 * T * 3 * C;
-    const long ld3 = 3L * C;
-    fillPointers(p16, q, T * ld3, hs, H, cnt, b.stream);                                  // Q
-    fillPointers(p16 + cnt, q + C, T * ld3, hs, H, cnt, b.stream);                        // K
-    fillPointers(p16 + 2 * cnt, q + 2 * C, T * ld3, hs, H, cnt, b.stream);                // V
-    fillPointers(p16 + 3 * cnt, dout16 + (long)b0 * T * C, (long)T * C, hs, H, cnt, b.stream);  // dO
-    fillPointers(p16 + 5 * cnt, R16, TT, 0, 1, cnt, b.stream);                            // Pd16, later dS16
-    const float** Pp = tilesOf(w.ptrs + 4 * cnt, P, TT, cnt, b.stream);
-    const float** Gp = tilesOf(w.ptrs + 6 * cnt, G, TT, cnt, b.stream);
-    const float** dQ = rowsOf(w.ptrs + 7 * cnt, dq, T, 3 * C, hs, H, n, b.stream);
-    const float** dK = rowsOf(w.ptrs + 8 * cnt, dq + C, T, 3 * C, hs, H, n, b.stream);
-    const float** dV = rowsOf(w.ptrs + 9 * cnt, dq + 2 * C, T, 3 * C, hs, H, n, b.stream);
-    gemmBatched16(b, false, true, T, T, hs, s.scale, p16, 3 * C, p16 + cnt, 3 * C, 0.0f, (float* const*)Pp, T, cnt);
+    const int n = std::min(w.seqs, s.B - b0), cnt = n * H, o = b0 * H;
+    const bf16* const* Q = p16 + o;
+    const bf16* const* K = p16 + A + o;
+    const bf16* const* V = p16 + 2 * A + o;
+    const bf16* const* dO = p16 + 3 * A + o;
+    float* const* dQ = (float* const*)(w.ptrs + 4 * A + o);
+    float* const* dK = (float* const*)(w.ptrs + 5 * A + o);
+    float* const* dV = (float* const*)(w.ptrs + 6 * A + o);
+    gemmBatched16(b, false, true, T, T, hs, s.scale, Q, 3 * C, K, 3 * C, 0.0f, Pt, T, cnt);
     probsFromLseKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(P, nullptr, lse + (long)b0 * H * T, cnt, T,
                                                                       (long)b0 * H, drop.p, drop.key, R16);
     BP_LAUNCHED();
     // dV = Pd^T dO ; dPd = dO V^T
-    gemmBatched16(b, true, false, T, hs, T, 1.0f, p16 + 5 * cnt, T, p16 + 3 * cnt, C, 0.0f, (float* const*)dV, 3 * C,
-                  cnt);
-    gemmBatched16(b, false, true, T, T, hs, 1.0f, p16 + 3 * cnt, C, p16 + 2 * cnt, 3 * C, 0.0f, (float* const*)Gp, T,
-                  cnt);
+    gemmBatched16(b, true, false, T, hs, T, 1.0f, Rt, T, dO, C, 0.0f, dV, 3 * C, cnt);
+    gemmBatched16(b, false, true, T, T, hs, 1.0f, dO, C, V, 3 * C, 0.0f, Gt, T, cnt);
     softmaxBackKernel<<<rowBlocks((long)cnt * T), 256, 0, b.stream>>>(G, P, cnt, T, (long)b0 * H, drop.p, drop.key,
                                                                      R16);
     BP_LAUNCHED();
     // dQ = scale dS K ; dK = scale dS^T Q
-    gemmBatched16(b, false, false, T, hs, T, s.scale, p16 + 5 * cnt, T, p16 + cnt, 3 * C, 0.0f, (float* const*)dQ,
-                  3 * C, cnt);
-    gemmBatched16(b, true, false, T, hs, T, s.scale, p16 + 5 * cnt, T, p16, 3 * C, 0.0f, (float* const*)dK, 3 * C,
-                  cnt);
+    gemmBatched16(b, false, false, T, hs, T, s.scale, Rt, T, K, 3 * C, 0.0f, dQ, 3 * C, cnt);
+    gemmBatched16(b, true, false, T, hs, T, s.scale, Rt, T, Q, 3 * C, 0.0f, dK, 3 * C, cnt);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <unordered_map>
@@ -44,7 +45,8 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
     mixed = bf16GemmWorks(blas, false);
     attn16 = mixed && bf16GemmWorks(blas, true);
     if (!mixed) std::fprintf(stderr, "backpack: cuBLAS refused bf16-operand GEMMs; bf16 mode uses fp32 operands\n");
-    else if (!attn16) std::fprintf(stderr, "backpack: cuBLAS refused batched bf16 GEMMs; attention uses fp32 operands\n");
+    else if (!attn16)
+      std::fprintf(stderr, "backpack: cuBLAS refused batched bf16 GEMMs; attention uses fp32 operands\n");
   }
   std::unordered_map<std::string, long> off;
   for (const TensorInfo& t : tensors) off[t.key] = t.offset;
@@ -127,6 +129,10 @@ void DeviceModel::ensureActivations(int B, int T) {
   const long scratchBudget = 256L << 20;
   const long perSeqAttn = 3 * H * TT, perSeqCtx = bp ? 4 * k * TT : 0;
   attnSeqs = (int)std::max(1L, std::min((long)B, scratchBudget / perSeqAttn));
+  // Tuning knob of the bf16 attention (its chunks launch cheaply): fewer sequences per chunk keep the T x T
+  // scratch of a chunk in L2. Unset: the whole budget as above.
+  if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS"); e && mixed && attn16)
+    attnSeqs = (int)std::max(1L, std::min((long)attnSeqs, std::atol(e)));
   ctxSeqs = bp ? (int)std::max(1L, std::min((long)B, scratchBudget / perSeqCtx)) : 0;
   long att = std::max(attnSeqs * perSeqAttn, ctxSeqs * perSeqCtx);
   if (bp) {
@@ -167,7 +173,8 @@ void DeviceModel::ensureActivations(int B, int T) {
   take16(&a.g16, N * std::max({big, big2, 3 * d}));
   take16(&a.headScratch16, (long)headChunk * cfg.vocab);
   if (bp) {
-    take16(&a.outh, N * d); take16(&a.h1h, N * d); take16(&a.fagh, N * h); take16(&a.h2h, N * d); take16(&a.fbgh, N * h);
+    take16(&a.outh, N * d); take16(&a.h1h, N * d); take16(&a.fagh, N * h); take16(&a.h2h, N * d);
+    take16(&a.fbgh, N * h);
   } else {
     a.outh = a.h1h = a.fagh = a.h2h = a.fbgh = nullptr;
   }
@@ -181,7 +188,7 @@ void DeviceModel::ensureActivations(int B, int T) {
     }
   }
   ptrs.release();
-  ptrs.resize((size_t)10 * std::max(attnSeqs * H, (long)ctxSeqs * k));
+  ptrs.resize((size_t)10 * std::max((long)B * H, (long)ctxSeqs * k));  // bf16 attention: arrays for the whole batch
   dTokens.resize(N);
   dTargets.resize(N);
   dPositions.resize(N);
