@@ -20,7 +20,9 @@ struct Nccl;
 
 class Engine {
  public:
-  // precision: "fp32" (strict), "tf32", or "bf16" (bf16 tensor-core GEMMs, fp32 master weights and storage)
+  // precision: "fp32" (strict), "tf32", or "bf16": GEMM operands in bf16 (a bf16 shadow of the weights, bf16
+  // twins of the activations and gradients that feed GEMMs) with fp32 accumulation; fp32 master weights,
+  // optimizer state, softmaxes, normalisations and residual stream.
   Engine(const Config& cfg, const std::vector<int>& devices, const std::string& precision);
   ~Engine();
 

@@ -15,8 +15,9 @@ namespace bp::cuda {
 
 using bf16 = __nv_bfloat16;
 
-// ---- gemm.cu: row-major C[M,N] = alpha op(A) op(B) + beta C on cuBLAS (fp32 storage; the compute type picks
-// fp32, TF32 or bf16 tensor-core arithmetic with fp32 accumulation).
+// ---- gemm.cu: row-major C[M,N] = alpha op(A) op(B) + beta C on cuBLAS. gemm/gemmStrided/gemmBatched take fp32
+// operands and the compute type picks strict fp32 or TF32 (CUBLAS_COMPUTE_32F_FAST_16BF on fp32 operands still
+// ran TF32 kernels when profiled); the *16 variants take bf16 operands: bf16 tensor cores, fp32 accumulation.
 struct Blas {
   cublasHandle_t handle = nullptr;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
