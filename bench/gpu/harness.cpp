@@ -183,22 +183,35 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
     lossErr = std::max(lossErr, std::fabs(lg - lc) / std::fabs(lc));
   }
   gpu.pullParams();
+  // Key biases are left out of both parameter checks below: softmax over the keys is invariant to them (q . b_k is
+  // the same for every key of a row), so their gradient is zero in exact arithmetic and no output depends on
+  // their value, yet Adam normalises each backend's rounding noise of that zero into its own random walk (bf16
+  // rounding of dS puts the noise far above eps). The gradient checks above still cover these tensors.
+  // Layouts: attn.c_attn is [q | k | v], the Backpack weight net's c_attn is [q | k]; keys are [d, 2d).
+  const std::string keyBias = "c_attn.bias";
+  auto inert = [&](const TensorInfo& ti, long i) {
+    const size_t n = keyBias.size();
+    const bool isKeyBias = ti.key.size() >= n && ti.key.compare(ti.key.size() - n, n, keyBias) == 0;
+    return isKeyBias && i >= c.d && i < 2L * c.d;
+  };
   // Parameters: max |p_gpu - p_cpu| in units of lr * steps, the distance AdamW can move any element in these
-  // steps (|m_hat / (sqrt(v_hat) + eps)| <= ~1 per step). Measuring against max |p| instead made the check
-  // depend on the tensor's scale: zero-initialised biases are ~lr*steps after 10 steps, so a 7e-6 reordering
-  // difference read as 7e-4 "relative", while the same difference on a unit LayerNorm weight reads as 7e-6. In this unit an optimizer bug shows at its true size: a dropped weight decay on a |p| ~ 0.1 weight
-  // is wd*|p|*lr*steps = 1e-2 of it; a wrong sign or a missing bias correction is O(1).
-  // fp32: 5e-3 (measured ~7e-4 on the worst tensor, a zero-gradient attention key bias whose Adam direction is
-  // the normalised float noise of its gradient). bf16: 1.0, i.e. no element may drift by more than AdamW can
-  // move it: bf16 gradients carry ~1e-2 relative error and Adam's normalisation turns that into O(lr) steps on
-  // elements with small gradients, so only gross errors (sign, scale, divergence) can be told apart here; the
-  // optimizer arithmetic itself is the same kernel in both modes and is checked by the fp32 line.
+  // steps (|m_hat / (sqrt(v_hat) + eps)| <= ~1 per step). Measured against max |p| instead, the check depended
+  // on each tensor's scale: zero-initialised biases are ~lr*steps after 10 steps, so a 7e-6 reordering
+  // difference read as 7e-4 "relative", while the same difference on a unit LayerNorm weight reads as 7e-6.
+  // In this unit an optimizer bug shows at its true size: a dropped weight decay on a |p| ~ 0.1 weight is
+  // wd*|p| = 1e-2; a wrong sign or a missing bias correction is O(1).
+  // fp32: 5e-3 (before this check existed the worst element seen was ~7e-4, a key bias). bf16: 1.0, i.e. no
+  // element may drift further than AdamW can move it: bf16 gradients carry ~1e-2 relative error and Adam's
+  // normalisation turns that into O(lr) steps on elements with small gradients, so only gross errors (sign,
+  // scale, divergence) can be told apart here; the optimizer arithmetic is the same kernel in both modes and
+  // is held to 5e-3 by the fp32 line.
   double paramErr = 0.0;
   std::string paramKey;
   for (const TensorInfo& ti : cpu.tensors) {
     double e = 0.0;
     for (long i = 0; i < ti.size; i++)
-      e = std::max(e, (double)std::fabs(gpu.host.params[ti.offset + i] - cpu.params[ti.offset + i]));
+      if (!inert(ti, i))
+        e = std::max(e, (double)std::fabs(gpu.host.params[ti.offset + i] - cpu.params[ti.offset + i]));
     e /= (double)lr * adamSteps;
     if (!(e <= paramErr)) paramErr = e, paramKey = ti.key;
   }
@@ -212,6 +225,7 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
     const float* p0 = init.params.data() + ti.offset;
     double num = 0.0, den = 0.0;
     for (long i = 0; i < ti.size; i++) {
+      if (inert(ti, i)) continue;
       const double uc = (double)pc[i] - p0[i], ug = (double)pg[i] - p0[i];
       num += (ug - uc) * (ug - uc);
       den += uc * uc;
@@ -221,9 +235,9 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
   }
   const bool strict = prec == "fp32";
   rep.line(arch, prec, "10 AdamW steps: losses", lossErr, strict ? 1e-5 : 1e-2);
-  rep.line(arch, prec, "10 AdamW steps: parameters / (lr*steps)", paramErr, strict ? 5e-3 : 1.0,
+  rep.line(arch, prec, "10 AdamW steps: parameters / (lr*steps), key biases apart", paramErr, strict ? 5e-3 : 1.0,
            ",\"worst_tensor\":\"" + paramKey + "\"");
-  rep.line(arch, prec, "10 AdamW steps: updates (rel. L2, worst tensor)", updateErr, tolAdam,
+  rep.line(arch, prec, "10 AdamW steps: updates (rel. L2, worst tensor, key biases apart)", updateErr, tolAdam,
            ",\"worst_tensor\":\"" + updateKey + "\"");
 
   // The replica's working weights after the optimizer steps (in bf16 mode the bf16 shadow that the AdamW kernel
