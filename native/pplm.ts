@@ -18,6 +18,7 @@ interface RawPplmSession {
   perturbedStep(tokens: Int32Array, delta: Float32Array | null, positions: number, commit: boolean): Promise<Float32Array>;
   jointStep(tokens: Int32Array, commitPast: boolean): Promise<Float32Array>;
   backward(dLogits: Float32Array, positions: number): Promise<Float32Array>;
+  close(): void;
 }
 
 type PplmCtor = new (model: RawModel, rows: number, capacity: number) => RawPplmSession;
@@ -100,6 +101,11 @@ export class PplmSession {
   async backward(dLogits: Float32Array, positions: number): Promise<Float32Array> {
     if (dLogits.length !== this.rows * this.vocabSize) throw new Error(`pplm: dLogits holds ${dLogits.length} values, expected rows*V = ${this.rows * this.vocabSize}`);
     return this.model.exclusive(() => this.raw.backward(dLogits, positions));
+  }
+
+  /** Frees the session's caches now (they can be large: rows × 4 × layers × capacity × d floats). */
+  close(): Promise<void> {
+    return this.model.exclusive(() => this.raw.close());
   }
 
   /** Values in a perturbation (or its gradient) over `positions` cached positions. */

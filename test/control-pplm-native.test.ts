@@ -220,6 +220,8 @@ describe('native PPLM session', () => {
     for (let i = 0; i < 4; i++) await session.cleanStep(Int32Array.of(1));
     await expect(session.cleanStep(Int32Array.of(1))).rejects.toThrow(/cache is full/);
     await expect(PplmSession.open(model, 1, 33)).rejects.toThrow(/capacity must be in 1..32/);
+    await session.close();
+    await expect(session.cleanStep(Int32Array.of(1))).rejects.toThrow(/session was closed/);
     // The model's own calls still work after refused session calls.
     const { logits } = await model.forward(Int32Array.of(44), { batch: 1, seq: 1, logits: true });
     expect(logits!.length).toBe(V);

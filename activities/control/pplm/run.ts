@@ -74,15 +74,22 @@ export async function runPplm(
   if (engine.kind === 'native') {
     const batch = Math.max(1, Math.min(engine.batch ?? 32, opts.samples));
     let session: PplmSession | undefined;
-    for (let s0 = 0; s0 < opts.samples; s0 += batch) {
-      const rows = Math.min(batch, opts.samples - s0);
-      if (!session || session.rows !== rows) session = await PplmSession.open(engine.model, rows, options.length + 1);
-      const rngs = Array.from({ length: rows }, (_, i) => rngFor(s0 + i));
-      for (const out of await pplmSamplesNative(session, tokenizer.eosId, options, rngs, opts.signal)) {
-        tokens.push(out.tokens);
-        if (out.losses.length) losses.push(out.losses[out.losses.length - 1]);
+    try {
+      for (let s0 = 0; s0 < opts.samples; s0 += batch) {
+        const rows = Math.min(batch, opts.samples - s0);
+        if (!session || session.rows !== rows) {
+          await session?.close();
+          session = await PplmSession.open(engine.model, rows, options.length + 1);
+        }
+        const rngs = Array.from({ length: rows }, (_, i) => rngFor(s0 + i));
+        for (const out of await pplmSamplesNative(session, tokenizer.eosId, options, rngs, opts.signal)) {
+          tokens.push(out.tokens);
+          if (out.losses.length) losses.push(out.losses[out.losses.length - 1]);
+        }
+        opts.onProgress?.(s0 + rows, opts.samples);
       }
-      opts.onProgress?.(s0 + rows, opts.samples);
+    } finally {
+      await session?.close();
     }
   } else {
     for (let s = 0; s < opts.samples; s++) {

@@ -82,6 +82,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
                            InstanceMethod("perturbedStep", &SessionWrap::PerturbedStep),
                            InstanceMethod("jointStep", &SessionWrap::JointStep),
                            InstanceMethod("backward", &SessionWrap::Backward),
+                           InstanceMethod("close", &SessionWrap::Close),
                        });
   }
 
@@ -108,6 +109,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   int vocab_ = 0, layers_ = 0, d_ = 0;
 
   void acquire(Napi::Env env) {
+    if (!session_) throw Napi::Error::New(env, "PplmSession: the session was closed");
     bool idle = false;
     if (!busy_->compare_exchange_strong(idle, true))
       throw Napi::Error::New(env, "PplmSession: the model is busy with another call (await the previous one)");
@@ -122,7 +124,23 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     return p;
   }
 
+  // close(): frees the caches now (rather than at garbage collection) and releases the model.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (!session_) return info.Env().Undefined();
+    acquire(info.Env());
+    session_.reset();
+    busy_->store(false);
+    modelRef_.Reset();
+    return info.Env().Undefined();
+  }
+
+  Session& live(Napi::Env env) {
+    if (!session_) throw Napi::Error::New(env, "PplmSession: the session was closed");
+    return *session_;
+  }
+
   std::shared_ptr<std::vector<int32_t>> tokensArg(const Napi::Value& v) {
+    live(v.Env());
     auto t = std::make_shared<std::vector<int32_t>>(int32Vector(v, "tokens"));
     if ((int)t->size() != session_->rows())
       throw Napi::RangeError::New(v.Env(), "PplmSession: tokens must hold one id per row (" +
@@ -138,9 +156,10 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   }
 
   Napi::Value Lengths(const Napi::CallbackInfo& info) {
+    Session& s = live(info.Env());
     auto o = Napi::Object::New(info.Env());
-    o.Set("clean", session_->cleanLength());
-    o.Set("past", session_->pastLength());
+    o.Set("clean", s.cleanLength());
+    o.Set("past", s.pastLength());
     return o;
   }
 
@@ -190,6 +209,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   // backward(dLogits [rows][V], P) -> dDelta [rows][L][2][P][d]
   Napi::Value Backward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    live(env);
     auto dLogits = std::make_shared<std::vector<float>>(floatVector(info[0], "dLogits"));
     if ((long)dLogits->size() != (long)session_->rows() * vocab_)
       throw Napi::RangeError::New(env, "PplmSession: dLogits must hold rows*vocab values");
