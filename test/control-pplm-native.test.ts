@@ -3,6 +3,7 @@
  * (activities/control/pplm/gpt2.ts) and against finite differences, on a tiny random GPT-2 whose weights are
  * pushed far from init so attention and the MLP are strongly non-linear.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { createModel, type NativeModel } from '../native/index';
 import { PplmSession } from '../native/pplm';
@@ -10,7 +11,9 @@ import { backwardToCache, emptyCache, forwardSequence, forwardStep, loadGpt2Weig
 import { pplmLoss, pplmSample, PPLM_DEFAULTS, type UnperturbedModel } from '../activities/control/pplm/pplm';
 import { pplmSamplesNative } from '../activities/control/pplm/native';
 import { Rng } from '../activities/control/util/rng';
-import { tempDir } from './helpers/eval-ctx';
+import { pplmActivity, trainTopicClassifierActivity } from '../activities/control';
+import { activityContext, inputArtifact, tempDir } from './helpers/eval-ctx';
+import { buildControlFixture, MIRROR } from './helpers/control-fixtures';
 
 const V = 48;
 const L = 2;
@@ -261,5 +264,30 @@ describe('native PPLM sampling', () => {
     const hits = (samples: { tokens: number[] }[]) => samples.reduce((n, o) => n + o.tokens.slice(1).filter((t) => bag.includes(t)).length, 0);
     const steered = await pplmSamplesNative(session, 44, { ...options, stepsize: 0.5 }, rngs(100));
     expect(hits(steered)).toBeGreaterThan(hits(plain));
+  });
+});
+
+describe('control.pplm activity', () => {
+  it('writes the same samples with the native engine (batched) as with the float64 TypeScript engine', async () => {
+    process.env.PIPELINE_DATA_MIRROR = MIRROR;
+    process.env.PIPELINE_CACHE_DIR = tempDir('control-pplm-native-cache-');
+    const fx = await buildControlFixture();
+    const classifier = activityContext('classifier', {});
+    await trainTopicClassifierActivity.run(trainTopicClassifierActivity.params.parse({ epochs: 1, heldOut: 50 }), classifier);
+    const inputs = {
+      transformer: [inputArtifact('transformer', fx.gpt2Dir, { arch: 'gpt2', size: 'test' })],
+      tokenizer: [inputArtifact('tokenizer', fx.tokenizerDir)],
+      classifier: [inputArtifact('classifier', classifier.outDir)],
+    };
+    const run = async (engine: 'native' | 'typescript') => {
+      const ctx = activityContext(`pplm-${engine}`, inputs);
+      const summary = (await pplmActivity.run(pplmActivity.params.parse({ topic: 'sports', stepsize: 0.05, samples: 3, length: 8, seed: 3, engine, batch: 2 }), ctx)) as Record<string, unknown>;
+      expect(summary.engine).toBe(engine);
+      return JSON.parse(fs.readFileSync(path.join(ctx.outDir, 'texts.json'), 'utf8')) as string[];
+    };
+    const native = await run('native');
+    expect(native).toHaveLength(3);
+    expect(new Set(native).size).toBeGreaterThan(1);
+    expect(native).toEqual(await run('typescript'));
   });
 });
