@@ -154,7 +154,6 @@ Session::Session(const Model& model, int rows, int capacity)
 }
 
 void Session::bindWeights() {
-  check(model_.cfg.arch == Arch::GPT2, "pplm: the model changed");
   const float* p = model_.params.data();
   int i = 0;
   wte_ = p + offsets_[i++];
