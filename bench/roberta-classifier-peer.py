@@ -2,15 +2,19 @@
 """Tooling for bench/roberta-classifier.ts: the transformers side of the RoBERTa classifier benchmark.
 
     python bench/roberta-classifier-peer.py make <dir>                     # roberta-base shapes, random weights
-    python bench/roberta-classifier-peer.py measure <dir> <ids.json> <batch> <threads> <repeats>
+    python bench/roberta-classifier-peer.py measure <dir> <ids.json> <batch> <threads> <repeats> [sorted]
+    python bench/roberta-classifier-peer.py tokenize <dir> <texts.json> <max_length>
 
 `make` writes a RobertaForSequenceClassification with the configuration of cardiffnlp/tweet-topic-21-multi
 (roberta-base: 12 layers, hidden 768, 12 heads, intermediate 3072, 514 positions, 50265 tokens, 19 labels,
 multi-label) and random weights (seed 0; biases and LayerNorms randomised too) as config.json + model.safetensors.
 `measure` classifies the token id lists of ids.json (each "<s> ... </s>") in batches (padded, attention mask)
 in eval mode under torch.inference_mode, on `threads` CPU threads, in the order given, and prints one JSON
-line: the best of `repeats` timed passes in seconds, texts, tokens and the logits (for the parity check on the
-TypeScript side). One untimed pass first warms up the allocator and the weights.
+line: the best of `repeats` timed passes in wall and CPU seconds (all threads), texts, tokens and the logits (for the parity check on the
+TypeScript side). One untimed pass first warms up the allocator and the weights. With `sorted`, batches are
+cut from the texts ordered by length (less padding; logits still reported in the given order).
+`tokenize` encodes the texts of texts.json with transformers' RoBERTa tokenizer of <dir> (vocab.json +
+merges.txt; default settings, truncation to max_length) and prints the ids and the seconds it took.
 """
 import json
 import sys
@@ -61,25 +65,44 @@ def classify_all(model, seqs, batch):
     return logits
 
 
-def measure(model_dir, ids_file, batch, threads, repeats):
+def measure(model_dir, ids_file, batch, threads, repeats, by_length):
     torch.set_num_threads(threads)
     model = RobertaForSequenceClassification.from_pretrained(model_dir).eval()
     with open(ids_file) as f:
         seqs = json.load(f)
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i])) if by_length else list(range(len(seqs)))
     classify_all(model, seqs[:batch], batch)
-    seconds = float("inf")
+    seconds = cpu = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        logits = classify_all(model, seqs, batch)
+        t0, c0 = time.perf_counter(), time.process_time()
+        got = classify_all(model, [seqs[i] for i in order], batch)
         seconds = min(seconds, time.perf_counter() - t0)
-    print(json.dumps({"seconds": seconds, "texts": len(seqs), "tokens": sum(len(r) for r in seqs), "logits": logits,
+        cpu = min(cpu, time.process_time() - c0)
+    logits = [None] * len(seqs)
+    for k, i in enumerate(order):
+        logits[i] = got[k]
+    print(json.dumps({"seconds": seconds, "cpuSeconds": cpu, "texts": len(seqs), "tokens": sum(len(r) for r in seqs), "logits": logits,
                       "torch": torch.__version__, "threads": torch.get_num_threads()}))
+
+
+def tokenize(model_dir, texts_file, max_length):
+    from transformers import RobertaTokenizerFast
+
+    tok = RobertaTokenizerFast.from_pretrained(model_dir)
+    with open(texts_file) as f:
+        texts = json.load(f)
+    t0 = time.perf_counter()
+    ids = [tok(t, truncation=True, max_length=max_length)["input_ids"] for t in texts]
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"seconds": seconds, "ids": ids}))
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2])
+    elif sys.argv[1] == "tokenize":
+        tokenize(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif sys.argv[1] == "measure":
-        measure(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+        measure(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7:] == ["sorted"])
     else:
         raise SystemExit(__doc__)

@@ -48,6 +48,7 @@ interface RawRobertaClassifier {
   setTensor(key: string, values: Float32Array): void;
   unsetTensors(): string[];
   classify(ids: Int32Array, lengths: Int32Array, opts?: { hidden?: boolean }, cancel?: Int32Array): Promise<{ logits: Float32Array; hidden?: Float32Array }>;
+  release(): void;
 }
 
 /** Buffers a checkpoint may carry that the forward pass does not use (transformers ignores them too). */
@@ -201,6 +202,12 @@ export class RobertaClassifierModel {
     const next = this.queue.then(run, run);
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** Frees the weights once pending calls are done (otherwise the garbage collector does); later calls fail. */
+  async dispose(): Promise<void> {
+    await this.queue;
+    this.raw.release();
   }
 
   /** Longest sequence the position embeddings allow, `<s>` and `</s>` included. */

@@ -147,6 +147,12 @@ describe('RoBERTa classifier on the native engine', () => {
     await expect(model.classify([[0, 5], []])).rejects.toThrow(/at least one token/);
   });
 
+  it('frees its weights on dispose; later calls say so', async () => {
+    const own = RobertaClassifierModel.load(FIXTURE);
+    await own.dispose();
+    await expect(own.classify([expected.truncatedIds[0]])).rejects.toThrow(/classifier was released/);
+  });
+
   it('stops when its signal is aborted', async () => {
     const ac = new AbortController();
     ac.abort();
@@ -210,6 +216,16 @@ describe('provider tweet-topic-21-multi', () => {
     const one = await loadRobertaTopicClassifier(FIXTURE, { batchSize: 1 }).predict(expected.texts);
     const all = await loadRobertaTopicClassifier(FIXTURE, { batchSize: 64 }).predict(expected.texts);
     expect(maxAbsDiff(one, [Array.from(all)])).toBeLessThan(1e-6);
+  });
+  it('loads a directory once per process while its files are unchanged', () => {
+    const dir = copyFixture();
+    const a = loadRobertaTopicClassifier(dir);
+    expect(loadRobertaTopicClassifier(dir)).toBe(a);
+    editConfig(dir, (c) => (c.id2label = Object.fromEntries(expected.labels.map((l, i) => [i, `${l}!`]))));
+    const b = loadRobertaTopicClassifier(dir);
+    expect(b).not.toBe(a);
+    expect(b.labels).toEqual(expected.labels.map((l) => `${l}!`));
+    fs.rmSync(dir, { recursive: true });
   });
   it('checks that the tokenizer belongs to the model', () => {
     const dir = copyFixture();

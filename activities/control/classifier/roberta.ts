@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadRobertaTokenizer, type RobertaTokenizer } from '../../../datasets/tokenizer/roberta';
-import { RobertaClassifierModel } from '../../../native/roberta';
+import { RobertaClassifierModel, robertaWeightsFile } from '../../../native/roberta';
 import type { TopicClassifier } from './classifier';
 
 export const ROBERTA_PROVIDER = 'tweet-topic-21-multi';
@@ -82,8 +82,34 @@ export class RobertaTopicClassifier implements TopicClassifier {
   }
 }
 
-/** Loads the classifier from a Hugging Face model directory (default: defaultTopicClassifierDir()). */
+/** Classifiers loaded in this process by directory + weight file identity: a sweep's runs share one copy. */
+const loaded = new Map<string, RobertaTopicClassifier>();
+
+/**
+ * Loads the classifier from a Hugging Face model directory (default: defaultTopicClassifierDir()). Repeated
+ * loads of the same unchanged files return the same instance (the weights are ~500 MB).
+ */
 export function loadRobertaTopicClassifier(dir: string = defaultTopicClassifierDir(), options: RobertaTopicOptions = {}): RobertaTopicClassifier {
+  assertModelDir(dir);
+  const key = JSON.stringify([
+    fs.realpathSync(dir),
+    options.batchSize ?? null,
+    ...['config.json', 'vocab.json', 'merges.txt', 'tokenizer.json', path.basename(robertaWeightsFile(dir))].map((f) => {
+      const p = path.join(dir, f);
+      if (!fs.existsSync(p)) return null;
+      const st = fs.statSync(p);
+      return [f, st.size, st.mtimeMs];
+    }),
+  ]);
+  let classifier = loaded.get(key);
+  if (!classifier) {
+    classifier = new RobertaTopicClassifier(RobertaClassifierModel.load(dir), loadRobertaTokenizer(dir), options);
+    loaded.set(key, classifier);
+  }
+  return classifier;
+}
+
+function assertModelDir(dir: string): void {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new Error(
       `topic classifier ${ROBERTA_PROVIDER}: no model directory at ${dir}. Download ${ROBERTA_HF_REPO} ` +
@@ -91,5 +117,4 @@ export function loadRobertaTopicClassifier(dir: string = defaultTopicClassifierD
         'or point PIPELINE_TOPIC_CLASSIFIER_DIR (CLI: --classifier <dir>) at a copy',
     );
   }
-  return new RobertaTopicClassifier(RobertaClassifierModel.load(dir), loadRobertaTokenizer(dir), options);
 }

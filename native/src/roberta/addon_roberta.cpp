@@ -68,7 +68,8 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
                        {InstanceMethod("tensors", &ClassifierWrap::Tensors),
                         InstanceMethod("setTensor", &ClassifierWrap::SetTensor),
                         InstanceMethod("unsetTensors", &ClassifierWrap::UnsetTensors),
-                        InstanceMethod("classify", &ClassifierWrap::Classify)});
+                        InstanceMethod("classify", &ClassifierWrap::Classify),
+                        InstanceMethod("release", &ClassifierWrap::Release)});
   }
 
   explicit ClassifierWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ClassifierWrap>(info) {
@@ -92,18 +93,42 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
+    // The weights (~500 MB for RoBERTa-base) live outside V8's heap: tell the GC, or it would see a small
+    // object and let many unreachable classifiers pile up.
+    accounted_ = (int64_t)(model_->params.size() * sizeof(float));
+    Napi::MemoryManagement::AdjustExternalMemory(env, accounted_);
   }
+
+  void Finalize(Napi::Env env) override { unaccount(env); }
 
  private:
   std::unique_ptr<Classifier> model_;
   std::atomic<bool> busy_{false};
+  int64_t accounted_ = 0;
+
+  void unaccount(Napi::Env env) {
+    if (accounted_) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_);
+    accounted_ = 0;
+  }
 
   void ensureIdle(Napi::Env env) {
+    if (!model_) throw Napi::Error::New(env, "classifier was released");
     if (busy_.load()) throw Napi::Error::New(env, "classifier is busy with another call (await the previous one)");
+  }
+
+  // release(): frees the weights now instead of at garbage collection; the object is unusable afterwards.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) return env.Undefined();
+    ensureIdle(env);
+    model_.reset();
+    unaccount(env);
+    return env.Undefined();
   }
 
   Napi::Value Tensors(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    if (!model_) throw Napi::Error::New(env, "classifier was released");
     auto arr = Napi::Array::New(env, model_->tensors.size());
     for (size_t i = 0; i < model_->tensors.size(); i++) {
       const auto& t = model_->tensors[i];
@@ -133,6 +158,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   }
 
   Napi::Value UnsetTensors(const Napi::CallbackInfo& info) {
+    if (!model_) throw Napi::Error::New(info.Env(), "classifier was released");
     auto keys = model_->unsetTensors();
     auto arr = Napi::Array::New(info.Env(), keys.size());
     for (size_t i = 0; i < keys.size(); i++) arr.Set(i, keys[i]);

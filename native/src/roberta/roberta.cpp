@@ -74,8 +74,9 @@ void addLayerNorm(float* out, const float* a, const float* b, const float* w, co
   }
 }
 
-// erf(x) by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7, about float32's resolution near ±1):
-// branch-free so the loop vectorises, where glibc's scalar erff would cost as much as a large product.
+// erf(x) by Abramowitz & Stegun 7.1.26 (formula error 1.5e-7; evaluated in float with fastExp, measured
+// |error| <= 5.2e-7 for erf and <= 4.7e-7 for GELU over [-12, 12], i.e. float32's resolution near ±1).
+// Branch-free so the loop vectorises (-fno-trapping-math): ~10x faster than glibc's scalar erff.
 inline float erfApprox(float x) {
   const float a = std::fabs(x);
   const float t = 1.0f / (1.0f + 0.3275911f * a);
