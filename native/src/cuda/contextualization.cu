@@ -50,6 +50,66 @@ __global__ void alphaBackKernel(float* dS, const float* alpha, const float* dalp
   }
 }
 
+// Coalesced variants: one block per query row (b, i), warp l for sense l (blockDim = 32*k). The [T][k] slice
+// alpha[b][i][:][:] is contiguous, so it is staged in shared memory (padded rows of k+1 against bank conflicts)
+// and written/read in its natural order. shared: T*(k+1) floats.
+__global__ void alphaSoftmaxRowKernel(float* alpha, float* lse, const float* S, int n, int k, int T, AlphaEdit edit,
+                                      const uint8_t* keyMask) {
+  extern __shared__ float tile[];
+  const int b = blockIdx.x / T, i = blockIdx.x % T, l = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const float* s = S + (((long)b * k + l) * T + i) * T;
+  float mx = -INFINITY;
+  for (int j = lane; j <= i; j += 32) mx = fmaxf(mx, s[j]);
+  mx = warpMax(mx);
+  float sum = 0.0f;
+  for (int j = lane; j <= i; j += 32) sum += __expf(s[j] - mx);
+  sum = warpSum(sum);
+  const float inv = 1.0f / sum;
+  const uint8_t* mask = keyMask && l == edit.sense ? keyMask + (long)b * T : nullptr;
+  for (int j = lane; j < T; j += 32) {
+    float a = j <= i ? __expf(s[j] - mx) * inv : 0.0f;
+    if (mask && mask[j]) a *= edit.factor;
+    tile[j * (k + 1) + l] = a;
+  }
+  if (lane == 0) lse[((long)b * k + l) * T + i] = mx + __logf(sum);
+  __syncthreads();
+  float* A = alpha + ((long)b * T + i) * T * k;
+  for (int f = threadIdx.x; f < T * k; f += blockDim.x) A[f] = tile[(f / k) * (k + 1) + f % k];
+}
+
+// dS[b][l][i][j] = a (g - sum_j a g) for the row (b, i): a, g read in their natural [j][l] order (blockDim is a
+// multiple of k, so a thread always meets the same sense l = threadIdx.x % k), per-sense sums in shared memory,
+// then the k output rows go out through a [k][T+1] shared tile. shared: k*(T+1) + blockDim floats.
+__global__ void alphaBackRowKernel(float* dS, const float* alpha, const float* dalpha, int n, int k, int T) {
+  extern __shared__ float sh[];
+  float* out = sh;                       // [k][T+1]
+  float* part = sh + (long)k * (T + 1);  // [blockDim]
+  const int b = blockIdx.x / T, i = blockIdx.x % T;
+  const long row = ((long)b * T + i) * T * k;
+  const float* A = alpha + row;
+  const float* D = dalpha + row;
+  const int limit = (i + 1) * k;  // elements j <= i
+  float acc = 0.0f;
+  for (int f = threadIdx.x; f < limit; f += blockDim.x) acc += A[f] * D[f];
+  part[threadIdx.x] = acc;
+  __syncthreads();
+  for (int l = threadIdx.x; l < k; l += blockDim.x) {
+    float dot = 0.0f;
+    for (int t = l; t < (int)blockDim.x; t += k) dot += part[t];
+    part[l] = dot;  // thread l reads only the slots t = l (mod k), so no other thread reads part[l]
+  }
+  __syncthreads();
+  for (int f = threadIdx.x; f < T * k; f += blockDim.x) {
+    const int j = f / k, l = f % k;
+    out[l * (T + 1) + j] = j <= i ? A[f] * (D[f] - part[l]) : 0.0f;
+  }
+  __syncthreads();
+  for (int l = 0; l < k; l++) {
+    float* o = dS + (((long)b * k + l) * T + i) * T;
+    for (int j = threadIdx.x; j < T; j += blockDim.x) o[j] = out[l * (T + 1) + j];
+  }
+}
+
 __global__ void alphaTransposeKernel(float* out, const float* alpha, int k, int T) {
   long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;  // over (i, j, l)
   long total = (long)T * T * k;
@@ -72,8 +132,13 @@ void alphaChunk(const Blas& b, float* alpha, float* lse, const float* qk, int b0
               cnt);
   AlphaEdit e = edit ? *edit : AlphaEdit{};
   const uint8_t* mask = edit && edit->keyMask && edit->sense >= 0 ? edit->keyMask + (long)b0 * T : nullptr;
-  alphaSoftmaxKernel<<<blocksFor((long)cnt * T, 8), 256, 0, b.stream>>>(alpha, lse + (long)b0 * k * T, scores, n, k, T,
-                                                                      e, mask);
+  const size_t tileBytes = sizeof(float) * T * (k + 1);
+  if (s.coalesced && k <= 32 && tileBytes <= 48 * 1024)
+    alphaSoftmaxRowKernel<<<(unsigned)n * T, 32 * k, tileBytes, b.stream>>>(alpha, lse + (long)b0 * k * T, scores, n, k,
+                                                                             T, e, mask);
+  else
+    alphaSoftmaxKernel<<<blocksFor((long)cnt * T, 8), 256, 0, b.stream>>>(alpha, lse + (long)b0 * k * T, scores, n, k,
+                                                                        T, e, mask);
   BP_LAUNCHED();
 }
 
@@ -82,7 +147,11 @@ void alphaChunkBackward(const Blas& b, float* dqk, const float* dalpha, const fl
   const int T = s.T, d = s.d, k = s.k, hs = d / k, cnt = n * k;
   const long TT = (long)T * T;
   const float scale = 1.0f / sqrtf((float)hs);
-  alphaBackKernel<<<blocksFor((long)cnt * T, 8), 256, 0, b.stream>>>(dS, alpha, dalpha, n, k, T);
+  const size_t backBytes = sizeof(float) * ((size_t)k * (T + 1) + 32 * k);
+  if (s.coalesced && k <= 32 && backBytes <= 48 * 1024)
+    alphaBackRowKernel<<<(unsigned)n * T, 32 * k, backBytes, b.stream>>>(dS, alpha, dalpha, n, k, T);
+  else
+    alphaBackKernel<<<blocksFor((long)cnt * T, 8), 256, 0, b.stream>>>(dS, alpha, dalpha, n, k, T);
   BP_LAUNCHED();
   const float* q = qk + (long)b0 * T * 2 * d;
   float* dq = dqk + (long)b0 * T * 2 * d;

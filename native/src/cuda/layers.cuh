@@ -134,6 +134,9 @@ void attentionBackward(const Blas& b, float* dqkv, const float* dout, const floa
 // ---- contextualization.cu: Backpack weights alpha for a chunk of sequences, in the mixing layout [b][i][j][l]
 struct CtxShape {
   int B, T, d, k;
+  // Softmax kernels that move alpha's [i][j][l] rows through shared memory (coalesced; the bf16 mode uses them,
+  // fp32/TF32 keep the kernels their parity was measured with)
+  bool coalesced = false;
 };
 struct AlphaEdit {            // inference interventions on alpha
   int sense = -1;             // alpha of this sense is multiplied by factor at key positions where keyMask[j] = 1

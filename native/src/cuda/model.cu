@@ -267,7 +267,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     checkCancel(r.cancel);
     senseForward(dTokens.p, N, train, r.rngSeed, p, iv);
     linear(a.qk, a.lnf, a.lnfh, aw, ab, N, d, 2 * d);
-    CtxShape sh{B, T, d, cfg.senses};
+    CtxShape sh{B, T, d, cfg.senses, mixed};
     const float* senses = a.senses;
     if (iv && iv->hasScale) {
       scaleSenses(a.gBig, a.senses, iv->senseScale.p, N, cfg.senses, d, stream);
@@ -326,7 +326,7 @@ void DeviceModel::backward(const ForwardRequest& r) {
   const long Nd = (long)N * d;
   float* dlnf = a.gX;
   if (cfg.arch == Arch::Backpack) {
-    CtxShape sh{B, T, d, cfg.senses};
+    CtxShape sh{B, T, d, cfg.senses, mixed};
     backpackBackward(blas, a.gBig2, a.gBig, a.gX, a.qk, a.senses, a.alse, sh, ctxWork());
     linearBack(a.gRes, aw, ab, a.gBig2, a.lnf, a.lnfh, N, d, 2 * d);
     checkCancel(r.cancel);
