@@ -105,6 +105,8 @@ class DeviceModel {
   float* P(long off) { return params.p + off; }
   float* G(long off) { return grads.p + off; }
   const bf16* W16(long off) const { return params16.p + off; }
+  // An fp32 activation that only GEMMs read: in mixed mode they read its bf16 twin, so it is not written.
+  float* fp32Input(float* p) const { return mixed ? nullptr : p; }
   // Linear layers by parameter offsets: bf16 tensor cores in mixed mode (inp16 = the bf16 twin of inp),
   // the configured fp32/TF32 GEMMs otherwise. b = kBiasLater: the consumer kernel adds the bias (fused).
   static constexpr long kBiasLater = -1;

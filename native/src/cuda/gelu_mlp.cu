@@ -15,7 +15,7 @@ __global__ void geluKernel(float* out, float* inp, long n, bf16* out16, const fl
     inp[i] = x;
   }
   const float y = 0.5f * x * (1.0f + tanhf(kGeluScale * (x + 0.044715f * x * x * x)));
-  out[i] = y;
+  if (out) out[i] = y;
   if (out16) out16[i] = __float2bfloat16_rn(y);
 }
 

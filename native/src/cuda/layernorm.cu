@@ -18,11 +18,11 @@ __global__ void lnForwardKernel(float* out, float* mean, float* rstd, const floa
     v += t * t;
   }
   float r = rsqrtf(warpSum(v) / C + eps);
-  float* o = out + (long)row * C;
+  float* o = out ? out + (long)row * C : nullptr;
   bf16* o16 = out16 ? out16 + (long)row * C : nullptr;
   for (int c = lane; c < C; c += 32) {
     const float y = (x[c] - m) * r * w[c] + b[c];
-    o[c] = y;
+    if (o) o[c] = y;
     if (o16) o16[c] = __float2bfloat16_rn(y);
   }
   if (lane == 0) {

@@ -77,7 +77,7 @@ void embeddingBackward(float* dwte, float* dwpe, const float* dout, const int32_
                        int N, int d, cudaStream_t st);
 
 // ---- layernorm.cu
-// out16 (optional): the same output rounded to bf16, for the GEMM that consumes it
+// out16 (optional): the same output rounded to bf16, for the GEMM that consumes it; out may then be null
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
                       int C, float eps, cudaStream_t st, bf16* out16 = nullptr);
 // privateSums: per-warp dw/db partial sums in shared memory instead of shared atomics (faster; a different
@@ -106,6 +106,7 @@ void biasGradient(float* db, const float* dout, int N, int OC, cudaStream_t st);
 // ---- gelu_mlp.cu
 void geluForward(float* out, const float* inp, long n, cudaStream_t st, bf16* out16 = nullptr);
 // pre += bias (rows of OC; pre is kept for the backward pass), then out = gelu(pre): the fc layer's bias add fused.
+// With out16, out may be null (only the bf16 GEMMs read the activation).
 void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, cudaStream_t st, bf16* out16 = nullptr);
 // dinp16 (optional): dinp rounded to bf16 as well (the dY of the next linear backward, see linearBackward16)
 void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st, bf16* dinp16 = nullptr);

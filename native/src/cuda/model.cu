@@ -239,7 +239,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     const LayerOff& W = layers[l];
     LayerActs& A = a.layer[l];
     const uint32_t s0 = kLayerBase + 4 * l;
-    layernormForward(A.ln1, A.ln1m, A.ln1r, x, P(W.ln1w), P(W.ln1b), N, d, cfg.lnEps, stream, A.ln1h);
+    layernormForward(fp32Input(A.ln1), A.ln1m, A.ln1r, x, P(W.ln1w), P(W.ln1b), N, d, cfg.lnEps, stream, A.ln1h);
     if (mixed) {  // bias add and the bf16 twin for the attention products in one pass
       linear(A.qkv, A.ln1, A.ln1h, W.qkvw, kBiasLater, N, d, 3 * d);
       addBias(A.qkv, P(W.qkvb), N, 3 * d, stream, A.qkvh);
@@ -252,9 +252,10 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     linear(a.branch, A.atty, A.attyh, W.projw, kBiasLater, N, d, d);
     biasResidualDropoutForward(A.res2, x, a.branch, P(W.projb), d, (long)N * d, site(train, p, r.rngSeed, s0 + 1),
                                stream);
-    layernormForward(A.ln2, A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps, stream, A.ln2h);
+    layernormForward(fp32Input(A.ln2), A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps, stream,
+                     A.ln2h);
     linear(A.fch, A.ln2, A.ln2h, W.fcw, kBiasLater, N, d, 4 * d);
-    biasGeluForward(A.fchg, A.fch, P(W.fcb), 4 * d, (long)N * 4 * d, stream, A.fchgh);
+    biasGeluForward(fp32Input(A.fchg), A.fch, P(W.fcb), 4 * d, (long)N * 4 * d, stream, A.fchgh);
     linear(a.branch, A.fchg, A.fchgh, W.fcprojw, kBiasLater, N, 4 * d, d);
     biasResidualDropoutForward(A.res3, A.res2, a.branch, P(W.fcprojb), d, (long)N * d,
                                site(train, p, r.rngSeed, s0 + 2), stream);
