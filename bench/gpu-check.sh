@@ -123,6 +123,8 @@ fi
 
 # ---- 2. parity (fast; most important)
 run_step parity 20 parity.jsonl "$H" parity
+# again with one sequence per bf16 attention chunk: the multi-chunk path on the tiny batch (B=3)
+run_step parity-attnseqs1 20 parity.jsonl env BACKPACK_CUDA_ATTN_SEQS=1 "$H" parity
 run_step data-parallel 20 parity.jsonl "$H" dp
 
 # ---- 3. ours: training throughput (bf16 GEMMs; fp32 once for reference)
