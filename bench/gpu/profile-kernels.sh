@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Per-kernel GPU time of a few bf16 training steps (Backpack and Transformer, Small, batch 16 x 512) under Nsight
-# Systems, to see where a step's time goes. Writes $OUT/kernels-<arch>.txt.  OUT=dir bench/gpu/profile-kernels.sh
+# Per-kernel GPU time of one bf16 training step (plus the harness warm-up step) at Small, batch 16 x 512, under
+# Nsight Compute (gpu__time_duration only, so each kernel is replayed once): where a step's time goes.
+#   OUT=dir bench/gpu/profile-kernels.sh [backpack|gpt2 ...]     (default: both)
+# Reuses the harness gpu-check.sh built in /tmp/backpack-gpu-check, else builds it. Writes $OUT/kernels-<arch>.txt.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="${OUT:-/tmp/profile-kernels}"; mkdir -p "$OUT"
-BUILD=/tmp/backpack-gpu-check
-"$ROOT/bench/gpu/build-harness.sh" "$BUILD" > "$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
-NSYS="$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)"
-echo "nsys: ${NSYS:-none}"; ls /usr/local/cuda/bin | tr '\n' ' '; echo
-for arch in backpack gpt2; do
-  if [[ -n "$NSYS" ]]; then
-    "$NSYS" profile -o "/tmp/prof-$arch" --force-overwrite true --trace cuda "$BUILD/harness" train "$arch" small 16 512 6 bf16 > "$OUT/run-$arch.txt" 2>&1
-    "$NSYS" stats --report cuda_gpu_kern_sum --format csv "/tmp/prof-$arch.nsys-rep" > "$OUT/kernels-$arch.csv" 2>&1
-    head -40 "$OUT/kernels-$arch.csv" | cut -c1-220
-  else
-    "$BUILD/harness" train "$arch" small 16 512 6 bf16
-  fi
+BUILD="${BUILD_DIR:-/tmp/backpack-gpu-check}"
+[[ -x "$BUILD/harness" ]] || "$ROOT/bench/gpu/build-harness.sh" "$BUILD" > "$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
+NCU="$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)"
+[[ -n "$NCU" ]] || { echo "profile-kernels: no ncu (Nsight Compute) on this machine"; exit 1; }
+for arch in "${@:-backpack gpt2}"; do
+  for a in $arch; do
+    "$NCU" --metrics gpu__time_duration.sum --csv --launch-count 6000 "$BUILD/harness" train "$a" small 16 512 1 bf16 \
+      > "/tmp/ncu-$a.csv" 2> "/tmp/ncu-$a.err"
+    { echo "# ncu --metrics gpu__time_duration.sum: harness train $a small 16 512 1 bf16 (warm-up step + 1 step)";
+      python3 "$ROOT/bench/gpu/kernel-summary.py" "/tmp/ncu-$a.csv" 30; } > "$OUT/kernels-$a.txt"
+    cat "$OUT/kernels-$a.txt"
+  done
 done
