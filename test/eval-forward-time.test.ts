@@ -36,6 +36,7 @@ test('times every upstream checkpoint and fills Table 7', async () => {
     expect(r.value).toBeGreaterThan(0);
     expect(r.value).toBeLessThan(60);
     expect(JSON.parse(r.details)).toMatchObject({ device: 'cpu', precision: 'fp32', batch: 2, seq: 32, runs: 3 });
+    expect(r.model).toMatch(/^(Backpack|Transformer)-Micro \(cpu, fp32, 2×32\)$/);
   }
   const table7 = buildTables(rows).find((t) => t.name === 'Table 7')!;
   const paperMicro = table7.rows.find((r) => r.source === 'paper' && r.label === 'Micro')!;
