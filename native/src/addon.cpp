@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 
+#include "async_job.h"
 #include "gemm.h"
 #include "gemm_amx.h"
 #include "model.h"
@@ -87,34 +88,6 @@ struct OwnedInterventions {
     }
   }
   const bp::Interventions* get() const { return any ? &iv : nullptr; }
-};
-
-class ModelWrap;
-
-// Runs `work` off the JS thread; `done` builds the resolved value on the JS thread.
-class Job : public Napi::AsyncWorker {
- public:
-  Job(Napi::Env env, ModelWrap* owner, Napi::Object self, std::function<void()> work,
-      std::function<Napi::Value(Napi::Env)> done, Napi::Value cancel);
-  ~Job() override;
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override;
-  void OnOK() override { deferred_.Resolve(done_(Env())); }
-  void OnError(const Napi::Error& e) override {
-    Napi::Error err = Napi::Error::New(Env(), e.Message());
-    if (cancelled_) err.Set("name", Napi::String::New(Env(), "AbortError"));
-    deferred_.Reject(err.Value());
-  }
-  const std::atomic<int>* cancelFlag() const { return cancel_; }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  ModelWrap* owner_;
-  Napi::ObjectReference self_, cancelRef_;
-  std::function<void()> work_;
-  std::function<Napi::Value(Napi::Env)> done_;
-  const std::atomic<int>* cancel_ = nullptr;
-  bool cancelled_ = false;
 };
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
@@ -259,14 +232,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                   std::function<Napi::Value(Napi::Env)> done, Napi::Value cancel) {
     ensureIdle(info.Env());
     busy = true;
-    Job* job = nullptr;
-    auto holder = std::make_shared<const std::atomic<int>*>(nullptr);
-    job = new Job(
-        info.Env(), this, Value(), [work, holder]() { work(*holder); }, done, cancel);
-    *holder = job->cancelFlag();
-    auto p = job->promise();
-    job->Queue();
-    return p;
+    // The matmul precision is a per-thread setting: apply this model's on the worker thread for the call.
+    auto body = [work = std::move(work), p = precision.load()](const std::atomic<int>* flag) {
+      bp::MatmulPrecisionScope scope(p);
+      work(flag);
+    };
+    return (new bp::AsyncJob(info.Env(), &busy, Value(), std::move(body), std::move(done), cancel))->start();
   }
 
   // forward(tokens, B, T, {targets?, logits?, hidden?, alpha?, perTokenLoss?, interventions?}, cancel?)
@@ -448,31 +419,6 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         [=](Napi::Env env) -> Napi::Value { return toFloat32Array(env, *out); }, info.Env().Undefined());
   }
 };
-
-Job::Job(Napi::Env env, ModelWrap* owner, Napi::Object self, std::function<void()> work,
-         std::function<Napi::Value(Napi::Env)> done, Napi::Value cancel)
-    : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), owner_(owner), work_(std::move(work)),
-      done_(std::move(done)) {
-  self_ = Napi::Persistent(self);
-  if (cancel.IsTypedArray() && cancel.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
-    cancelRef_ = Napi::Persistent(cancel.As<Napi::Object>());
-    cancel_ = reinterpret_cast<const std::atomic<int>*>(cancel.As<Napi::Int32Array>().Data());
-  }
-}
-
-Job::~Job() { owner_->busy = false; }
-
-void Job::Execute() {
-  try {
-    bp::MatmulPrecisionScope precision(owner_->precision.load());
-    work_();
-  } catch (const bp::Cancelled&) {
-    cancelled_ = true;
-    SetError("cancelled");
-  } catch (const std::exception& e) {
-    SetError(e.what());
-  }
-}
 
 // PPLM sessions (src/pplm/) borrow the weights of a CPU NativeModel; anything else is refused.
 Napi::FunctionReference* g_nativeModelCtor = nullptr;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 
+#include "../async_job.h"
 #include "engine.h"
 
 namespace bp::cuda {
@@ -79,46 +80,6 @@ struct OwnedIv {
   const Interventions* get() const { return any ? &iv : nullptr; }
 };
 
-class Worker : public Napi::AsyncWorker {
- public:
-  Worker(Napi::Env env, std::atomic<bool>* busy, Napi::Object self, std::function<void(const std::atomic<int>*)> work,
-         std::function<Napi::Value(Napi::Env)> done, Napi::Value cancel)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), busy_(busy), work_(std::move(work)),
-        done_(std::move(done)) {
-    self_ = Napi::Persistent(self);
-    if (cancel.IsTypedArray() && cancel.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
-      cancelRef_ = Napi::Persistent(cancel.As<Napi::Object>());
-      cancel_ = reinterpret_cast<const std::atomic<int>*>(cancel.As<Napi::Int32Array>().Data());
-    }
-  }
-  ~Worker() override { *busy_ = false; }
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      work_(cancel_);
-    } catch (const Cancelled&) {
-      cancelled_ = true;
-      SetError("cancelled");
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(done_(Env())); }
-  void OnError(const Napi::Error& e) override {
-    Napi::Error err = Napi::Error::New(Env(), e.Message());
-    if (cancelled_) err.Set("name", Napi::String::New(Env(), "AbortError"));
-    deferred_.Reject(err.Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::atomic<bool>* busy_;
-  Napi::ObjectReference self_, cancelRef_;
-  std::function<void(const std::atomic<int>*)> work_;
-  std::function<Napi::Value(Napi::Env)> done_;
-  const std::atomic<int>* cancel_ = nullptr;
-  bool cancelled_ = false;
-};
 
 class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
  public:
@@ -202,10 +163,7 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
                   std::function<Napi::Value(Napi::Env)> done, Napi::Value cancel) {
     if (busy_.load()) throw Napi::Error::New(info.Env(), "model is busy with another call (await the previous one)");
     busy_ = true;
-    auto* w = new Worker(info.Env(), &busy_, Value(), std::move(work), std::move(done), cancel);
-    auto p = w->promise();
-    w->Queue();
-    return p;
+    return (new AsyncJob(info.Env(), &busy_, Value(), std::move(work), std::move(done), cancel))->start();
   }
 
   Napi::Value Tensors(const Napi::CallbackInfo& info) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../async_job.h"
 #include "pplm.h"
 
 namespace bp::pplm {
@@ -42,34 +43,6 @@ Napi::Float32Array toFloat32Array(Napi::Env env, const std::vector<float>& v) {
   return out;
 }
 
-// Runs `work` off the JS thread and releases the model's busy flag when done.
-class Call : public Napi::AsyncWorker {
- public:
-  Call(Napi::Env env, Napi::Object self, std::atomic<bool>* busy, std::function<void()> work,
-       std::function<Napi::Value(Napi::Env)> done)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), busy_(busy), work_(std::move(work)),
-        done_(std::move(done)) {
-    self_ = Napi::Persistent(self);
-  }
-  ~Call() override { busy_->store(false); }
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      work_();
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(done_(Env())); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(Napi::Error::New(Env(), e.Message()).Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference self_;
-  std::atomic<bool>* busy_;
-  std::function<void()> work_;
-  std::function<Napi::Value(Napi::Env)> done_;
-};
 
 class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
  public:
@@ -118,10 +91,8 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   Napi::Value run(const Napi::CallbackInfo& info, std::function<void()> work,
                   std::function<Napi::Value(Napi::Env)> done) {
     acquire(info.Env());
-    auto* call = new Call(info.Env(), Value(), busy_, std::move(work), std::move(done));
-    auto p = call->promise();
-    call->Queue();
-    return p;
+    auto body = [work = std::move(work)](const std::atomic<int>*) { work(); };
+    return (new AsyncJob(info.Env(), busy_, Value(), std::move(body), std::move(done)))->start();
   }
 
   // close(): frees the caches now (rather than at garbage collection) and releases the model.

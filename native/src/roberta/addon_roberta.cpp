@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 
+#include "../async_job.h"
 #include "../common.h"
 #include "roberta.h"
 
@@ -19,47 +20,6 @@ int intField(const Napi::Object& o, const char* key) {
   return o.Get(key).As<Napi::Number>().Int32Value();
 }
 
-// Runs `work` on the libuv pool and settles a promise; clears the owner's busy flag when done.
-class Job : public Napi::AsyncWorker {
- public:
-  Job(Napi::Env env, std::atomic<bool>* busy, Napi::Object self, std::function<void(const std::atomic<int>*)> work,
-      std::function<Napi::Value(Napi::Env)> done, Napi::Value cancel)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), busy_(busy), work_(std::move(work)),
-        done_(std::move(done)) {
-    self_ = Napi::Persistent(self);
-    if (cancel.IsTypedArray() && cancel.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
-      cancelRef_ = Napi::Persistent(cancel.As<Napi::Object>());
-      cancel_ = reinterpret_cast<const std::atomic<int>*>(cancel.As<Napi::Int32Array>().Data());
-    }
-  }
-  ~Job() override { *busy_ = false; }
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      work_(cancel_);
-    } catch (const Cancelled&) {
-      cancelled_ = true;
-      SetError("cancelled");
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(done_(Env())); }
-  void OnError(const Napi::Error& e) override {
-    Napi::Error err = Napi::Error::New(Env(), e.Message());
-    if (cancelled_) err.Set("name", Napi::String::New(Env(), "AbortError"));
-    deferred_.Reject(err.Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::atomic<bool>* busy_;
-  Napi::ObjectReference self_, cancelRef_;
-  std::function<void(const std::atomic<int>*)> work_;
-  std::function<Napi::Value(Napi::Env)> done_;
-  const std::atomic<int>* cancel_ = nullptr;
-  bool cancelled_ = false;
-};
 
 class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
  public:
@@ -193,7 +153,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     };
     auto out = std::make_shared<Out>();
     Classifier* m = model_.get();
-    auto* job = new Job(
+    auto* job = new AsyncJob(
         env, &busy_, Value(),
         [=](const std::atomic<int>* cancel) {
           out->logits.resize(lengths->size() * (size_t)m->cfg.numLabels);
@@ -219,9 +179,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
           return res;
         },
         info[3]);
-    auto p = job->promise();
-    job->Queue();
-    return p;
+    return job->start();
   }
 };
 
