@@ -2,8 +2,7 @@
  * Topic-control generation throughput on the native engine (tiny-profile Backpack shape, random weights):
  * tokens/s of the shared sampler (full recomputation per step, PAPER.md §6) without interventions vs with
  * the annealed sense weights of strength 3, the one-time localization cost, the engine's KV-cache
- * generation with and without the same weights, and PPLM-BoW seconds per sample on the same-shape
- * Transformer. Run: npx tsx bench/control-generation.ts [--threads 2] [--vocab 8192]
+ * generation with and without the same weights (PPLM-BoW has its own bench: bench/pplm.ts). Run: npx tsx bench/control-generation.ts [--threads 2] [--vocab 8192]
  * Writes bench/results/control-generation.txt. Not pass/fail (shared, noisy machines).
  */
 import * as fs from 'fs';
@@ -12,11 +11,6 @@ import { parseArgs } from 'util';
 import { buildInfo, createModel, setThreads } from '../native';
 import { generateTopicSamples } from '../activities/control/topic/generate';
 import { localizeOnModel, projectionStatsByForward, quantileWeights, strengthWeights } from '../activities/control/topic/localize';
-import { loadGpt2Weights } from '../activities/control/pplm/gpt2';
-import { pplmSample, PPLM_DEFAULTS } from '../activities/control/pplm/pplm';
-import { nativeUnperturbed } from '../activities/control/pplm/run';
-import { Rng } from '../activities/control/util/rng';
-import * as os from 'os';
 
 async function main() {
   const { values } = parseArgs({ options: { threads: { type: 'string', default: '2' }, vocab: { type: 'string', default: '8192' }, samples: { type: 'string', default: '16' } } });
@@ -71,19 +65,6 @@ async function main() {
   log(`ratio with/without interventions: shared sampler ${(steered / plain).toFixed(3)}, KV cache ${(kvSteered / kv).toFixed(3)}; KV cache / shared sampler: ${(kv / plain).toFixed(2)}× (plain), ${(kvSteered / steered).toFixed(2)}× (steered)`);
   model.dispose();
 
-  // PPLM-BoW on a same-shape Transformer (TypeScript GPT-2 step + native unperturbed pass).
-  const gpt2 = createModel({ ...config, arch: 'gpt2', numSenses: undefined, senseIntermediateScale: undefined }, 8);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-pplm-'));
-  await gpt2.save(dir);
-  const weightsTs = loadGpt2Weights(dir);
-  for (const stepsize of [0, 0.04]) {
-    const start = Date.now();
-    const n = 2;
-    for (let i = 0; i < n; i++) await pplmSample(weightsTs, nativeUnperturbed(gpt2), eos, { ...PPLM_DEFAULTS, bag: [100, 200, 300], stepsize, length: 100 }, new Rng(i));
-    log(`PPLM-BoW stepsize ${stepsize}: ${((Date.now() - start) / 1000 / n).toFixed(2)} s per sample (EOS + 100 tokens, 3 iterations, window 5)`);
-  }
-  gpt2.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
   const out = path.join(__dirname, 'results', 'control-generation.txt');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, lines.join('\n') + '\n');
