@@ -11,6 +11,7 @@
 #include "gemm.h"
 #include "gemm_amx.h"
 #include "model.h"
+#include "napi_args.h"
 #include "roberta/addon_roberta.h"
 #include "pplm/pplm_addon.h"
 #ifdef BACKPACK_WITH_CUDA
@@ -21,74 +22,13 @@ namespace {
 
 using bp::Model;
 
-std::vector<int32_t> int32Vector(const Napi::Value& v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an Int32Array");
-  auto a = v.As<Napi::Int32Array>();
-  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
-}
-
-std::vector<float> floatVector(const Napi::Value& v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
-  auto a = v.As<Napi::Float32Array>();
-  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
-}
-
-Napi::Float32Array toFloat32Array(Napi::Env env, const std::vector<float>& v) {
-  auto out = Napi::Float32Array::New(env, v.size());
-  if (!v.empty()) std::memcpy(out.Data(), v.data(), sizeof(float) * v.size());
-  return out;
-}
-
-int intOpt(const Napi::Object& o, const char* key, int def) {
-  return o.Has(key) && o.Get(key).IsNumber() ? o.Get(key).As<Napi::Number>().Int32Value() : def;
-}
-double numOpt(const Napi::Object& o, const char* key, double def) {
-  return o.Has(key) && o.Get(key).IsNumber() ? o.Get(key).As<Napi::Number>().DoubleValue() : def;
-}
-bool boolOpt(const Napi::Object& o, const char* key, bool def) {
-  return o.Has(key) && o.Get(key).IsBoolean() ? o.Get(key).As<Napi::Boolean>().Value() : def;
-}
-
-// Interventions with owned copies of their arrays.
-struct OwnedInterventions {
-  bp::Interventions iv;
-  std::vector<float> senseScale, replaceVectors, embedRows;
-  std::vector<int32_t> embedIds;
-  bool any = false;
-
-  void parse(const Napi::Value& v) {
-    if (!v.IsObject()) return;
-    Napi::Object o = v.As<Napi::Object>();
-    any = true;
-    if (o.Has("senseScale") && !o.Get("senseScale").IsUndefined()) {
-      senseScale = floatVector(o.Get("senseScale"), "senseScale");
-      iv.senseScale = senseScale.data();
-      iv.scaleStride = intOpt(o, "scaleStride", 0);
-    }
-    iv.alphaSense = intOpt(o, "alphaSense", -1);
-    iv.alphaFactor = (float)numOpt(o, "alphaFactor", 1.0);
-    if (o.Has("alphaTokens") && !o.Get("alphaTokens").IsUndefined()) {
-      auto t = int32Vector(o.Get("alphaTokens"), "alphaTokens");
-      iv.alphaTokens.assign(t.begin(), t.end());
-    }
-    if (o.Has("replaceIds") && !o.Get("replaceIds").IsUndefined()) {
-      auto t = int32Vector(o.Get("replaceIds"), "replaceIds");
-      iv.replaceIds.assign(t.begin(), t.end());
-      replaceVectors = floatVector(o.Get("replaceVectors"), "replaceVectors");
-      iv.replaceVectors = replaceVectors.data();
-    }
-    if (o.Has("embedIds") && !o.Get("embedIds").IsUndefined()) {
-      embedIds = int32Vector(o.Get("embedIds"), "embedIds");
-      embedRows = floatVector(o.Get("embedRows"), "embedRows");
-      iv.embedding.count = (int)embedIds.size();
-      iv.embedding.ids = embedIds.data();
-      iv.embedding.rows = embedRows.data();
-    }
-  }
-  const bp::Interventions* get() const { return any ? &iv : nullptr; }
-};
+using bp::napi::boolOpt;
+using bp::napi::floatVector;
+using bp::napi::int32Vector;
+using bp::napi::intOpt;
+using bp::napi::numOpt;
+using bp::napi::OwnedInterventions;
+using bp::napi::toFloat32Array;
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:

@@ -9,77 +9,20 @@
 #include <memory>
 
 #include "../async_job.h"
+#include "../napi_args.h"
 #include "engine.h"
 
 namespace bp::cuda {
 namespace {
 
-std::vector<int32_t> ints(const Napi::Value& v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an Int32Array");
-  auto a = v.As<Napi::Int32Array>();
-  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
-}
-std::vector<float> floats(const Napi::Value& v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
-  auto a = v.As<Napi::Float32Array>();
-  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
-}
-Napi::Float32Array toArray(Napi::Env env, const std::vector<float>& v) {
-  auto out = Napi::Float32Array::New(env, v.size());
-  if (!v.empty()) std::memcpy(out.Data(), v.data(), sizeof(float) * v.size());
-  return out;
-}
-int intOpt(const Napi::Object& o, const char* k, int def) {
-  return o.Has(k) && o.Get(k).IsNumber() ? o.Get(k).As<Napi::Number>().Int32Value() : def;
-}
-double numOpt(const Napi::Object& o, const char* k, double def) {
-  return o.Has(k) && o.Get(k).IsNumber() ? o.Get(k).As<Napi::Number>().DoubleValue() : def;
-}
-bool boolOpt(const Napi::Object& o, const char* k, bool def) {
-  return o.Has(k) && o.Get(k).IsBoolean() ? o.Get(k).As<Napi::Boolean>().Value() : def;
-}
-bool has(const Napi::Object& o, const char* k) { return o.Has(k) && !o.Get(k).IsUndefined(); }
-
-// The raw interventions object of binding.ts, with owned copies.
-struct OwnedIv {
-  Interventions iv;
-  std::vector<float> scale, replace, rows;
-  std::vector<int32_t> embedIds;
-  bool any = false;
-  void parse(const Napi::Value& v) {
-    if (!v.IsObject()) return;
-    Napi::Object o = v.As<Napi::Object>();
-    any = true;
-    if (has(o, "senseScale")) {
-      scale = floats(o.Get("senseScale"), "senseScale");
-      iv.senseScale = scale.data();
-      iv.scaleStride = intOpt(o, "scaleStride", 0);
-    }
-    iv.alphaSense = intOpt(o, "alphaSense", -1);
-    iv.alphaFactor = (float)numOpt(o, "alphaFactor", 1.0);
-    if (has(o, "alphaTokens")) {
-      auto t = ints(o.Get("alphaTokens"), "alphaTokens");
-      iv.alphaTokens.assign(t.begin(), t.end());
-    }
-    if (has(o, "replaceIds")) {
-      auto t = ints(o.Get("replaceIds"), "replaceIds");
-      iv.replaceIds.assign(t.begin(), t.end());
-      replace = floats(o.Get("replaceVectors"), "replaceVectors");
-      iv.replaceVectors = replace.data();
-    }
-    if (has(o, "embedIds")) {
-      embedIds = ints(o.Get("embedIds"), "embedIds");
-      rows = floats(o.Get("embedRows"), "embedRows");
-      iv.embedding.count = (int)embedIds.size();
-      iv.embedding.ids = embedIds.data();
-      iv.embedding.rows = rows.data();
-    }
-  }
-  const Interventions* get() const { return any ? &iv : nullptr; }
-};
-
+using napi::boolOpt;
+using napi::floatVector;
+using napi::has;
+using napi::int32Vector;
+using napi::intOpt;
+using napi::numOpt;
+using napi::OwnedInterventions;
+using napi::toFloat32Array;
 
 class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
  public:
@@ -198,12 +141,12 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
   Napi::Value GetParams(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       engine_->pullParams();
-      return toArray(info.Env(), engine_->host.params);
+      return toFloat32Array(info.Env(), engine_->host.params);
     });
   }
   Napi::Value SetParams(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() {
-      auto v = floats(info[0], "params");
+      auto v = floatVector(info[0], "params");
       if ((long)v.size() != engine_->host.numParams())
         throw Napi::RangeError::New(info.Env(), "setParams: expected " + std::to_string(engine_->host.numParams()) +
                                                     " floats, got " + std::to_string(v.size()));
@@ -215,7 +158,7 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
   Napi::Value GetGrads(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       engine_->pullGrads();
-      return toArray(info.Env(), engine_->host.grads);
+      return toFloat32Array(info.Env(), engine_->host.grads);
     });
   }
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
@@ -223,15 +166,15 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
       engine_->pullOptimizerState();
       auto o = Napi::Object::New(info.Env());
       o.Set("step", (double)engine_->host.adamStep);
-      o.Set("m", toArray(info.Env(), engine_->host.m));
-      o.Set("v", toArray(info.Env(), engine_->host.v));
+      o.Set("m", toFloat32Array(info.Env(), engine_->host.m));
+      o.Set("v", toFloat32Array(info.Env(), engine_->host.v));
       return o;
     });
   }
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() {
       Napi::Object o = info[0].As<Napi::Object>();
-      auto m = floats(o.Get("m"), "m"), v = floats(o.Get("v"), "v");
+      auto m = floatVector(o.Get("m"), "m"), v = floatVector(o.Get("v"), "v");
       long n = engine_->host.numParams();
       if (!((m.empty() && v.empty()) || ((long)m.size() == n && (long)v.size() == n)))
         throw Napi::RangeError::New(info.Env(), "optimizer state does not match the parameter count");
@@ -260,23 +203,23 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
 
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto tokens = std::make_shared<std::vector<int32_t>>(ints(info[0], "tokens"));
+    auto tokens = std::make_shared<std::vector<int32_t>>(int32Vector(info[0], "tokens"));
     int B = info[1].As<Napi::Number>().Int32Value(), T = info[2].As<Napi::Number>().Int32Value();
     if ((long)tokens->size() != (long)B * T) throw Napi::RangeError::New(env, "tokens.length must equal batch*seq");
     Napi::Object o = info[3].IsObject() ? info[3].As<Napi::Object>() : Napi::Object::New(env);
     auto targets = std::make_shared<std::vector<int32_t>>();
     if (has(o, "targets")) {
-      *targets = ints(o.Get("targets"), "targets");
+      *targets = int32Vector(o.Get("targets"), "targets");
       if (targets->size() != tokens->size()) throw Napi::RangeError::New(env, "targets.length must equal tokens.length");
     }
     const bool wantLogits = boolOpt(o, "logits", false), wantHidden = boolOpt(o, "hidden", false),
                wantAlpha = boolOpt(o, "alpha", false), wantPer = boolOpt(o, "perTokenLoss", false);
     const Config& c = engine_->host.cfg;
     if (wantAlpha && c.arch != Arch::Backpack) throw Napi::Error::New(env, "alpha exists only for Backpack models");
-    auto iv = std::make_shared<OwnedIv>();
+    auto iv = std::make_shared<OwnedInterventions>();
     if (o.Has("interventions")) iv->parse(o.Get("interventions"));
     const long N = (long)B * T;
-    if (iv->iv.senseScale && (long)iv->scale.size() != N * c.senses)
+    if (iv->iv.senseScale && (long)iv->senseScale.size() != N * c.senses)
       throw Napi::RangeError::New(env, "senseScale must hold batch*seq*numSenses values");
     struct Out {
       std::vector<float> logits, hidden, alpha, per;
@@ -310,11 +253,11 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
           if (!targets->empty()) {
             res.Set("lossSum", out->loss);
             res.Set("count", (double)out->count);
-            if (wantPer) res.Set("perTokenLoss", toArray(env, out->per));
+            if (wantPer) res.Set("perTokenLoss", toFloat32Array(env, out->per));
           }
-          if (wantLogits) res.Set("logits", toArray(env, out->logits));
-          if (wantHidden) res.Set("hidden", toArray(env, out->hidden));
-          if (wantAlpha) res.Set("alpha", toArray(env, out->alpha));
+          if (wantLogits) res.Set("logits", toFloat32Array(env, out->logits));
+          if (wantHidden) res.Set("hidden", toFloat32Array(env, out->hidden));
+          if (wantAlpha) res.Set("alpha", toFloat32Array(env, out->alpha));
           return res;
         },
         info[4]);
@@ -322,8 +265,8 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
 
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto tokens = std::make_shared<std::vector<int32_t>>(ints(info[0], "tokens"));
-    auto targets = std::make_shared<std::vector<int32_t>>(ints(info[1], "targets"));
+    auto tokens = std::make_shared<std::vector<int32_t>>(int32Vector(info[0], "tokens"));
+    auto targets = std::make_shared<std::vector<int32_t>>(int32Vector(info[1], "targets"));
     int B = info[2].As<Napi::Number>().Int32Value(), T = info[3].As<Napi::Number>().Int32Value();
     if ((long)tokens->size() != (long)B * T || targets->size() != tokens->size())
       throw Napi::RangeError::New(env, "tokens and targets must hold batch*seq ids");
@@ -370,8 +313,8 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
   }
 
   Napi::Value SenseVectors(const Napi::CallbackInfo& info) {
-    auto ids = std::make_shared<std::vector<int32_t>>(ints(info[0], "ids"));
-    auto iv = std::make_shared<OwnedIv>();
+    auto ids = std::make_shared<std::vector<int32_t>>(int32Vector(info[0], "ids"));
+    auto iv = std::make_shared<OwnedInterventions>();
     iv->parse(info[1]);
     auto out = std::make_shared<std::vector<float>>();
     Engine* e = engine_.get();
@@ -382,7 +325,7 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
           out->resize(ids->size() * (size_t)e->host.cfg.senses * e->host.cfg.d);
           e->senseVectors(ids->data(), (int)ids->size(), out->data(), iv->get());
         },
-        [=](Napi::Env env) -> Napi::Value { return toArray(env, *out); }, info.Env().Undefined());
+        [=](Napi::Env env) -> Napi::Value { return toFloat32Array(env, *out); }, info.Env().Undefined());
   }
 
   Napi::Value CacheReset(const Napi::CallbackInfo& info) {
@@ -394,10 +337,10 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
 
   Napi::Value CachePrefill(const Napi::CallbackInfo& info) {
     int row0 = info[0].As<Napi::Number>().Int32Value(), n = info[1].As<Napi::Number>().Int32Value();
-    auto tokens = std::make_shared<std::vector<int32_t>>(ints(info[2], "tokens"));
+    auto tokens = std::make_shared<std::vector<int32_t>>(int32Vector(info[2], "tokens"));
     int T = info[3].As<Napi::Number>().Int32Value();
     if ((long)tokens->size() != (long)n * T) throw Napi::RangeError::New(info.Env(), "tokens.length must equal n*T");
-    auto iv = std::make_shared<OwnedIv>();
+    auto iv = std::make_shared<OwnedInterventions>();
     iv->parse(info[4]);
     auto out = std::make_shared<std::vector<float>>();
     Engine* e = engine_.get();
@@ -407,14 +350,14 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
           out->resize((size_t)n * e->host.cfg.vocab);
           e->cachePrefill(row0, n, tokens->data(), T, out->data(), iv->get());
         },
-        [=](Napi::Env env) -> Napi::Value { return toArray(env, *out); }, info.Env().Undefined());
+        [=](Napi::Env env) -> Napi::Value { return toFloat32Array(env, *out); }, info.Env().Undefined());
   }
 
   Napi::Value CacheDecode(const Napi::CallbackInfo& info) {
-    auto rows = std::make_shared<std::vector<int32_t>>(ints(info[0], "rowIds"));
-    auto tokens = std::make_shared<std::vector<int32_t>>(ints(info[1], "tokens"));
+    auto rows = std::make_shared<std::vector<int32_t>>(int32Vector(info[0], "rowIds"));
+    auto tokens = std::make_shared<std::vector<int32_t>>(int32Vector(info[1], "tokens"));
     if (rows->size() != tokens->size()) throw Napi::RangeError::New(info.Env(), "rowIds and tokens differ in length");
-    auto iv = std::make_shared<OwnedIv>();
+    auto iv = std::make_shared<OwnedInterventions>();
     iv->parse(info[2]);
     auto out = std::make_shared<std::vector<float>>();
     Engine* e = engine_.get();
@@ -424,7 +367,7 @@ class CudaModelWrap : public Napi::ObjectWrap<CudaModelWrap> {
           out->resize(rows->size() * (size_t)e->host.cfg.vocab);
           e->cacheDecode(rows->data(), (int)rows->size(), tokens->data(), out->data(), iv->get());
         },
-        [=](Napi::Env env) -> Napi::Value { return toArray(env, *out); }, info.Env().Undefined());
+        [=](Napi::Env env) -> Napi::Value { return toFloat32Array(env, *out); }, info.Env().Undefined());
   }
 };
 

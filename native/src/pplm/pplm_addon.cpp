@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../async_job.h"
+#include "../napi_args.h"
 #include "pplm.h"
 
 namespace bp::pplm {
@@ -18,31 +19,19 @@ namespace {
 
 UnwrapModel g_unwrap = nullptr;
 
+// Argument errors name the class, as in "PplmSession: tokens must be an Int32Array".
 std::vector<int32_t> int32Vector(const Napi::Value& v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw Napi::TypeError::New(v.Env(), std::string("PplmSession: ") + what + " must be an Int32Array");
-  auto a = v.As<Napi::Int32Array>();
-  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+  return napi::int32Vector(v, std::string("PplmSession: ") + what);
 }
-
 std::vector<float> floatVector(const Napi::Value& v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(v.Env(), std::string("PplmSession: ") + what + " must be a Float32Array");
-  auto a = v.As<Napi::Float32Array>();
-  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+  return napi::floatVector(v, std::string("PplmSession: ") + what);
 }
+using napi::toFloat32Array;
 
 int intArg(const Napi::Value& v, const char* what) {
   if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string("PplmSession: ") + what + " must be a number");
   return v.As<Napi::Number>().Int32Value();
 }
-
-Napi::Float32Array toFloat32Array(Napi::Env env, const std::vector<float>& v) {
-  auto out = Napi::Float32Array::New(env, v.size());
-  if (!v.empty()) std::memcpy(out.Data(), v.data(), sizeof(float) * v.size());
-  return out;
-}
-
 
 class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
  public:
