@@ -9,7 +9,7 @@ import * as path from 'path';
 import { z } from 'zod';
 import { defineActivity, NonRetryableError, throwIfAborted, type AnyActivity } from '../pipelines/activity';
 import { checkpointInputs } from './evaluation/artifacts';
-import { modelLabelFrom } from './evaluation/placement';
+import { matrixValueName, modelLabelFrom } from './evaluation/placement';
 import { RESULTS_FILE, resultRow, writeResults, type ResultRow } from './evaluation/results';
 
 export const forwardTimeParams = z
@@ -62,8 +62,7 @@ export const forwardTimeActivity = defineActivity({
       try {
         if (model.config.nPositions < p.seq) throw new NonRetryableError(`${ckpt.dir}: the model has ${model.config.nPositions} positions, fewer than seq ${p.seq}`);
         const label = modelLabelFrom(ckpt.input.matrix, model.config.arch, ckpt.input.item || ckpt.input.step);
-        const size = ckpt.input.matrix.size as unknown;
-        const sizeId = size !== null && typeof size === 'object' ? String((size as { label?: unknown; id?: unknown }).label ?? (size as { id?: unknown }).id) : String(size ?? label);
+        const sizeId = String(matrixValueName(ckpt.input.matrix.size) ?? label);
         const column = model.config.arch === 'backpack' ? 'Backpack' : 'Transformer';
         const tokens = syntheticTokens(p.batch * p.seq, model.config.realVocabSize ?? model.config.vocabSize);
         const pass = () => model.forward(tokens, { batch: p.batch, seq: p.seq, targets: tokens });

@@ -72,10 +72,13 @@ export function placeRows(rows: TaskRow[], ctx: { modelLabel: string; group: Mod
 }
 
 /** "Backpack-Micro" from arch/size matrix values (or the config when there is no size). */
+/** The name of a matrix value: object values ({id, label?, ...}) name themselves by label, else id. */
+export function matrixValueName(v: unknown): unknown {
+  return v !== null && typeof v === 'object' ? ((v as { label?: unknown }).label ?? (v as { id?: unknown }).id) : v;
+}
+
 export function modelLabelFrom(matrix: Record<string, unknown>, arch0: string | undefined, fallback: string): string {
-  // object matrix values ({id, label?, ...}) name themselves by label, else id
-  const name = (v: unknown): unknown => (v !== null && typeof v === 'object' ? ((v as { label?: unknown }).label ?? (v as { id?: unknown }).id) : v);
-  matrix = Object.fromEntries(Object.entries(matrix).map(([k, v]) => [k, name(v)]));
+  matrix = Object.fromEntries(Object.entries(matrix).map(([k, v]) => [k, matrixValueName(v)]));
   if (typeof matrix.model === 'string' && matrix.arch === undefined && matrix.size === undefined && matrix.senses === undefined) return matrix.model;
   const arch = String(matrix.arch ?? arch0 ?? '');
   const archLabel = /backpack/i.test(arch) ? 'Backpack' : /gpt2|transformer/i.test(arch) ? 'Transformer' : arch;
