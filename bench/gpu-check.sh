@@ -7,21 +7,24 @@
 #   3. the paper's Table 7 forward timing (batch 32 x 512) at Micro/Mini/Small, ours vs PyTorch,
 #   4. KV-cache generation tokens/s, ours vs Hugging Face generate.
 # Everything lands in $OUT (raw JSON lines per section, logs, summary.txt); the summary is also printed.
-#   OUT=dir bench/gpu-check.sh [--budget SECONDS] [--runs N] [--quick]
+#   OUT=dir bench/gpu-check.sh [--budget SECONDS] [--runs N] [--quick] [--no-peers]
 # --budget: wall-clock seconds for the whole check (sections that no longer fit are skipped and say so);
-# --runs: timed forward passes per Table 7 model (paper: 100); --quick: tiny settings to test the script itself.
+# --runs: timed forward passes per Table 7 model (paper: 100); --quick: tiny settings to test the script itself;
+# --no-peers: skip the PyTorch / Hugging Face peers (a rerun of our side only).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$ROOT/bench/results/gpu-local}"
 BUDGET=400
 RUNS=100
 QUICK=0
+PEERS=1
 while (( $# )); do
   case "$1" in
     --budget) BUDGET="${2:?--budget needs seconds}"; shift 2 ;;
     --runs) RUNS="${2:?--runs needs a count}"; shift 2 ;;
     --quick) QUICK=1; shift ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    --no-peers) PEERS=0; shift ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -75,7 +78,7 @@ try:
 except Exception as e:
     print("transformers: unavailable:", e)
 PY
-  echo "cpus: $(nproc)"
+  echo "cpus: $(nproc); node: $(command -v node >/dev/null && node --version || echo none)"
 } > "$WORK/env.txt" 2>&1
 cat "$WORK/env.txt"
 
@@ -123,8 +126,11 @@ fi
 
 # ---- 2. parity (fast; most important)
 run_step parity 20 parity.jsonl "$H" parity
-# again with one sequence per bf16 attention chunk: the multi-chunk path on the tiny batch (B=3)
-run_step parity-attnseqs1 20 parity.jsonl env BACKPACK_CUDA_ATTN_SEQS=1 "$H" parity
+# again on the batched attention products the fused kernels replace (BACKPACK_CUDA_FLASH=0), one sequence per
+# chunk: the multi-chunk path on the tiny batch (B=3)
+run_step parity-batched-attn 20 parity.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=1 "$H" parity
+# the fused attention kernels on multi-block shapes, against the batched path (plus their time at Small)
+run_step attention 20 parity.jsonl "$H" attention
 run_step data-parallel 20 parity.jsonl "$H" dp
 
 # ---- 3. ours: training throughput (bf16 GEMMs; fp32 once for reference)
@@ -136,11 +142,9 @@ done
 for prec in tf32 fp32; do
   run_step "train-ours-backpack-small-$prec" 25 train.jsonl "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" "$prec"
 done
-# bf16 attention in chunks of 1 or 2 sequences (T x T scratch small enough for L2) vs the default whole batch
-for seqs in 1 2; do
-  run_step "train-ours-backpack-small-attnseqs$seqs" 20 train.jsonl env BACKPACK_CUDA_ATTN_SEQS="$seqs" "$H" train \
-    backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
-done
+# the batched attention products (in chunks of 2 sequences, their best setting) instead of the fused kernels
+run_step "train-ours-backpack-small-batched-attn" 20 train.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=2 \
+  "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
 
 # ---- 4. ours: Table 7 forward timing
 for size in $FWD_SIZES; do
@@ -162,6 +166,7 @@ done
 
 # ---- 6. PyTorch peers (compile time counts against the budget, so they run last)
 TB="$ROOT/bench/gpu/torch_baseline.py"
+(( PEERS )) || { note "peers skipped (--no-peers)"; SIZES_TRAIN=""; FWD_SIZES=""; }
 for size in $(echo "$SIZES_TRAIN" | tr ' ' '\n' | sort -r); do  # small first: the headline comparison
   for arch in backpack gpt2; do
     run_step "train-torch-$arch-$size" 60 train.jsonl python3 "$TB" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" --compile
@@ -172,7 +177,7 @@ for size in $FWD_SIZES; do
     run_step "forward-torch-$arch-$size" 15 forward.jsonl python3 "$TB" forward "$arch" "$size" "$FWD_B" 512 "$RUNS"
   done
 done
-for rows in 1 8; do
+for rows in $( (( PEERS )) && echo 1 8); do
   run_step "generate-hf-r$rows" 20 generate.jsonl python3 "$TB" generate "${SIZES_TRAIN##* }" "$rows" 16 "$GEN_NEW"
 done
 

@@ -69,7 +69,7 @@ done
 JOBS="$(nproc 2>/dev/null || echo 4)"
 pids=()
 objs=()
-for src in "$ROOT"/native/src/cuda/*.cu; do
+for src in "$ROOT"/native/src/cuda/*.cu "$ROOT"/bench/gpu/*.cu; do
   obj="$OUT/obj/$(basename "$src" .cu).cu.o"; objs+=("$obj")
   "$NVCC" -O3 -std=c++17 "${ARCHS[@]}" "${NCCL_FLAGS[@]}" -Xcompiler -fPIC -c "$src" -o "$obj" &
   pids+=($!)

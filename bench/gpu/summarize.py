@@ -60,6 +60,10 @@ def main(out):
     if parity:
         fails = sum(1 for r in parity if not r["ok"])
         p(f"-> {len(parity) - fails}/{len(parity)} parity checks pass")
+    for r in read(out, "parity.jsonl"):
+        if r.get("check") == "attention-time":
+            p(f"attention forward+backward, {r['shape']}: fused {r['fused_ms']:.3f} ms, batched bf16 "
+              f"{r['batched_bf16_ms']:.3f} ms ({r['speedup']:.2f}x)")
 
     train = read(out, "train.jsonl")
     p("")
@@ -77,7 +81,8 @@ def main(out):
                 gemm = ""
                 if "gemm" in r:  # the operand type the engine's GEMMs actually ran with, and bf16's share of FLOPs
                     gemm = f"  {r['gemm']} ({r.get('gemm_bf16_flop_share', 0) * 100:.0f}% of GEMM FLOPs on bf16)"
-                impl = r["impl"] + (f" attn-seqs={r['attn_seqs']}" if "attn_seqs" in r else "")
+                impl = r["impl"] + (" batched-attn" if r.get("flash") is False else "")
+                impl += f" attn-seqs={r['attn_seqs']}" if "attn_seqs" in r and r.get("flash") is False else ""
                 p(f"{NAME[arch] + '-' + size.capitalize():<20} {impl:<18} {r['precision']:<14} {r['batch']:>5} "
                   f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}{gemm}")
 

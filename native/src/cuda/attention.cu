@@ -174,9 +174,14 @@ static void attentionBackward16(const Blas& b, float* dqkv, const float* dout, c
 }
 
 void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w,
-                      const bf16* qkv16) {
+                      const bf16* qkv16, bf16* out16) {
+  if (qkv16 && w.flash) {
+    flashAttentionForward(out, out16, lse, qkv16, s, drop, b.stream);
+    return;
+  }
   if (qkv16) {
     attentionForward16(b, out, lse, qkv16, s, drop, w);
+    if (out16) toBf16(out16, out, (long)s.B * s.T * s.C, b.stream);
     return;
   }
   const int T = s.T, C = s.C, H = s.H, hs = C / H;
@@ -198,10 +203,15 @@ void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, A
     BP_LAUNCHED();
     gemmBatched(b, false, false, T, hs, T, 1.0f, Sp, T, V, 3 * C, 0.0f, (float* const*)O, C, cnt);
   }
+  if (out16) toBf16(out16, out, (long)s.B * T * C, b.stream);
 }
 
-void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* qkv, const float* lse, AttnShape s,
-                       Site drop, AttnWork w, const bf16* qkv16, bf16* dout16) {
+void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* out, const float* qkv,
+                       const float* lse, AttnShape s, Site drop, AttnWork w, const bf16* qkv16, bf16* dout16) {
+  if (qkv16 && w.flash) {
+    flashAttentionBackward(dqkv, dout, out, qkv16, lse, s, drop, w.scratch, dout16, b.stream);
+    return;
+  }
   if (qkv16) {
     attentionBackward16(b, dqkv, dout, qkv16, lse, s, drop, w, dout16);
     return;

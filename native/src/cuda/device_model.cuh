@@ -80,6 +80,9 @@ class DeviceModel {
   // GEMMs get a bf16 twin where they are produced (arena16); gradients are rounded once per GEMM input.
   bool mixed = false;   // bf16-operand GEMMs (Precision::BF16 and the probe in the constructor passed)
   bool attn16 = false;  // ... and for the attention's batched products too
+  // The fused attention kernels (flash_attention.cu) in mixed mode; BACKPACK_CUDA_FLASH=0 keeps the batched
+  // products (the path the fused kernels are checked against)
+  bool flashAttn = false;
   DevBuf<bf16> params16;
   void refreshShadow();
 
@@ -146,7 +149,7 @@ class DeviceModel {
   int headChunk = 0;
   int attnSeqs = 0, ctxSeqs = 0;  // sequences per attention / Backpack-mixing chunk
   DevBuf<const float*> ptrs;      // pointer arrays of the batched GEMMs
-  AttnWork attnWork() { return AttnWork{attnSeqs, a.attScratch, ptrs.p}; }
+  AttnWork attnWork() { return AttnWork{attnSeqs, a.attScratch, ptrs.p, flashAttn}; }
   AttnWork ctxWork() { return AttnWork{ctxSeqs, a.attScratch, ptrs.p}; }
   DevBuf<double> normAcc;
   DevBuf<AdamBlock> adamBlocks;  // the optimizer's block table (one launch for every tensor), built on first use

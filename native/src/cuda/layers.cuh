@@ -119,18 +119,31 @@ struct AttnShape {
   float scale;
 };
 // Work space of one chunk: `seqs` sequences, `scratch` >= seqs*3*H*T*T floats, `ptrs` >= 10*seqs*H pointers.
+// flash: the fused kernels of flash_attention.cu instead (mixed precision only; scratch >= B*H*T floats).
 struct AttnWork {
   int seqs;
   float* scratch;
   const float** ptrs;
+  bool flash = false;
 };
 // Mixed precision (qkv16 = the bf16 twin of qkv, non-null): the four products take bf16 operands (scores and
 // dS/dPd stay fp32 for the softmaxes, probabilities and dS are rounded to bf16 for the next product); the
 // backward pass then needs dout16, scratch for dout rounded to bf16 (>= B*T*C).
+// out16 (mixed precision): the output rounded to bf16 as well. The backward pass reads the forward output `out`
+// (fused kernels only).
 void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w,
-                      const bf16* qkv16 = nullptr);
-void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* qkv, const float* lse, AttnShape s,
-                       Site drop, AttnWork w, const bf16* qkv16 = nullptr, bf16* dout16 = nullptr);
+                      const bf16* qkv16 = nullptr, bf16* out16 = nullptr);
+void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* out, const float* qkv,
+                       const float* lse, AttnShape s, Site drop, AttnWork w, const bf16* qkv16 = nullptr,
+                       bf16* dout16 = nullptr);
+
+// ---- flash_attention.cu: the fused kernels behind AttnWork::flash (bf16 tensor cores, fp32 accumulation)
+bool flashAttentionSupported(const AttnShape& s);
+void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
+                           cudaStream_t st);
+// D: scratch of B*H*T floats; dout16: scratch of B*T*C bf16 (dout rounded)
+void flashAttentionBackward(float* dqkv, const float* dout, const float* out, const bf16* qkv16, const float* lse,
+                            AttnShape s, Site drop, float* D, bf16* dout16, cudaStream_t st);
 
 // ---- contextualization.cu: Backpack weights alpha for a chunk of sequences, in the mixing layout [b][i][j][l]
 struct CtxShape {

@@ -47,6 +47,9 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
     if (!mixed) std::fprintf(stderr, "backpack: cuBLAS refused bf16-operand GEMMs; bf16 mode uses fp32 operands\n");
     else if (!attn16)
       std::fprintf(stderr, "backpack: cuBLAS refused batched bf16 GEMMs; attention uses fp32 operands\n");
+    const char* flashEnv = std::getenv("BACKPACK_CUDA_FLASH");
+    flashAttn = mixed && flashAttentionSupported(AttnShape{1, 1, c.d, c.nHead, 1.0f}) &&
+                !(flashEnv && std::string(flashEnv) == "0");
   }
   std::unordered_map<std::string, long> off;
   for (const TensorInfo& t : tensors) off[t.key] = t.offset;
@@ -127,11 +130,12 @@ void DeviceModel::ensureActivations(int B, int T) {
   long big = 4 * d, big2 = 4 * d;
   // Attention work space: whole chunks of sequences, at most ~1 GiB of scores at once.
   const long scratchBudget = 256L << 20;
-  const long perSeqAttn = 3 * H * TT, perSeqCtx = bp ? 4 * k * TT : 0;
-  attnSeqs = (int)std::max(1L, std::min((long)B, scratchBudget / perSeqAttn));
+  // (the fused attention needs no T x T scratch, only D: H*T floats per sequence)
+  const long perSeqAttn = flashAttn ? H * T : 3 * H * TT, perSeqCtx = bp ? 4 * k * TT : 0;
+  attnSeqs = flashAttn ? B : (int)std::max(1L, std::min((long)B, scratchBudget / perSeqAttn));
   // Tuning knob of the bf16 attention (its chunks launch cheaply): fewer sequences per chunk keep the T x T
   // scratch of a chunk in L2. Unset: the whole budget as above.
-  if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS"); e && mixed && attn16)
+  if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS"); e && mixed && attn16 && !flashAttn)
     attnSeqs = (int)std::max(1L, std::min((long)attnSeqs, std::atol(e)));
   ctxSeqs = bp ? (int)std::max(1L, std::min((long)B, scratchBudget / perSeqCtx)) : 0;
   long att = std::max(attnSeqs * perSeqAttn, ctxSeqs * perSeqCtx);
@@ -166,7 +170,7 @@ void DeviceModel::ensureActivations(int B, int T) {
     total16 += n;
   };
   for (auto& L : a.layer) {
-    take16(&L.ln1h, N * d); take16(&L.qkvh, attn16 ? N * 3 * d : 0); take16(&L.attyh, N * d); take16(&L.ln2h, N * d);
+    take16(&L.ln1h, N * d); take16(&L.qkvh, attn16 || flashAttn ? N * 3 * d : 0); take16(&L.attyh, N * d); take16(&L.ln2h, N * d);
     take16(&L.fchgh, N * 4 * d);
   }
   take16(&a.lnfh, N * d);
@@ -247,8 +251,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
       linear(A.qkv, A.ln1, A.ln1h, W.qkvw, W.qkvb, N, d, 3 * d);
     }
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), attnWork(), A.qkvh);
-    if (mixed) toBf16(A.attyh, A.atty, (long)N * d, stream);
+    attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), attnWork(), A.qkvh, A.attyh);
     linear(a.branch, A.atty, A.attyh, W.projw, kBiasLater, N, d, d);
     biasResidualDropoutForward(A.res2, x, a.branch, P(W.projb), d, (long)N * d, site(train, p, r.rngSeed, s0 + 1),
                                stream);
@@ -353,7 +356,7 @@ void DeviceModel::backward(const ForwardRequest& r) {
     dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 1), stream);
     linearBack(a.gB, W.projw, W.projb, tmp, A.atty, A.attyh, N, d, d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionBackward(blas, a.gBig, a.gB, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork(), A.qkvh, a.g16);
+    attentionBackward(blas, a.gBig, a.gB, A.atty, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork(), A.qkvh, a.g16);
     linearBack(tmp, W.qkvw, W.qkvb, a.gBig, A.ln1, A.ln1h, N, d, 3 * d);
     layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream, mixed);
   }

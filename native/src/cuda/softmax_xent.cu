@@ -61,6 +61,48 @@ __global__ void xentKernel(float* L, const int32_t* targets, float* loss, int V,
   }
 }
 
+// The bf16 mode's row kernel when a whole row fits in registers (V <= 4 * kXentThreads * kXentVecs, V % 4 == 0):
+// the logits are read from memory once (float4), max, sum and the dlogits all come from registers. Same results
+// as the online kernel up to float summation order.
+constexpr int kXentThreads = 512, kXentVecs = 25;
+__global__ void __launch_bounds__(kXentThreads) xentRegisterKernel(const float* L, const int32_t* targets,
+                                                                     float* loss, int V, bool backward, float dscale,
+                                                                     bf16* L16) {
+  __shared__ float sh[32];
+  const int r = blockIdx.x, V4 = V / 4;
+  const float4* row = reinterpret_cast<const float4*>(L + (long)r * V);
+  float4 x[kXentVecs];
+  float mx = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < kXentVecs; k++) {
+    const int i = threadIdx.x + k * kXentThreads;
+    x[k] = i < V4 ? row[i] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+    mx = fmaxf(mx, fmaxf(fmaxf(x[k].x, x[k].y), fmaxf(x[k].z, x[k].w)));
+  }
+  mx = blockReduce(mx, true, sh);
+  float sum = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kXentVecs; k++)
+    sum += __expf(x[k].x - mx) + __expf(x[k].y - mx) + __expf(x[k].z - mx) + __expf(x[k].w - mx);
+  sum = blockReduce(sum, false, sh);
+  const int t = targets[r];
+  if (threadIdx.x == 0) loss[r] = t >= 0 ? mx + __logf(sum) - L[(long)r * V + t] : 0.0f;
+  if (!backward) return;
+  const float inv = 1.0f / sum;
+  uint2* out = reinterpret_cast<uint2*>(L16 + (long)r * V);
+#pragma unroll
+  for (int k = 0; k < kXentVecs; k++) {
+    const int i = threadIdx.x + k * kXentThreads;
+    if (i >= V4) break;
+    float g[4] = {x[k].x, x[k].y, x[k].z, x[k].w};
+#pragma unroll
+    for (int e = 0; e < 4; e++)
+      g[e] = t < 0 ? 0.0f : (__expf(g[e] - mx) * inv - (4 * i + e == t ? 1.0f : 0.0f)) * dscale;
+    __nv_bfloat162 lo = __floats2bfloat162_rn(g[0], g[1]), hi = __floats2bfloat162_rn(g[2], g[3]);
+    out[i] = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
+  }
+}
+
 void headForwardBackward(const Blas& b, const HeadArgs& a) {
   const int N = a.N, d = a.d, V = a.V;
   for (int r0 = 0; r0 < N; r0 += a.chunk) {
@@ -78,8 +120,12 @@ void headForwardBackward(const Blas& b, const HeadArgs& a) {
     }
     if (!a.targets) continue;
     bf16* L16 = mixed && a.dx ? a.scratch16 : nullptr;
-    xentKernel<<<n, 512, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale, L16,
-                                        mixed);
+    if (mixed && V % 4 == 0 && V <= 4 * kXentThreads * kXentVecs)
+      xentRegisterKernel<<<n, kXentThreads, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V,
+                                                           a.dx != nullptr, a.dscale, L16);
+    else
+      xentKernel<<<n, 512, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale, L16,
+                                          mixed);
     BP_LAUNCHED();
     if (a.dx && mixed) {
       gemm16(b, false, false, n, d, V, 1.0f, L16, V, a.wte16, d, 0.0f, a.dx + (long)r0 * d, d);

@@ -1,0 +1,171 @@
+// `harness attention`: the fused attention kernels (flash_attention.cu) against the batched-GEMM path of
+// attention.cu on shapes the tiny parity models never reach (several 64-row blocks, ragged last block, every
+// instantiated head size, dropout on and off), then the time of one forward + backward at the Small shape.
+// Reference: the fp32-operand batched path with strict fp32 GEMMs; the bf16 batched path is measured against the
+// same reference, so the fused kernels' error can be read beside the error bf16 operands cause anyway.
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../../native/src/cuda/layers.cuh"
+
+namespace bp::cuda {
+namespace {
+
+template <class T>
+struct Buf {
+  T* p = nullptr;
+  explicit Buf(long n) { BP_CUDA(cudaMalloc(&p, sizeof(T) * std::max(1L, n))); }
+  ~Buf() { cudaFree(p); }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+};
+
+std::vector<float> pull(const float* d, long n) {
+  std::vector<float> h(n);
+  BP_CUDA(cudaMemcpy(h.data(), d, sizeof(float) * n, cudaMemcpyDeviceToHost));
+  return h;
+}
+
+// max |a - b| / max |b| over the elements where keep(i) holds
+template <class F>
+double relErr(const std::vector<float>& a, const std::vector<float>& b, F keep) {
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < a.size(); i++) {
+    if (!keep(i)) continue;
+    num = std::max(num, (double)std::fabs(a[i] - b[i]));
+    den = std::max(den, (double)std::fabs(b[i]));
+  }
+  return den > 0 ? num / den : num;
+}
+
+struct Run {  // one path's outputs
+  std::vector<float> out, lse, dqkv;
+  double ms = 0.0;
+};
+
+enum class Path { Fp32, Batched16, Flash };
+
+Run runPath(Path path, const Blas& blas, const float* qkv, const bf16* qkv16, const float* dout, AttnShape s, Site drop,
+            int timedReps) {
+  const long N = (long)s.B * s.T, TT = (long)s.T * s.T;
+  Buf<float> out(N * s.C), lse((long)s.B * s.H * s.T), dqkv(N * 3 * s.C);
+  Buf<bf16> out16(N * s.C), dout16(N * s.C);
+  const int seqs = path == Path::Flash ? s.B : 1;
+  Buf<float> scratch(path == Path::Flash ? (long)s.B * s.H * s.T : (long)seqs * 3 * s.H * TT);
+  Buf<const float*> ptrs(10L * s.B * s.H);
+  AttnWork w{seqs, scratch.p, ptrs.p, path == Path::Flash};
+  const bf16* q16 = path == Path::Fp32 ? nullptr : qkv16;
+  auto once = [&] {
+    attentionForward(blas, out.p, lse.p, qkv, s, drop, w, q16, q16 ? out16.p : nullptr);
+    attentionBackward(blas, dqkv.p, dout, out.p, qkv, lse.p, s, drop, w, q16, q16 ? dout16.p : nullptr);
+  };
+  once();
+  BP_CUDA(cudaStreamSynchronize(blas.stream));
+  Run r;
+  r.out = pull(out.p, N * s.C);
+  r.lse = pull(lse.p, (long)s.B * s.H * s.T);
+  r.dqkv = pull(dqkv.p, N * 3 * s.C);
+  if (timedReps > 0) {
+    cudaEvent_t a, b;
+    BP_CUDA(cudaEventCreate(&a));
+    BP_CUDA(cudaEventCreate(&b));
+    BP_CUDA(cudaEventRecord(a, blas.stream));
+    for (int i = 0; i < timedReps; i++) once();
+    BP_CUDA(cudaEventRecord(b, blas.stream));
+    BP_CUDA(cudaEventSynchronize(b));
+    float ms = 0.0f;
+    BP_CUDA(cudaEventElapsedTime(&ms, a, b));
+    r.ms = ms / timedReps;
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  }
+  return r;
+}
+
+}  // namespace
+
+// Returns the number of failed checks; prints one JSON line per check and per timing.
+int attentionCheck() {
+  Blas blas;
+  if (cublasCreate(&blas.handle) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLAS: cannot create a handle");
+  BP_CUDA(cudaStreamCreate(&blas.stream));
+  cublasSetStream(blas.handle, blas.stream);
+  int failures = 0;
+  struct Case {
+    int B, T, H, hs;
+    float p;
+    int reps;
+  };
+  const Case cases[] = {{2, 200, 3, 64, 0.1f, 0}, {2, 200, 3, 64, 0.0f, 0}, {1, 130, 2, 80, 0.1f, 0},
+                        {3, 77, 4, 16, 0.1f, 0},  {2, 128, 2, 32, 0.0f, 0}, {2, 96, 16, 48, 0.1f, 0},
+                        {16, 512, 12, 64, 0.1f, 20}};
+  for (const Case& k : cases) {
+    AttnShape s{k.B, k.T, k.H * k.hs, k.H, 0.7f / std::sqrt((float)k.hs)};
+    const Site drop{k.p, 0x5eed1234u};
+    const long N = (long)s.B * s.T;
+    std::mt19937 gen(11);
+    std::normal_distribution<float> nd(0.0f, 1.5f);
+    std::vector<float> hq(N * 3 * s.C), hd(N * s.C);
+    for (auto& x : hq) x = nd(gen);
+    for (auto& x : hd) x = nd(gen) / 1.5f;
+    Buf<float> qkv(N * 3 * s.C), dout(N * s.C);
+    Buf<bf16> qkv16(N * 3 * s.C);
+    BP_CUDA(cudaMemcpy(qkv.p, hq.data(), sizeof(float) * hq.size(), cudaMemcpyHostToDevice));
+    BP_CUDA(cudaMemcpy(dout.p, hd.data(), sizeof(float) * hd.size(), cudaMemcpyHostToDevice));
+    toBf16(qkv16.p, qkv.p, N * 3 * s.C, blas.stream);
+    // The reference sees the bf16-rounded inputs, so only the kernels' own arithmetic differs.
+    Buf<float> qkvR(N * 3 * s.C);
+    {
+      std::vector<float> r(hq.size());
+      std::vector<bf16> h16(hq.size());
+      BP_CUDA(cudaMemcpy(h16.data(), qkv16.p, sizeof(bf16) * h16.size(), cudaMemcpyDeviceToHost));
+      for (size_t i = 0; i < r.size(); i++) r[i] = __bfloat162float(h16[i]);
+      BP_CUDA(cudaMemcpy(qkvR.p, r.data(), sizeof(float) * r.size(), cudaMemcpyHostToDevice));
+    }
+    if (!flashAttentionSupported(s)) throw Error("attention check: shape not supported by the fused kernels");
+    blas.compute = CUBLAS_COMPUTE_32F_PEDANTIC;
+    const Run ref = runPath(Path::Fp32, blas, qkvR.p, nullptr, dout.p, s, drop, 0);
+    blas.compute = CUBLAS_COMPUTE_32F_FAST_16BF;
+    const Run bat = runPath(Path::Batched16, blas, qkvR.p, qkv16.p, dout.p, s, drop, k.reps);
+    const Run fla = runPath(Path::Flash, blas, qkvR.p, qkv16.p, dout.p, s, drop, k.reps);
+    const long C3 = 3L * s.C;
+    auto part = [&](int which) { return [=](size_t i) { return (long)(i % C3) / s.C == which; }; };
+    auto all = [](size_t) { return true; };
+    struct Item {
+      const char* what;
+      double flash, batched, tol;
+    };
+    const Item items[] = {
+        {"out", relErr(fla.out, ref.out, all), relErr(bat.out, ref.out, all), 2e-2},
+        {"lse", relErr(fla.lse, ref.lse, all), relErr(bat.lse, ref.lse, all), 2e-3},
+        {"dq", relErr(fla.dqkv, ref.dqkv, part(0)), relErr(bat.dqkv, ref.dqkv, part(0)), 3e-2},
+        {"dk", relErr(fla.dqkv, ref.dqkv, part(1)), relErr(bat.dqkv, ref.dqkv, part(1)), 3e-2},
+        {"dv", relErr(fla.dqkv, ref.dqkv, part(2)), relErr(bat.dqkv, ref.dqkv, part(2)), 3e-2},
+    };
+    char shape[96];
+    std::snprintf(shape, sizeof shape, "B=%d T=%d H=%d hs=%d dropout=%.1f", k.B, k.T, k.H, k.hs, k.p);
+    for (const Item& it : items) {
+      const bool ok = std::isfinite(it.flash) && it.flash <= it.tol;
+      failures += !ok;
+      std::printf("{\"check\":\"parity\",\"arch\":\"attention\",\"precision\":\"bf16\",\"what\":\"fused %s (%s)\","
+                  "\"rel_err\":%.3e,\"tol\":%.1e,\"ok\":%s,\"batched_bf16_rel_err\":%.3e}\n",
+                  it.what, shape, it.flash, it.tol, ok ? "true" : "false", it.batched);
+    }
+    if (k.reps > 0)
+      std::printf("{\"check\":\"attention-time\",\"shape\":\"%s\",\"fused_ms\":%.3f,\"batched_bf16_ms\":%.3f,"
+                  "\"speedup\":%.2f}\n",
+                  shape, fla.ms, bat.ms, bat.ms / fla.ms);
+    std::fflush(stdout);
+  }
+  cublasDestroy(blas.handle);
+  cudaStreamDestroy(blas.stream);
+  return failures;
+}
+
+}  // namespace bp::cuda

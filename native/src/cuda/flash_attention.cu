@@ -1,0 +1,418 @@
+// Fused causal attention for the mixed-precision mode, flash style: scores, softmax, dropout and the value
+// product of a block of queries stay in registers (bf16 tensor cores, fp32 accumulation, online softmax), so no
+// T x T tensor is ever written, and causally empty key blocks are skipped. Same contract as the batched path of
+// attention.cu: lse [B][H][T] (natural log) is the only saved statistic, dropout masks are the CPU backend's
+// (index (b*H + h)*T*T + i*T + j), probabilities are rounded to bf16 for the value product.
+//
+// Backward pass in two kernels so every output has one writer (deterministic, no atomics): per key block dK and
+// dV (looping over the query blocks that see it), per query block dQ (looping over its key blocks); both
+// recompute the probabilities from lse. D_i = dO_i . O_i (= sum_j P_ij dP_ij, dropout included) comes first.
+//
+// A CTA is 4 warps over a block of 64 rows, 16 per warp; the head size is a template parameter (multiple of 16).
+#include "layers.cuh"
+#include "mma.cuh"
+
+namespace bp::cuda {
+namespace {
+
+using namespace mma;
+
+constexpr int kRows = 64;  // rows of a block (queries or keys), 16 per warp
+constexpr int kThreads = 128;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Shared tiles of 64 rows: row-major [row][col] and transposed [col][row], padded by 8 bf16 so the fragment loads
+// of the 8 row groups fall in different banks.
+template <int HS>
+struct RowTile {
+  __nv_bfloat16 v[kRows][HS + 8];
+};
+template <int HS>
+struct ColTile {
+  __nv_bfloat16 v[HS][kRows + 8];
+};
+
+// Rows [r0, r0+64) of a bf16 matrix (row stride ld) into shared memory; rows at or past T become zeros.
+template <int HS>
+__device__ void loadRows(RowTile<HS>& dst, const bf16* src, long ld, int r0, int T) {
+  constexpr int V = HS / 8;  // 16-byte vectors per row
+  for (int f = threadIdx.x; f < kRows * V; f += kThreads) {
+    const int r = f / V, c = (f % V) * 8;
+    uint4 x = make_uint4(0u, 0u, 0u, 0u);
+    if (r0 + r < T) x = *reinterpret_cast<const uint4*>(src + (long)(r0 + r) * ld + c);
+    *reinterpret_cast<uint4*>(&dst.v[r][c]) = x;
+  }
+}
+template <int HS>
+__device__ void loadCols(ColTile<HS>& dst, const bf16* src, long ld, int r0, int T) {
+  constexpr int V = HS / 8;
+  for (int f = threadIdx.x; f < kRows * V; f += kThreads) {
+    const int r = f / V, c = (f % V) * 8;
+    uint4 x = make_uint4(0u, 0u, 0u, 0u);
+    if (r0 + r < T) x = *reinterpret_cast<const uint4*>(src + (long)(r0 + r) * ld + c);
+    const bf16* e = reinterpret_cast<const bf16*>(&x);
+#pragma unroll
+    for (int k = 0; k < 8; k++) dst.v[c + k][r] = e[k];
+  }
+}
+
+// d += a * B, where element (k, n) of B is tile.v[n0 + n][k0 + k]: K or V rows of a row tile for products
+// against their transpose, columns of a transposed tile for products against the matrix itself.
+template <class Tile>
+__device__ __forceinline__ void mmaTile(float (&d)[4], const uint32_t (&a)[4], const Tile& tile, int n0, int k0, int g,
+                                        int t) {
+  const bf16* p = &tile.v[n0 + g][k0 + 2 * t];
+  mma16816(d, a, load2(p), load2(p + 8));
+}
+
+__device__ __forceinline__ float keepScale(float p, uint32_t key, long bh, int T, int i, int j) {
+  return p > 0.0f ? dkeep(p, key, (uint32_t)((bh * T + i) * (long)T + j)) : 1.0f;
+}
+
+// grid (query blocks, B*H). Writes out (fp32) and out16 (bf16) rows of this head, and lse.
+template <int HS>
+__global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16* out16, float* lse, const bf16* qkv,
+                                                               int T, int H, int C, float scale, float p,
+                                                               uint32_t key) {
+  constexpr int KS = HS / 16, NT = HS / 8;
+  __shared__ __align__(16) RowTile<HS> Ks;
+  __shared__ __align__(16) ColTile<HS> Vt;
+  const int qb = gridDim.x - 1 - blockIdx.x;  // the longest rows first
+  const int bh = blockIdx.y, b = bh / H, h = bh % H;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const long ld = 3L * C;
+  const bf16* Q = qkv + (long)b * T * ld + h * HS;
+  const bf16* K = Q + C;
+  const bf16* V = Q + 2 * C;
+  const int i0 = qb * kRows + warp * 16, rowA = i0 + g, rowB = i0 + g + 8;
+  uint32_t qf[KS][4];
+#pragma unroll
+  for (int ks = 0; ks < KS; ks++) loadA(qf[ks], Q + (long)i0 * ld, ld, ks, i0, T, g, t);
+  float o[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;  // running max (log2 units) and partial sums
+  const float sl2 = scale * kLog2e;
+  for (int kb = 0; kb <= qb; kb++) {
+    __syncthreads();  // the previous tiles are consumed
+    loadRows<HS>(Ks, K, ld, kb * kRows, T);
+    loadCols<HS>(Vt, V, ld, kb * kRows, T);
+    __syncthreads();
+    float s[8][4];
+#pragma unroll
+    for (int n = 0; n < 8; n++) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+      for (int ks = 0; ks < KS; ks++) mmaTile(s[n], qf[ks], Ks, n * 8, ks * 16, g, t);
+    }
+    float mxA = mA, mxB = mB;
+#pragma unroll
+    for (int n = 0; n < 8; n++)
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        const int j = kb * kRows + n * 8 + 2 * t + e;
+        s[n][e] = j <= rowA && j < T ? s[n][e] * sl2 : -INFINITY;
+        s[n][2 + e] = j <= rowB && j < T ? s[n][2 + e] * sl2 : -INFINITY;
+        mxA = fmaxf(mxA, s[n][e]);
+        mxB = fmaxf(mxB, s[n][2 + e]);
+      }
+    // every row has key kb*64 <= its index, so the maxima are finite from the first block on
+    mxA = quadMax(mxA);
+    mxB = quadMax(mxB);
+    const float cA = exp2f(mA - mxA), cB = exp2f(mB - mxB);
+    mA = mxA;
+    mB = mxB;
+    lA *= cA;
+    lB *= cB;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      o[n][0] *= cA;
+      o[n][1] *= cA;
+      o[n][2] *= cB;
+      o[n][3] *= cB;
+    }
+#pragma unroll
+    for (int n = 0; n < 8; n++)
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        const int j = kb * kRows + n * 8 + 2 * t + e;
+        const float pa = exp2f(s[n][e] - mA), pb = exp2f(s[n][2 + e] - mB);
+        lA += pa;  // the softmax denominator takes the undropped probabilities
+        lB += pb;
+        s[n][e] = pa * keepScale(p, key, bh, T, rowA, j);
+        s[n][2 + e] = pb * keepScale(p, key, bh, T, rowB, j);
+      }
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+      uint32_t pf[4];
+      accumToA(pf, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+      for (int n = 0; n < NT; n++) mmaTile(o[n], pf, Vt, n * 8, kk * 16, g, t);
+    }
+  }
+  lA = quadSum(lA);
+  lB = quadSum(lB);
+#pragma unroll
+  for (int half = 0; half < 2; half++) {
+    const int row = half ? rowB : rowA;
+    if (row >= T) continue;
+    const float l = half ? lB : lA, inv = 1.0f / l;
+    const long at = ((long)b * T + row) * C + h * HS;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      const int c = n * 8 + 2 * t;
+      const float x0 = o[n][2 * half] * inv, x1 = o[n][2 * half + 1] * inv;
+      *reinterpret_cast<float2*>(out + at + c) = make_float2(x0, x1);
+      *reinterpret_cast<__nv_bfloat162*>(out16 + at + c) = __floats2bfloat162_rn(x0, x1);
+    }
+    if (t == 0) lse[(long)bh * T + row] = ((half ? mB : mA) + log2f(l)) * kLn2;
+  }
+}
+
+// One warp per (row, head): D = dO . O over the head's columns, and dO rounded to bf16 for the kernels below.
+__global__ void flashPrepKernel(float* D, bf16* dout16, const float* dout, const float* out, int B, int T, int H,
+                                int hs, int C) {
+  const long w = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (w >= (long)B * T * H) return;
+  const long row = w / H;  // b*T + i
+  const int h = (int)(w % H), b = (int)(row / T), i = (int)(row % T);
+  const long at = row * C + (long)h * hs;
+  float acc = 0.0f;
+  for (int c = lane; c < hs; c += 32) {
+    const float g = dout[at + c];
+    acc += g * out[at + c];
+    dout16[at + c] = __float2bfloat16_rn(g);
+  }
+  acc = warpSum(acc);
+  if (lane == 0) D[((long)b * H + h) * T + i] = acc;
+}
+
+// grid (key blocks, B*H): dK, dV of the block's keys (fp32, overwritten) over the query blocks qb >= kb.
+// Per warp, with 16 key rows: S^T = K Q^T and dPd^T = V dO^T, then dV += Pd^T dO and dK += dS^T Q.
+template <int HS>
+__global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, const bf16* qkv, const bf16* dout16,
+                                                                  const float* lse, const float* D, int T, int H,
+                                                                  int C, float scale, float p, uint32_t key) {
+  constexpr int KS = HS / 16, NT = HS / 8;
+  __shared__ __align__(16) RowTile<HS> Qs, dOs;
+  __shared__ __align__(16) ColTile<HS> Qt, dOt;
+  __shared__ float lseS[kRows], DS[kRows];
+  const int nQ = (T + kRows - 1) / kRows;
+  const int kb = blockIdx.x;  // key block 0 sees every query block: the longest first
+  const int bh = blockIdx.y, b = bh / H, h = bh % H;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const long ld = 3L * C;
+  const bf16* Q = qkv + (long)b * T * ld + h * HS;
+  const bf16* K = Q + C;
+  const bf16* V = Q + 2 * C;
+  const bf16* dO = dout16 + (long)b * T * C + h * HS;
+  const int j0 = kb * kRows + warp * 16, keyA = j0 + g, keyB = j0 + g + 8;
+  uint32_t kf[KS][4], vf[KS][4];
+#pragma unroll
+  for (int ks = 0; ks < KS; ks++) {
+    loadA(kf[ks], K + (long)j0 * ld, ld, ks, j0, T, g, t);
+    loadA(vf[ks], V + (long)j0 * ld, ld, ks, j0, T, g, t);
+  }
+  float dk[NT][4], dv[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) dk[n][e] = dv[n][e] = 0.0f;
+  const float sl2 = scale * kLog2e;
+  for (int qb = kb; qb < nQ; qb++) {
+    __syncthreads();
+    loadRows<HS>(Qs, Q, ld, qb * kRows, T);
+    loadCols<HS>(Qt, Q, ld, qb * kRows, T);
+    loadRows<HS>(dOs, dO, C, qb * kRows, T);
+    loadCols<HS>(dOt, dO, C, qb * kRows, T);
+    for (int f = threadIdx.x; f < kRows; f += kThreads) {
+      const int i = qb * kRows + f;
+      lseS[f] = i < T ? lse[(long)bh * T + i] * kLog2e : 0.0f;
+      DS[f] = i < T ? D[(long)bh * T + i] : 0.0f;
+    }
+    __syncthreads();
+    float st[8][4], dp[8][4];  // rows: this warp's keys; columns: the block's queries
+#pragma unroll
+    for (int n = 0; n < 8; n++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) st[n][e] = dp[n][e] = 0.0f;
+#pragma unroll
+      for (int ks = 0; ks < KS; ks++) {
+        mmaTile(st[n], kf[ks], Qs, n * 8, ks * 16, g, t);
+        mmaTile(dp[n], vf[ks], dOs, n * 8, ks * 16, g, t);
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < 8; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int jk = e < 2 ? keyA : keyB, qi = n * 8 + 2 * t + (e & 1), i = qb * kRows + qi;
+        const bool live = jk <= i && i < T && jk < T;
+        const float pr = live ? exp2f(st[n][e] * sl2 - lseS[qi]) : 0.0f;
+        const float keep = live ? keepScale(p, key, bh, T, i, jk) : 0.0f;
+        st[n][e] = pr * keep;                     // Pd^T
+        dp[n][e] = pr * (dp[n][e] * keep - DS[qi]);  // dS^T
+      }
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+      uint32_t pa[4], sa[4];
+      accumToA(pa, st[2 * kk], st[2 * kk + 1]);
+      accumToA(sa, dp[2 * kk], dp[2 * kk + 1]);
+#pragma unroll
+      for (int n = 0; n < NT; n++) {
+        mmaTile(dv[n], pa, dOt, n * 8, kk * 16, g, t);
+        mmaTile(dk[n], sa, Qt, n * 8, kk * 16, g, t);
+      }
+    }
+  }
+#pragma unroll
+  for (int half = 0; half < 2; half++) {
+    const int row = half ? keyB : keyA;
+    if (row >= T) continue;
+    float* dK = dqkv + ((long)b * T + row) * ld + C + h * HS;
+    float* dV = dK + C;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      const int c = n * 8 + 2 * t;
+      *reinterpret_cast<float2*>(dK + c) = make_float2(dk[n][2 * half] * scale, dk[n][2 * half + 1] * scale);
+      *reinterpret_cast<float2*>(dV + c) = make_float2(dv[n][2 * half], dv[n][2 * half + 1]);
+    }
+  }
+}
+
+// grid (query blocks, B*H): dQ of the block's queries (fp32, overwritten) over the key blocks kb <= qb.
+// Per warp, with 16 query rows: S = Q K^T and dPd = dO V^T, then dQ += dS K.
+template <int HS>
+__global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, const bf16* qkv, const bf16* dout16,
+                                                                 const float* lse, const float* D, int T, int H,
+                                                                 int C, float scale, float p, uint32_t key) {
+  constexpr int KS = HS / 16, NT = HS / 8;
+  __shared__ __align__(16) RowTile<HS> Ks, Vs;
+  __shared__ __align__(16) ColTile<HS> Kt;
+  const int qb = gridDim.x - 1 - blockIdx.x;
+  const int bh = blockIdx.y, b = bh / H, h = bh % H;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const long ld = 3L * C;
+  const bf16* Q = qkv + (long)b * T * ld + h * HS;
+  const bf16* K = Q + C;
+  const bf16* V = Q + 2 * C;
+  const bf16* dO = dout16 + (long)b * T * C + h * HS;
+  const int i0 = qb * kRows + warp * 16, rowA = i0 + g, rowB = i0 + g + 8;
+  uint32_t qf[KS][4], of[KS][4];
+#pragma unroll
+  for (int ks = 0; ks < KS; ks++) {
+    loadA(qf[ks], Q + (long)i0 * ld, ld, ks, i0, T, g, t);
+    loadA(of[ks], dO + (long)i0 * C, C, ks, i0, T, g, t);
+  }
+  const float lseA = rowA < T ? lse[(long)bh * T + rowA] * kLog2e : 0.0f;
+  const float lseB = rowB < T ? lse[(long)bh * T + rowB] * kLog2e : 0.0f;
+  const float DA = rowA < T ? D[(long)bh * T + rowA] : 0.0f, DB = rowB < T ? D[(long)bh * T + rowB] : 0.0f;
+  float dq[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+  const float sl2 = scale * kLog2e;
+  for (int kb = 0; kb <= qb; kb++) {
+    __syncthreads();
+    loadRows<HS>(Ks, K, ld, kb * kRows, T);
+    loadCols<HS>(Kt, K, ld, kb * kRows, T);
+    loadRows<HS>(Vs, V, ld, kb * kRows, T);
+    __syncthreads();
+    float s[8][4], dp[8][4];
+#pragma unroll
+    for (int n = 0; n < 8; n++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0.0f;
+#pragma unroll
+      for (int ks = 0; ks < KS; ks++) {
+        mmaTile(s[n], qf[ks], Ks, n * 8, ks * 16, g, t);
+        mmaTile(dp[n], of[ks], Vs, n * 8, ks * 16, g, t);
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < 8; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int i = e < 2 ? rowA : rowB, j = kb * kRows + n * 8 + 2 * t + (e & 1);
+        const bool live = j <= i && i < T && j < T;
+        const float pr = live ? exp2f(s[n][e] * sl2 - (e < 2 ? lseA : lseB)) : 0.0f;
+        const float keep = live ? keepScale(p, key, bh, T, i, j) : 0.0f;
+        dp[n][e] = pr * (dp[n][e] * keep - (e < 2 ? DA : DB));  // dS
+      }
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+      uint32_t sa[4];
+      accumToA(sa, dp[2 * kk], dp[2 * kk + 1]);
+#pragma unroll
+      for (int n = 0; n < NT; n++) mmaTile(dq[n], sa, Kt, n * 8, kk * 16, g, t);
+    }
+  }
+#pragma unroll
+  for (int half = 0; half < 2; half++) {
+    const int row = half ? rowB : rowA;
+    if (row >= T) continue;
+    float* dQ = dqkv + ((long)b * T + row) * ld + h * HS;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      const int c = n * 8 + 2 * t;
+      *reinterpret_cast<float2*>(dQ + c) = make_float2(dq[n][2 * half] * scale, dq[n][2 * half + 1] * scale);
+    }
+  }
+}
+
+template <int HS>
+void launchForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop, cudaStream_t st) {
+  const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
+  flashForwardKernel<HS><<<grid, kThreads, 0, st>>>(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key);
+  BP_LAUNCHED();
+}
+template <int HS>
+void launchBackward(float* dqkv, const bf16* qkv16, const bf16* dout16, const float* lse, const float* D, AttnShape s,
+                    Site drop, cudaStream_t st) {
+  const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
+  flashBackwardKVKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, s.T, s.H, s.C, s.scale, drop.p,
+                                                       drop.key);
+  BP_LAUNCHED();
+  flashBackwardQKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, s.T, s.H, s.C, s.scale, drop.p,
+                                                      drop.key);
+  BP_LAUNCHED();
+}
+
+}  // namespace
+
+bool flashAttentionSupported(const AttnShape& s) {
+  const int hs = s.C / s.H;
+  // head sizes instantiated below; C % 8 keeps every 8-element row vector 16-byte aligned
+  return s.C % s.H == 0 && s.C % 8 == 0 && (hs == 16 || hs == 32 || hs == 48 || hs == 64 || hs == 80);
+}
+
+void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
+                           cudaStream_t st) {
+  switch (s.C / s.H) {
+    case 16: launchForward<16>(out, out16, lse, qkv16, s, drop, st); break;
+    case 32: launchForward<32>(out, out16, lse, qkv16, s, drop, st); break;
+    case 48: launchForward<48>(out, out16, lse, qkv16, s, drop, st); break;
+    case 64: launchForward<64>(out, out16, lse, qkv16, s, drop, st); break;
+    case 80: launchForward<80>(out, out16, lse, qkv16, s, drop, st); break;
+    default: throw Error("flash attention: head size " + std::to_string(s.C / s.H) + " not instantiated");
+  }
+}
+
+void flashAttentionBackward(float* dqkv, const float* dout, const float* out, const bf16* qkv16, const float* lse,
+                            AttnShape s, Site drop, float* D, bf16* dout16, cudaStream_t st) {
+  const int hs = s.C / s.H;
+  const long warps = (long)s.B * s.T * s.H;
+  flashPrepKernel<<<blocksFor(warps, 8), 256, 0, st>>>(D, dout16, dout, out, s.B, s.T, s.H, hs, s.C);
+  BP_LAUNCHED();
+  switch (hs) {
+    case 16: launchBackward<16>(dqkv, qkv16, dout16, lse, D, s, drop, st); break;
+    case 32: launchBackward<32>(dqkv, qkv16, dout16, lse, D, s, drop, st); break;
+    case 48: launchBackward<48>(dqkv, qkv16, dout16, lse, D, s, drop, st); break;
+    case 64: launchBackward<64>(dqkv, qkv16, dout16, lse, D, s, drop, st); break;
+    case 80: launchBackward<80>(dqkv, qkv16, dout16, lse, D, s, drop, st); break;
+    default: throw Error("flash attention: head size " + std::to_string(hs) + " not instantiated");
+  }
+}
+
+}  // namespace bp::cuda

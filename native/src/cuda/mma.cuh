@@ -1,0 +1,65 @@
+// Warp-level bf16 tensor-core building blocks (mma.sync m16n8k16, fp32 accumulation) for the hand-written
+// fused kernels. Fragment ownership (PTX ISA, "matrix fragments for mma.m16n8k16"), with g = lane / 4 and
+// t = lane % 4:
+//   A (16 x 16, row-major), 4 registers of 2 bf16: {row g, cols 2t..2t+1}, {row g+8, cols 2t..}, {row g, cols
+//     2t+8..}, {row g+8, cols 2t+8..};
+//   B (16 x 8, "col": element (k, n) read from an n-major array), 2 registers: {k 2t..2t+1, col g}, {k 2t+8.., g};
+//   C/D (16 x 8 fp32), 4 floats: {row g, cols 2t, 2t+1}, {row g+8, cols 2t, 2t+1}.
+// So two neighbouring C tiles of a 16 x 16 product are, once rounded to bf16, exactly the A fragment of the next
+// product: attention probabilities never leave registers.
+#pragma once
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+namespace bp::cuda::mma {
+
+// d += a * b
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two floats as one register of bf16 (lo in the low half: the lower column index)
+__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+// Two adjacent bf16 (4-byte aligned) as one register
+__device__ __forceinline__ uint32_t load2(const __nv_bfloat16* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+// The A fragment of k-step ks of 16 rows starting at `rows` (row stride ld elements); rows at or past `limit`
+// read as zero.
+__device__ __forceinline__ void loadA(uint32_t (&a)[4], const __nv_bfloat16* rows, long ld, int ks, int row0,
+                                      int limit, int g, int t) {
+  const int c = ks * 16 + 2 * t;
+  const bool ra = row0 + g < limit, rb = row0 + g + 8 < limit;
+  const __nv_bfloat16* pa = rows + (long)g * ld + c;
+  const __nv_bfloat16* pb = rows + (long)(g + 8) * ld + c;
+  a[0] = ra ? load2(pa) : 0u;
+  a[1] = rb ? load2(pb) : 0u;
+  a[2] = ra ? load2(pa + 8) : 0u;
+  a[3] = rb ? load2(pb + 8) : 0u;
+}
+
+// C tiles 2kk and 2kk+1 (16 x 16 of a row block) as the A fragment of k-step kk of the next product
+__device__ __forceinline__ void accumToA(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
+  a[0] = packBf16(lo[0], lo[1]);
+  a[1] = packBf16(lo[2], lo[3]);
+  a[2] = packBf16(hi[0], hi[1]);
+  a[3] = packBf16(hi[2], hi[3]);
+}
+
+// Reductions over the 4 lanes that share a row of a C fragment
+__device__ __forceinline__ float quadMax(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quadSum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+}  // namespace bp::cuda::mma
