@@ -49,17 +49,21 @@ struct Run {  // one path's outputs
   double ms = 0.0;
 };
 
-enum class Path { Fp32, Batched16, Flash };
+// Flash: the fused kernels with the dropout mask kept as bits between the passes (as the model runs them);
+// FlashRecompute: the same without the bits (the backward kernels hash the mask again).
+enum class Path { Fp32, Batched16, Flash, FlashRecompute };
 
 Run runPath(Path path, const Blas& blas, const float* qkv, const bf16* qkv16, const float* dout, AttnShape s, Site drop,
             int timedReps) {
   const long N = (long)s.B * s.T, TT = (long)s.T * s.T;
   Buf<float> out(N * s.C), lse((long)s.B * s.H * s.T), dqkv(N * 3 * s.C);
   Buf<bf16> out16(N * s.C), dout16(N * s.C);
-  const int seqs = path == Path::Flash ? s.B : 1;
-  Buf<float> scratch(path == Path::Flash ? (long)s.B * s.H * s.T : (long)seqs * 3 * s.H * TT);
+  const bool fused = path == Path::Flash || path == Path::FlashRecompute;
+  const int seqs = fused ? s.B : 1;
+  Buf<float> scratch(fused ? (long)s.B * s.H * s.T : (long)seqs * 3 * s.H * TT);
   Buf<const float*> ptrs(10L * s.B * s.H);
-  AttnWork w{seqs, scratch.p, ptrs.p, path == Path::Flash};
+  Buf<uint64_t> bits(flashKeepWords(s));
+  AttnWork w{seqs, scratch.p, ptrs.p, fused, path == Path::Flash ? bits.p : nullptr};
   const bf16* q16 = path == Path::Fp32 ? nullptr : qkv16;
   auto once = [&] {
     attentionForward(blas, out.p, lse.p, qkv, s, drop, w, q16, q16 ? out16.p : nullptr);
@@ -134,6 +138,7 @@ int attentionCheck() {
     blas.compute = CUBLAS_COMPUTE_32F_FAST_16BF;
     const Run bat = runPath(Path::Batched16, blas, qkvR.p, qkv16.p, dout.p, s, drop, k.reps);
     const Run fla = runPath(Path::Flash, blas, qkvR.p, qkv16.p, dout.p, s, drop, k.reps);
+    const Run rec = runPath(Path::FlashRecompute, blas, qkvR.p, qkv16.p, dout.p, s, drop, 0);
     const long C3 = 3L * s.C;
     auto part = [&](int which) { return [=](size_t i) { return (long)(i % C3) / s.C == which; }; };
     auto all = [](size_t) { return true; };
@@ -148,6 +153,10 @@ int attentionCheck() {
         {"dk", relErr(fla.dqkv, ref.dqkv, part(1)), relErr(bat.dqkv, ref.dqkv, part(1)), 3e-2},
         {"dv", relErr(fla.dqkv, ref.dqkv, part(2)), relErr(bat.dqkv, ref.dqkv, part(2)), 3e-2},
     };
+    // the kept mask and the recomputed one are the same bits: identical gradients
+    double maskDiff = 0.0;
+    for (size_t i = 0; i < rec.dqkv.size(); i++)
+      maskDiff = std::max(maskDiff, (double)std::fabs(rec.dqkv[i] - fla.dqkv[i]));
     char shape[96];
     std::snprintf(shape, sizeof shape, "B=%d T=%d H=%d hs=%d dropout=%.1f", k.B, k.T, k.H, k.hs, k.p);
     for (const Item& it : items) {
@@ -157,6 +166,10 @@ int attentionCheck() {
                   "\"rel_err\":%.3e,\"tol\":%.1e,\"ok\":%s,\"batched_bf16_rel_err\":%.3e}\n",
                   it.what, shape, it.flash, it.tol, ok ? "true" : "false", it.batched);
     }
+    failures += maskDiff != 0.0;
+    std::printf("{\"check\":\"parity\",\"arch\":\"attention\",\"precision\":\"bf16\",\"what\":\"fused dqkv, kept vs "
+                "recomputed dropout mask (%s)\",\"rel_err\":%.3e,\"tol\":0,\"ok\":%s}\n",
+                shape, maskDiff, maskDiff == 0.0 ? "true" : "false");
     if (k.reps > 0)
       std::printf("{\"check\":\"attention-time\",\"shape\":\"%s\",\"fused_ms\":%.3f,\"batched_bf16_ms\":%.3f,"
                   "\"speedup\":%.2f}\n",

@@ -133,6 +133,7 @@ class DeviceModel {
   std::vector<float> hLoss;
   struct LayerActs {
     float *ln1, *ln1m, *ln1r, *qkv, *atty, *lse, *res2, *ln2, *ln2m, *ln2r, *fch, *fchg, *res3;
+    uint64_t* keepBits;  // the fused attention's dropout mask (flashAttn only; null otherwise)
     bf16 *ln1h, *qkvh, *attyh, *ln2h, *fchgh;  // bf16 twins (mixed mode only; null otherwise)
   };
   struct Acts {
@@ -149,7 +150,9 @@ class DeviceModel {
   int headChunk = 0;
   int attnSeqs = 0, ctxSeqs = 0;  // sequences per attention / Backpack-mixing chunk
   DevBuf<const float*> ptrs;      // pointer arrays of the batched GEMMs
-  AttnWork attnWork() { return AttnWork{attnSeqs, a.attScratch, ptrs.p, flashAttn}; }
+  AttnWork attnWork(const LayerActs& L) {
+    return AttnWork{attnSeqs, a.attScratch, ptrs.p, flashAttn, L.keepBits};
+  }
   AttnWork ctxWork() { return AttnWork{ctxSeqs, a.attScratch, ptrs.p}; }
   DevBuf<double> normAcc;
   DevBuf<AdamBlock> adamBlocks;  // the optimizer's block table (one launch for every tensor), built on first use

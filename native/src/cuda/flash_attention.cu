@@ -7,6 +7,8 @@
 // Backward pass in two kernels so every output has one writer (deterministic, no atomics): per key block dK and
 // dV (looping over the query blocks that see it), per query block dQ (looping over its key blocks); both
 // recompute the probabilities from lse. D_i = dO_i . O_i (= sum_j P_ij dP_ij, dropout included) comes first.
+// With dropout, the forward pass also writes the keep mask as bits (one 64-bit word per query row and key
+// block, [B*H][T][key blocks]), so the backward kernels test a bit instead of hashing each element again.
 //
 // A CTA is 4 warps over a block of 64 rows, 16 per warp; the head size is a template parameter (multiple of 16).
 #include "layers.cuh"
@@ -69,12 +71,20 @@ __device__ __forceinline__ void mmaTile(float (&d)[4], const uint32_t (&a)[4], c
 __device__ __forceinline__ float keepScale(float p, uint32_t key, long bh, int T, int i, int j) {
   return p > 0.0f ? dkeep(p, key, (uint32_t)((bh * T + i) * (long)T + j)) : 1.0f;
 }
+// The word of the keep bits of query row i, key block kb (bit j % 64 for key j)
+__device__ __forceinline__ long keepWord(long bh, int T, int i, int kb) {
+  return (bh * T + i) * (long)((T + kRows - 1) / kRows) + kb;
+}
+// Keep-scale from a mask word: dkeep's value (1/(1-p) or 0) for bit `bit`
+__device__ __forceinline__ float keepFromBits(uint64_t w, int bit, float p) {
+  return (w >> bit) & 1u ? 1.0f / (1.0f - p) : 0.0f;
+}
 
 // grid (query blocks, B*H). Writes out (fp32) and out16 (bf16) rows of this head, and lse.
 template <int HS>
 __global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16* out16, float* lse, const bf16* qkv,
                                                                int T, int H, int C, float scale, float p,
-                                                               uint32_t key) {
+                                                               uint32_t key, uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
   __shared__ __align__(16) RowTile<HS> Ks;
   __shared__ __align__(16) ColTile<HS> Vt;
@@ -132,17 +142,29 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16*
       o[n][2] *= cB;
       o[n][3] *= cB;
     }
+    uint64_t bitsA = 0, bitsB = 0;  // this lane's share of the keep bits of rows A and B
 #pragma unroll
     for (int n = 0; n < 8; n++)
 #pragma unroll
       for (int e = 0; e < 2; e++) {
-        const int j = kb * kRows + n * 8 + 2 * t + e;
+        const int c = n * 8 + 2 * t + e, j = kb * kRows + c;
         const float pa = exp2f(s[n][e] - mA), pb = exp2f(s[n][2 + e] - mB);
         lA += pa;  // the softmax denominator takes the undropped probabilities
         lB += pb;
-        s[n][e] = pa * keepScale(p, key, bh, T, rowA, j);
-        s[n][2 + e] = pb * keepScale(p, key, bh, T, rowB, j);
+        const float keepA = keepScale(p, key, bh, T, rowA, j), keepB = keepScale(p, key, bh, T, rowB, j);
+        s[n][e] = pa * keepA;
+        s[n][2 + e] = pb * keepB;
+        bitsA |= (uint64_t)(keepA != 0.0f) << c;
+        bitsB |= (uint64_t)(keepB != 0.0f) << c;
       }
+    if (keepBits && p > 0.0f) {  // the quad's four lanes hold disjoint columns of the same two rows
+      bitsA |= __shfl_xor_sync(0xffffffffu, bitsA, 1);
+      bitsA |= __shfl_xor_sync(0xffffffffu, bitsA, 2);
+      bitsB |= __shfl_xor_sync(0xffffffffu, bitsB, 1);
+      bitsB |= __shfl_xor_sync(0xffffffffu, bitsB, 2);
+      if (t == 0 && rowA < T) keepBits[keepWord(bh, T, rowA, kb)] = bitsA;
+      if (t == 0 && rowB < T) keepBits[keepWord(bh, T, rowB, kb)] = bitsB;
+    }
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
       uint32_t pf[4];
@@ -194,11 +216,13 @@ __global__ void flashPrepKernel(float* D, bf16* dout16, const float* dout, const
 template <int HS>
 __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, const bf16* qkv, const bf16* dout16,
                                                                   const float* lse, const float* D, int T, int H,
-                                                                  int C, float scale, float p, uint32_t key) {
+                                                                  int C, float scale, float p, uint32_t key,
+                                                                  const uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
   __shared__ __align__(16) RowTile<HS> Qs, dOs;
   __shared__ __align__(16) ColTile<HS> Qt, dOt;
   __shared__ float lseS[kRows], DS[kRows];
+  __shared__ uint64_t bitsS[kRows];  // keep bits of the block's queries against this key block
   const int nQ = (T + kRows - 1) / kRows;
   const int kb = blockIdx.x;  // key block 0 sees every query block: the longest first
   const int bh = blockIdx.y, b = bh / H, h = bh % H;
@@ -231,6 +255,7 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, c
       const int i = qb * kRows + f;
       lseS[f] = i < T ? lse[(long)bh * T + i] * kLog2e : 0.0f;
       DS[f] = i < T ? D[(long)bh * T + i] : 0.0f;
+      bitsS[f] = i < T && keepBits ? keepBits[keepWord(bh, T, i, kb)] : 0u;
     }
     __syncthreads();
     float st[8][4], dp[8][4];  // rows: this warp's keys; columns: the block's queries
@@ -251,7 +276,9 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, c
         const int jk = e < 2 ? keyA : keyB, qi = n * 8 + 2 * t + (e & 1), i = qb * kRows + qi;
         const bool live = jk <= i && i < T && jk < T;
         const float pr = live ? exp2f(st[n][e] * sl2 - lseS[qi]) : 0.0f;
-        const float keep = live ? keepScale(p, key, bh, T, i, jk) : 0.0f;
+        const float keep = !live                 ? 0.0f
+                           : keepBits && p > 0.0f ? keepFromBits(bitsS[qi], jk - kb * kRows, p)
+                                                  : keepScale(p, key, bh, T, i, jk);
         st[n][e] = pr * keep;                     // Pd^T
         dp[n][e] = pr * (dp[n][e] * keep - DS[qi]);  // dS^T
       }
@@ -287,7 +314,8 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, c
 template <int HS>
 __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, const bf16* qkv, const bf16* dout16,
                                                                  const float* lse, const float* D, int T, int H,
-                                                                 int C, float scale, float p, uint32_t key) {
+                                                                 int C, float scale, float p, uint32_t key,
+                                                                 const uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
   __shared__ __align__(16) RowTile<HS> Ks, Vs;
   __shared__ __align__(16) ColTile<HS> Kt;
@@ -319,6 +347,9 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, co
     loadCols<HS>(Kt, K, ld, kb * kRows, T);
     loadRows<HS>(Vs, V, ld, kb * kRows, T);
     __syncthreads();
+    const bool useBits = keepBits && p > 0.0f;
+    const uint64_t wA = useBits && rowA < T ? keepBits[keepWord(bh, T, rowA, kb)] : 0u;
+    const uint64_t wB = useBits && rowB < T ? keepBits[keepWord(bh, T, rowB, kb)] : 0u;
     float s[8][4], dp[8][4];
 #pragma unroll
     for (int n = 0; n < 8; n++) {
@@ -337,7 +368,9 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, co
         const int i = e < 2 ? rowA : rowB, j = kb * kRows + n * 8 + 2 * t + (e & 1);
         const bool live = j <= i && i < T && j < T;
         const float pr = live ? exp2f(s[n][e] * sl2 - (e < 2 ? lseA : lseB)) : 0.0f;
-        const float keep = live ? keepScale(p, key, bh, T, i, j) : 0.0f;
+        const float keep = !live     ? 0.0f
+                           : useBits ? keepFromBits(e < 2 ? wA : wB, j - kb * kRows, p)
+                                     : keepScale(p, key, bh, T, i, j);
         dp[n][e] = pr * (dp[n][e] * keep - (e < 2 ? DA : DB));  // dS
       }
 #pragma unroll
@@ -362,20 +395,22 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, co
 }
 
 template <int HS>
-void launchForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop, cudaStream_t st) {
+void launchForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop, uint64_t* bits,
+                   cudaStream_t st) {
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
-  flashForwardKernel<HS><<<grid, kThreads, 0, st>>>(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key);
+  flashForwardKernel<HS><<<grid, kThreads, 0, st>>>(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key,
+                                                    bits);
   BP_LAUNCHED();
 }
 template <int HS>
 void launchBackward(float* dqkv, const bf16* qkv16, const bf16* dout16, const float* lse, const float* D, AttnShape s,
-                    Site drop, cudaStream_t st) {
+                    Site drop, const uint64_t* bits, cudaStream_t st) {
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
   flashBackwardKVKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, s.T, s.H, s.C, s.scale, drop.p,
-                                                       drop.key);
+                                                       drop.key, bits);
   BP_LAUNCHED();
   flashBackwardQKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, s.T, s.H, s.C, s.scale, drop.p,
-                                                      drop.key);
+                                                      drop.key, bits);
   BP_LAUNCHED();
 }
 
@@ -387,30 +422,33 @@ bool flashAttentionSupported(const AttnShape& s) {
   return s.C % s.H == 0 && s.C % 8 == 0 && (hs == 16 || hs == 32 || hs == 48 || hs == 64 || hs == 80);
 }
 
+long flashKeepWords(const AttnShape& s) { return (long)s.B * s.H * s.T * ((s.T + kRows - 1) / kRows); }
+
 void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
-                           cudaStream_t st) {
+                           uint64_t* keepBits, cudaStream_t st) {
   switch (s.C / s.H) {
-    case 16: launchForward<16>(out, out16, lse, qkv16, s, drop, st); break;
-    case 32: launchForward<32>(out, out16, lse, qkv16, s, drop, st); break;
-    case 48: launchForward<48>(out, out16, lse, qkv16, s, drop, st); break;
-    case 64: launchForward<64>(out, out16, lse, qkv16, s, drop, st); break;
-    case 80: launchForward<80>(out, out16, lse, qkv16, s, drop, st); break;
+    case 16: launchForward<16>(out, out16, lse, qkv16, s, drop, keepBits, st); break;
+    case 32: launchForward<32>(out, out16, lse, qkv16, s, drop, keepBits, st); break;
+    case 48: launchForward<48>(out, out16, lse, qkv16, s, drop, keepBits, st); break;
+    case 64: launchForward<64>(out, out16, lse, qkv16, s, drop, keepBits, st); break;
+    case 80: launchForward<80>(out, out16, lse, qkv16, s, drop, keepBits, st); break;
     default: throw Error("flash attention: head size " + std::to_string(s.C / s.H) + " not instantiated");
   }
 }
 
 void flashAttentionBackward(float* dqkv, const float* dout, const float* out, const bf16* qkv16, const float* lse,
-                            AttnShape s, Site drop, float* D, bf16* dout16, cudaStream_t st) {
+                            AttnShape s, Site drop, const uint64_t* keepBits, float* D, bf16* dout16,
+                            cudaStream_t st) {
   const int hs = s.C / s.H;
   const long warps = (long)s.B * s.T * s.H;
   flashPrepKernel<<<blocksFor(warps, 8), 256, 0, st>>>(D, dout16, dout, out, s.B, s.T, s.H, hs, s.C);
   BP_LAUNCHED();
   switch (hs) {
-    case 16: launchBackward<16>(dqkv, qkv16, dout16, lse, D, s, drop, st); break;
-    case 32: launchBackward<32>(dqkv, qkv16, dout16, lse, D, s, drop, st); break;
-    case 48: launchBackward<48>(dqkv, qkv16, dout16, lse, D, s, drop, st); break;
-    case 64: launchBackward<64>(dqkv, qkv16, dout16, lse, D, s, drop, st); break;
-    case 80: launchBackward<80>(dqkv, qkv16, dout16, lse, D, s, drop, st); break;
+    case 16: launchBackward<16>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
+    case 32: launchBackward<32>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
+    case 48: launchBackward<48>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
+    case 64: launchBackward<64>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
+    case 80: launchBackward<80>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
     default: throw Error("flash attention: head size " + std::to_string(hs) + " not instantiated");
   }
 }

@@ -119,12 +119,14 @@ struct AttnShape {
   float scale;
 };
 // Work space of one chunk: `seqs` sequences, `scratch` >= seqs*3*H*T*T floats, `ptrs` >= 10*seqs*H pointers.
-// flash: the fused kernels of flash_attention.cu instead (mixed precision only; scratch >= B*H*T floats).
+// flash: the fused kernels of flash_attention.cu instead (mixed precision only; scratch >= B*H*T floats);
+// keepBits (optional, per layer: flashKeepWords words): the forward pass's dropout mask, reused by the backward.
 struct AttnWork {
   int seqs;
   float* scratch;
   const float** ptrs;
   bool flash = false;
+  uint64_t* keepBits = nullptr;
 };
 // Mixed precision (qkv16 = the bf16 twin of qkv, non-null): the four products take bf16 operands (scores and
 // dS/dPd stay fp32 for the softmaxes, probabilities and dS are rounded to bf16 for the next product); the
@@ -139,11 +141,16 @@ void attentionBackward(const Blas& b, float* dqkv, const float* dout, const floa
 
 // ---- flash_attention.cu: the fused kernels behind AttnWork::flash (bf16 tensor cores, fp32 accumulation)
 bool flashAttentionSupported(const AttnShape& s);
+// 64-bit words of a dropout keep mask (one per query row and 64-key block)
+long flashKeepWords(const AttnShape& s);
+// keepBits (optional): written with the keep mask when dropout is on
 void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
-                           cudaStream_t st);
-// D: scratch of B*H*T floats; dout16: scratch of B*T*C bf16 (dout rounded)
+                           uint64_t* keepBits, cudaStream_t st);
+// keepBits: the forward pass's mask (null: the mask is recomputed); D: scratch of B*H*T floats; dout16: scratch
+// of B*T*C bf16 (dout rounded)
 void flashAttentionBackward(float* dqkv, const float* dout, const float* out, const bf16* qkv16, const float* lse,
-                            AttnShape s, Site drop, float* D, bf16* dout16, cudaStream_t st);
+                            AttnShape s, Site drop, const uint64_t* keepBits, float* D, bf16* dout16,
+                            cudaStream_t st);
 
 // ---- contextualization.cu: Backpack weights alpha for a chunk of sequences, in the mixing layout [b][i][j][l]
 struct CtxShape {

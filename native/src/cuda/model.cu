@@ -126,6 +126,9 @@ void DeviceModel::ensureActivations(int B, int T) {
     take(&L.ln1, N * d); take(&L.ln1m, N); take(&L.ln1r, N); take(&L.qkv, N * 3 * d); take(&L.atty, N * d);
     take(&L.lse, N * H); take(&L.res2, N * d); take(&L.ln2, N * d); take(&L.ln2m, N);
     take(&L.ln2r, N); take(&L.fch, N * 4 * d); take(&L.fchg, N * 4 * d); take(&L.res3, N * d);
+    L.keepBits = nullptr;
+    if (flashAttn)  // 64-bit words carved from the float arena (256-byte aligned like every buffer)
+      take(reinterpret_cast<float**>(&L.keepBits), 2 * flashKeepWords(AttnShape{B, T, (int)d, (int)H, 1.0f}));
   }
   long big = 4 * d, big2 = 4 * d;
   // Attention work space: whole chunks of sequences, at most ~1 GiB of scores at once.
@@ -251,7 +254,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
       linear(A.qkv, A.ln1, A.ln1h, W.qkvw, W.qkvb, N, d, 3 * d);
     }
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), attnWork(), A.qkvh, A.attyh);
+    attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), attnWork(A), A.qkvh, A.attyh);
     linear(a.branch, A.atty, A.attyh, W.projw, kBiasLater, N, d, d);
     biasResidualDropoutForward(A.res2, x, a.branch, P(W.projb), d, (long)N * d, site(train, p, r.rngSeed, s0 + 1),
                                stream);
@@ -356,7 +359,8 @@ void DeviceModel::backward(const ForwardRequest& r) {
     dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 1), stream);
     linearBack(a.gB, W.projw, W.projb, tmp, A.atty, A.attyh, N, d, d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionBackward(blas, a.gBig, a.gB, A.atty, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork(), A.qkvh, a.g16);
+    attentionBackward(blas, a.gBig, a.gB, A.atty, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork(A), A.qkvh,
+                      a.g16);
     linearBack(tmp, W.qkvw, W.qkvb, a.gBig, A.ln1, A.ln1h, N, d, 3 * d);
     layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream, mixed);
   }
