@@ -1,5 +1,6 @@
 // Fully connected layer y = x W^T + b (W [OC][IC]); bias gradient as a GEMV against a ones vector.
 #include "layers.cuh"
+#include "vec4.cuh"
 
 namespace bp::cuda {
 
@@ -10,10 +11,24 @@ __global__ void addBiasKernel(float* out, const float* bias, long total, int OC,
   if (out16) out16[i] = __float2bfloat16_rn(out[i]);
 }
 
+__global__ void addBiasKernel4(float4* out, const float4* bias, int n4, int OC4, bf16* out16) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n4) return;
+  const float4 y = add4(out[i], bias[i % OC4]);
+  out[i] = y;
+  if (out16) store4(out16, i, y);
+}
+
 void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16* out16) {
   long total = (long)N * OC;
   if (total <= 0) return;
-  addBiasKernel<<<blocksFor(total, 256), 256, 0, st>>>(out, bias, total, OC, out16);
+  if (vec4Fits(total, OC) && aligned4(out) && aligned4(bias) && aligned4(out16)) {
+    const int n4 = (int)(total / 4);
+    addBiasKernel4<<<blocksFor(n4, 256), 256, 0, st>>>(reinterpret_cast<float4*>(out),
+                                                       reinterpret_cast<const float4*>(bias), n4, OC / 4, out16);
+  } else {
+    addBiasKernel<<<blocksFor(total, 256), 256, 0, st>>>(out, bias, total, OC, out16);
+  }
   BP_LAUNCHED();
 }
 
