@@ -68,6 +68,18 @@ __device__ __forceinline__ void mmaTile(float (&d)[4], const uint32_t (&a)[4], c
   mma16816(d, a, load2(p), load2(p + 8));
 }
 
+// x = A B^T over the 64 rows of a row tile (8 C tiles of 16 x 8): A's fragments span KS k-steps of 16.
+template <int KS, class Tile>
+__device__ __forceinline__ void blockProduct(float (&x)[8][4], const uint32_t (&a)[KS][4], const Tile& tile, int g,
+                                             int t) {
+#pragma unroll
+  for (int n = 0; n < 8; n++) {
+    x[n][0] = x[n][1] = x[n][2] = x[n][3] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < KS; ks++) mmaTile(x[n], a[ks], tile, n * 8, ks * 16, g, t);
+  }
+}
+
 __device__ __forceinline__ float keepScale(float p, uint32_t key, long bh, int T, int i, int j) {
   return p > 0.0f ? dkeep(p, key, (uint32_t)((bh * T + i) * (long)T + j)) : 1.0f;
 }
@@ -110,12 +122,7 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16*
     loadCols<HS>(Vt, V, ld, kb * kRows, T);
     __syncthreads();
     float s[8][4];
-#pragma unroll
-    for (int n = 0; n < 8; n++) {
-      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-      for (int ks = 0; ks < KS; ks++) mmaTile(s[n], qf[ks], Ks, n * 8, ks * 16, g, t);
-    }
+    blockProduct<KS>(s, qf, Ks, g, t);
     float mxA = mA, mxB = mB;
 #pragma unroll
     for (int n = 0; n < 8; n++)
@@ -259,16 +266,8 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, c
     }
     __syncthreads();
     float st[8][4], dp[8][4];  // rows: this warp's keys; columns: the block's queries
-#pragma unroll
-    for (int n = 0; n < 8; n++) {
-#pragma unroll
-      for (int e = 0; e < 4; e++) st[n][e] = dp[n][e] = 0.0f;
-#pragma unroll
-      for (int ks = 0; ks < KS; ks++) {
-        mmaTile(st[n], kf[ks], Qs, n * 8, ks * 16, g, t);
-        mmaTile(dp[n], vf[ks], dOs, n * 8, ks * 16, g, t);
-      }
-    }
+    blockProduct<KS>(st, kf, Qs, g, t);
+    blockProduct<KS>(dp, vf, dOs, g, t);
 #pragma unroll
     for (int n = 0; n < 8; n++)
 #pragma unroll
@@ -351,16 +350,8 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, co
     const uint64_t wA = useBits && rowA < T ? keepBits[keepWord(bh, T, rowA, kb)] : 0u;
     const uint64_t wB = useBits && rowB < T ? keepBits[keepWord(bh, T, rowB, kb)] : 0u;
     float s[8][4], dp[8][4];
-#pragma unroll
-    for (int n = 0; n < 8; n++) {
-#pragma unroll
-      for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0.0f;
-#pragma unroll
-      for (int ks = 0; ks < KS; ks++) {
-        mmaTile(s[n], qf[ks], Ks, n * 8, ks * 16, g, t);
-        mmaTile(dp[n], of[ks], Vs, n * 8, ks * 16, g, t);
-      }
-    }
+    blockProduct<KS>(s, qf, Ks, g, t);
+    blockProduct<KS>(dp, of, Vs, g, t);
 #pragma unroll
     for (int n = 0; n < 8; n++)
 #pragma unroll
