@@ -49,7 +49,7 @@ if (!haveToolkit && !process.env.CI) {
     test('the library holds the CUDA engine and links cudart, cuBLAS and NCCL', () => {
       const nm = spawnSync('nm', ['-C', '--defined-only', artifact], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
       expect(nm.status).toBe(0);
-      for (const sym of ['bp::cuda::Engine::trainStep', 'bp::cuda::Engine::optimizerStep', 'bp::cuda::attentionBackward', 'bp::cuda::backpackBackward', 'bp::cuda::headForwardBackward', 'bp::cuda::DeviceModel::cacheDecode', 'bp::cuda::registerAddon'])
+      for (const sym of ['bp::cuda::Engine::trainStep', 'bp::cuda::Engine::optimizerStep', 'bp::cuda::attentionBackward', 'bp::cuda::flashAttentionForward', 'bp::cuda::flashAttentionBackward', 'bp::cuda::backpackBackward', 'bp::cuda::headForwardBackward', 'bp::cuda::DeviceModel::cacheDecode', 'bp::cuda::registerAddon'])
         expect(nm.stdout).toContain(sym);
       const dyn = spawnSync('nm', ['-D', '--defined-only', artifact], { encoding: 'utf8' });
       expect(dyn.stdout).toContain('napi_register_module_v1');
