@@ -403,7 +403,8 @@ std::string gemmFields(const cuda::Engine& gpu, const std::string& prec) {
   std::string out = buf;
   // the engine's attention chunk knob (see native/src/cuda/model.cu), when a run sets it
   if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS")) out += ",\"attn_seqs\":" + std::to_string(std::atoi(e));
-  if (const char* e = std::getenv("BACKPACK_CUDA_FLASH")) out += std::string(",\"flash\":") + (std::atoi(e) ? "true" : "false");
+  // the attention the run asked for: 0 batched products, 2 the fused kernels' pipelined schedule
+  if (const char* e = std::getenv("BACKPACK_CUDA_FLASH")) out += ",\"flash\":" + std::to_string(std::atoi(e));
   return out;
 }
 int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int steps, const std::string& prec,

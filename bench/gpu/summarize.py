@@ -62,7 +62,8 @@ def main(out):
         p(f"-> {len(parity) - fails}/{len(parity)} parity checks pass")
     for r in read(out, "parity.jsonl"):
         if r.get("check") == "attention-time":
-            p(f"attention forward+backward, {r['shape']}: fused {r['fused_ms']:.3f} ms, batched bf16 "
+            piped = f", fused pipelined {r['fused_pipelined_ms']:.3f} ms" if "fused_pipelined_ms" in r else ""
+            p(f"attention forward+backward, {r['shape']}: fused {r['fused_ms']:.3f} ms{piped}, batched bf16 "
               f"{r['batched_bf16_ms']:.3f} ms ({r['speedup']:.2f}x)")
 
     train = read(out, "train.jsonl")
@@ -71,7 +72,7 @@ def main(out):
     if not train:
         p("(did not run)")
     else:
-        p(f"{'model':<20} {'impl':<18} {'precision':<14} {'batch':>5} {'tokens/s':>10} {'MFU':>7} {'ours/torch':>10}  gemm")
+        p(f"{'model':<20} {'impl':<28} {'precision':<14} {'batch':>5} {'tokens/s':>10} {'MFU':>7} {'ours/torch':>10}  gemm")
         keys = sorted({(r["size"], r["arch"]) for r in train if "size" in r}, key=lambda k: (k[0] != "micro", k))
         for size, arch in keys:
             group = [r for r in train if r.get("size") == size and r.get("arch") == arch]
@@ -81,9 +82,10 @@ def main(out):
                 gemm = ""
                 if "gemm" in r:  # the operand type the engine's GEMMs actually ran with, and bf16's share of FLOPs
                     gemm = f"  {r['gemm']} ({r.get('gemm_bf16_flop_share', 0) * 100:.0f}% of GEMM FLOPs on bf16)"
-                impl = r["impl"] + (" batched-attn" if r.get("flash") is False else "")
-                impl += f" attn-seqs={r['attn_seqs']}" if "attn_seqs" in r and r.get("flash") is False else ""
-                p(f"{NAME[arch] + '-' + size.capitalize():<20} {impl:<18} {r['precision']:<14} {r['batch']:>5} "
+                flash = r.get("flash")  # 0: batched attention products, 2: fused, pipelined schedule
+                impl = r["impl"] + {0: " batched-attn", 2: " flash-pipelined"}.get(flash, "")
+                impl += f" attn-seqs={r['attn_seqs']}" if "attn_seqs" in r and flash == 0 else ""
+                p(f"{NAME[arch] + '-' + size.capitalize():<20} {impl:<28} {r['precision']:<14} {r['batch']:>5} "
                   f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}{gemm}")
 
     fwd = read(out, "forward.jsonl")

@@ -81,8 +81,8 @@ class DeviceModel {
   bool mixed = false;   // bf16-operand GEMMs (Precision::BF16 and the probe in the constructor passed)
   bool attn16 = false;  // ... and for the attention's batched products too
   // The fused attention kernels (flash_attention.cu) in mixed mode; BACKPACK_CUDA_FLASH=0 keeps the batched
-  // products (the path the fused kernels are checked against)
-  bool flashAttn = false;
+  // products (the path the fused kernels are checked against), =2 takes their pipelined tile schedule
+  bool flashAttn = false, flashPipelined = false;
   DevBuf<bf16> params16;
   void refreshShadow();
 
@@ -151,7 +151,7 @@ class DeviceModel {
   int attnSeqs = 0, ctxSeqs = 0;  // sequences per attention / Backpack-mixing chunk
   DevBuf<const float*> ptrs;      // pointer arrays of the batched GEMMs
   AttnWork attnWork(const LayerActs& L) {
-    return AttnWork{attnSeqs, a.attScratch, ptrs.p, flashAttn, L.keepBits};
+    return AttnWork{attnSeqs, a.attScratch, ptrs.p, flashAttn, L.keepBits, flashPipelined};
   }
   AttnWork ctxWork() { return AttnWork{ctxSeqs, a.attScratch, ptrs.p}; }
   DevBuf<double> normAcc;

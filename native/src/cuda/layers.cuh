@@ -120,13 +120,15 @@ struct AttnShape {
 };
 // Work space of one chunk: `seqs` sequences, `scratch` >= seqs*3*H*T*T floats, `ptrs` >= 10*seqs*H pointers.
 // flash: the fused kernels of flash_attention.cu instead (mixed precision only; scratch >= B*H*T floats);
-// keepBits (optional, per layer: flashKeepWords words): the forward pass's dropout mask, reused by the backward.
+// keepBits (optional, per layer: flashKeepWords words): the forward pass's dropout mask, reused by the backward;
+// flashPipelined: their cp.async/ldmatrix tile schedule (not yet run on a GPU).
 struct AttnWork {
   int seqs;
   float* scratch;
   const float** ptrs;
   bool flash = false;
   uint64_t* keepBits = nullptr;
+  bool flashPipelined = false;
 };
 // Mixed precision (qkv16 = the bf16 twin of qkv, non-null): the four products take bf16 operands (scores and
 // dS/dPd stay fp32 for the softmaxes, probabilities and dS are rounded to bf16 for the next product); the
@@ -143,13 +145,13 @@ void attentionBackward(const Blas& b, float* dqkv, const float* dout, const floa
 bool flashAttentionSupported(const AttnShape& s);
 // 64-bit words of a dropout keep mask (one per query row and 64-key block)
 long flashKeepWords(const AttnShape& s);
-// keepBits (optional): written with the keep mask when dropout is on
+// keepBits (optional): written with the keep mask when dropout is on; pipelined: the cp.async/ldmatrix schedule
 void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
-                           uint64_t* keepBits, cudaStream_t st);
+                           uint64_t* keepBits, bool pipelined, cudaStream_t st);
 // keepBits: the forward pass's mask (null: the mask is recomputed); D: scratch of B*H*T floats; dout16: scratch
 // of B*T*C bf16 (dout rounded)
 void flashAttentionBackward(float* dqkv, const float* dout, const float* out, const bf16* qkv16, const float* lse,
-                            AttnShape s, Site drop, const uint64_t* keepBits, float* D, bf16* dout16,
+                            AttnShape s, Site drop, const uint64_t* keepBits, float* D, bf16* dout16, bool pipelined,
                             cudaStream_t st);
 
 // ---- contextualization.cu: Backpack weights alpha for a chunk of sequences, in the mixing layout [b][i][j][l]

@@ -52,6 +52,29 @@ __device__ __forceinline__ void accumToA(uint32_t (&a)[4], const float (&lo)[4],
   a[3] = packBf16(hi[2], hi[3]);
 }
 
+// The B fragment of a product against a row-major matrix m in shared memory, element (k, n) = m[k][n]: the two
+// 8x8 blocks at rows k0..k0+15, columns n0..n0+7, transposed by ldmatrix. Each lane passes &m[k0 + (lane & 15)][n0]
+// (16-byte aligned rows; lanes 16-31 are ignored).
+__device__ __forceinline__ void loadBTrans(uint32_t& b0, uint32_t& b1, const __nv_bfloat16* rowOfLane) {
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(rowOfLane));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(b0), "=r"(b1)
+               : "r"(addr)
+               : "memory");
+}
+
+// 16 bytes global -> shared without passing through registers; bytes < 16 zero-fills the rest (0: all zeros)
+__device__ __forceinline__ void copyAsync16(void* dst, const void* src, int bytes) {
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void copyAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until at most `pending` committed groups are still in flight
+template <int pending>
+__device__ __forceinline__ void copyAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
+}
+
 // Reductions over the 4 lanes that share a row of a C fragment
 __device__ __forceinline__ float quadMax(float v) {
   v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));

@@ -50,6 +50,7 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
     const char* flashEnv = std::getenv("BACKPACK_CUDA_FLASH");
     flashAttn = mixed && flashAttentionSupported(AttnShape{1, 1, c.d, c.nHead, 1.0f}) &&
                 !(flashEnv && std::string(flashEnv) == "0");
+    flashPipelined = flashAttn && flashEnv && std::string(flashEnv) == "2";
   }
   std::unordered_map<std::string, long> off;
   for (const TensorInfo& t : tensors) off[t.key] = t.offset;
