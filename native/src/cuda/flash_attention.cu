@@ -12,11 +12,11 @@
 //
 // A CTA is 4 warps over a block of 64 rows, 16 per warp; the head size is a template parameter (multiple of 16).
 //
-// Two tile schedules (template flag kPiped). The synchronous one, checked on a GPU, loads each block of rows
-// into shared memory between two barriers, and keeps transposed copies of the matrices whose columns feed a
-// product. The pipelined one (BACKPACK_CUDA_FLASH=2; not yet run on a GPU) keeps only row tiles, double-buffered
-// and filled with cp.async one block ahead, and takes those products' fragments through ldmatrix.trans. The
-// arithmetic per block is the same code for both.
+// Two tile schedules (template flag kPiped), the same arithmetic. The synchronous one (the default) loads each
+// block of rows into shared memory between two barriers and keeps transposed copies of the matrices whose columns
+// feed a product. The pipelined one (BACKPACK_CUDA_FLASH=2, opt-in until a GPU check has run it) keeps only row
+// tiles, double-buffered and filled with cp.async one block ahead, and takes those products' fragments through
+// ldmatrix.trans; its fragments hold the same values, so its results are bit-identical.
 #include <type_traits>
 
 #include "layers.cuh"
