@@ -3,6 +3,7 @@
 //   harness parity                          CPU vs GPU on tiny models: logits, loss, alpha, every gradient,
 //                                           10 AdamW steps, greedy KV-cache generation (fp32 and bf16)
 //   harness attention                       fused attention kernels vs the batched-GEMM path (attention_check.cu)
+//   harness layernorm                       vectorised LayerNorm backward vs the per-warp kernel (layernorm_check.cu)
 //   harness dp                              data parallel (NCCL) over all visible GPUs vs one GPU
 //   harness train ARCH SIZE B T STEPS PREC  training throughput (tokens/s, MFU)
 //   harness forward ARCH SIZE B T RUNS PREC forward-pass time (Table 7 protocol: warm-up, then timed runs)
@@ -24,6 +25,7 @@ using namespace bp;
 
 namespace bp::cuda {
 int attentionCheck();  // attention_check.cu: failures
+int layernormCheck();  // layernorm_check.cu: failures
 }
 
 namespace {
@@ -319,6 +321,7 @@ int cmdParity() {
   // with the attention chunk knob set, the bf16 attention runs several chunks even on the tiny batch
   if (const char* e = std::getenv("BACKPACK_CUDA_FLASH")) rep.tag += std::string(" [flash=") + e + "]";
   if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS")) rep.tag += std::string(" [attn-seqs=") + e + "]";
+  if (const char* e = std::getenv("BACKPACK_CUDA_LN_VEC")) rep.tag += std::string(" [ln-vec=") + e + "]";
   auto guarded = [&](const char* arch, const char* prec, double f, double g, double a) {
     try {
       parityFor(arch, prec, rep, f, g, a);
@@ -405,6 +408,7 @@ std::string gemmFields(const cuda::Engine& gpu, const std::string& prec) {
   if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS")) out += ",\"attn_seqs\":" + std::to_string(std::atoi(e));
   // the attention the run asked for: 0 batched products, 2 the fused kernels' pipelined schedule
   if (const char* e = std::getenv("BACKPACK_CUDA_FLASH")) out += ",\"flash\":" + std::to_string(std::atoi(e));
+  if (const char* e = std::getenv("BACKPACK_CUDA_LN_VEC")) out += ",\"ln_vec\":" + std::to_string(std::atoi(e));
   return out;
 }
 int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int steps, const std::string& prec,
@@ -512,6 +516,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: harness parity\n"
                "       harness attention (fused attention kernels vs the batched path, and their time)\n"
+               "       harness layernorm (vectorised LayerNorm backward vs the per-warp kernel, and their time)\n"
                "       harness dp      (data parallel over every visible GPU vs one; skips with fewer than 2)\n"
                "       harness train ARCH SIZE BATCH SEQ STEPS PRECISION [PEAK_TFLOPS]\n"
                "       harness forward ARCH SIZE BATCH SEQ RUNS PRECISION\n"
@@ -541,6 +546,7 @@ int main(int argc, char** argv) {
     }
     if (cmd == "dp" && argc == 2) return cmdDataParallel();
     if (cmd == "attention" && argc == 2) return cuda::attentionCheck() == 0 ? 0 : 1;
+    if (cmd == "layernorm" && argc == 2) return cuda::layernormCheck() == 0 ? 0 : 1;
     if (cmd == "train" && (argc == 8 || argc == 9))
       return cmdTrain(argv[2], argv[3], toInt(argv[4], "BATCH"), toInt(argv[5], "SEQ"), toInt(argv[6], "STEPS"),
                       argv[7], argc == 9 ? std::atof(argv[8]) : 989.0);

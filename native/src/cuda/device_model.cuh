@@ -83,6 +83,9 @@ class DeviceModel {
   // The fused attention kernels (flash_attention.cu) in mixed mode; BACKPACK_CUDA_FLASH=0 keeps the batched
   // products (the path the fused kernels are checked against), =2 takes their pipelined tile schedule
   bool flashAttn = false, flashPipelined = false;
+  // LayerNorm backward kernel: shared atomics in fp32/TF32, per-warp sums in mixed mode (vectorised with
+  // BACKPACK_CUDA_LN_VEC=1)
+  LnBackward lnBack = LnBackward::SharedAtomics;
   DevBuf<bf16> params16;
   void refreshShadow();
 

@@ -1,6 +1,7 @@
 // LayerNorm: one warp per row. Backward: dinp per row; dw/db summed per block in shared memory, then one
 // atomic add per block and column.
 #include "layers.cuh"
+#include "vec4.cuh"
 
 namespace bp::cuda {
 
@@ -114,6 +115,80 @@ __global__ void lnBackwardPrivateKernel(float* dinp, float* dw, float* db, const
   }
 }
 
+// Vectorised: one warp per row, lane l owning the float4 columns 4l + 128k (k < VPL), so a row's dout and input are
+// read once into registers and a lane's weight/bias gradient partials stay in registers across its rows (it always
+// sees the same columns); the 8 warps' partials meet in shared memory once per block. C = 128 * VPL.
+constexpr int kLnVecWarps = 8, kLnVecRows = 32;
+template <int VPL>
+__global__ void __launch_bounds__(32 * kLnVecWarps) lnBackwardVecKernel(float* dinp, float* dw, float* db,
+                                                                        const float* dout, const float* inp,
+                                                                        const float* w, const float* mean,
+                                                                        const float* rstd, int N) {
+  constexpr int C = 128 * VPL;
+  __shared__ float part[kLnVecWarps][C];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float4 wv[VPL], dwAcc[VPL], dbAcc[VPL];
+#pragma unroll
+  for (int k = 0; k < VPL; k++) {
+    wv[k] = reinterpret_cast<const float4*>(w)[lane + 32 * k];
+    dwAcc[k] = dbAcc[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+  const int r0 = blockIdx.x * kLnVecRows;
+  for (int row = r0 + warp; row < min(N, r0 + kLnVecRows); row += kLnVecWarps) {
+    const float4* g4 = reinterpret_cast<const float4*>(dout + (long)row * C);
+    const float4* x4 = reinterpret_cast<const float4*>(inp + (long)row * C);
+    const float m = mean[row], s = rstd[row];
+    float4 g[VPL], xn[VPL];
+    float a = 0.0f, bsum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+      g[k] = g4[lane + 32 * k];
+      const float4 x = x4[lane + 32 * k];
+      xn[k] = make_float4((x.x - m) * s, (x.y - m) * s, (x.z - m) * s, (x.w - m) * s);
+      const float4 dn = make_float4(wv[k].x * g[k].x, wv[k].y * g[k].y, wv[k].z * g[k].z, wv[k].w * g[k].w);
+      a += dn.x + dn.y + dn.z + dn.w;
+      bsum += dn.x * xn[k].x + dn.y * xn[k].y + dn.z * xn[k].z + dn.w * xn[k].w;
+    }
+    a = warpSum(a) / C;
+    bsum = warpSum(bsum) / C;
+    float4* dx4 = reinterpret_cast<float4*>(dinp + (long)row * C);
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+      float4 d = dx4[lane + 32 * k];
+      d.x += (wv[k].x * g[k].x - a - xn[k].x * bsum) * s;
+      d.y += (wv[k].y * g[k].y - a - xn[k].y * bsum) * s;
+      d.z += (wv[k].z * g[k].z - a - xn[k].z * bsum) * s;
+      d.w += (wv[k].w * g[k].w - a - xn[k].w * bsum) * s;
+      dx4[lane + 32 * k] = d;
+      dwAcc[k].x += xn[k].x * g[k].x;
+      dwAcc[k].y += xn[k].y * g[k].y;
+      dwAcc[k].z += xn[k].z * g[k].z;
+      dwAcc[k].w += xn[k].w * g[k].w;
+      dbAcc[k] = add4(dbAcc[k], g[k]);
+    }
+  }
+  // dw, then db: each warp's partials into shared memory, summed per column, one atomic add per block
+  for (int pass = 0; pass < 2; pass++) {
+#pragma unroll
+    for (int k = 0; k < VPL; k++) reinterpret_cast<float4*>(part[warp])[lane + 32 * k] = pass ? dbAcc[k] : dwAcc[k];
+    __syncthreads();
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int k = 0; k < kLnVecWarps; k++) sum += part[k][c];
+      atomicAdd(&(pass ? db : dw)[c], sum);
+    }
+    __syncthreads();
+  }
+}
+
+template <int VPL>
+static void launchLnBackwardVec(float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                                const float* w, const float* mean, const float* rstd, int N, cudaStream_t st) {
+  lnBackwardVecKernel<VPL><<<blocksFor(N, kLnVecRows), 32 * kLnVecWarps, 0, st>>>(dinp, dw, db, dout, inp, w, mean,
+                                                                                 rstd, N);
+}
+
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
                       int C, float eps, cudaStream_t st, bf16* out16) {
   if (N <= 0) return;
@@ -122,10 +197,26 @@ void layernormForward(float* out, float* mean, float* rstd, const float* inp, co
 }
 
 void layernormBackward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
-                       const float* mean, const float* rstd, int N, int C, cudaStream_t st, bool privateSums) {
+                       const float* mean, const float* rstd, int N, int C, cudaStream_t st, LnBackward kind) {
   if (N <= 0) return;
+  if (kind == LnBackward::Vectorized && aligned4(dinp) && aligned4(dout) && aligned4(inp) && aligned4(w)) {
+    switch (C) {  // C = 128 * VPL, up to 1024
+      case 128: launchLnBackwardVec<1>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
+      case 256: launchLnBackwardVec<2>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
+      case 384: launchLnBackwardVec<3>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
+      case 512: launchLnBackwardVec<4>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
+      case 640: launchLnBackwardVec<5>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
+      case 768: launchLnBackwardVec<6>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
+      case 1024: launchLnBackwardVec<8>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
+      default: kind = LnBackward::WarpPrivate;  // other widths: the per-warp kernel below
+    }
+    if (kind == LnBackward::Vectorized) {
+      BP_LAUNCHED();
+      return;
+    }
+  }
   const size_t privateBytes = 2 * kLn2Warps * C * sizeof(float);
-  if (privateSums && privateBytes <= 48 * 1024) {
+  if (kind != LnBackward::SharedAtomics && privateBytes <= 48 * 1024) {
     lnBackwardPrivateKernel<<<blocksFor(N, kLn2Rows), 32 * kLn2Warps, privateBytes, st>>>(dinp, dw, db, dout, inp, w,
                                                                                          mean, rstd, N, C);
     BP_LAUNCHED();

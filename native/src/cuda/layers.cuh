@@ -80,10 +80,13 @@ void embeddingBackward(float* dwte, float* dwpe, const float* dout, const int32_
 // out16 (optional): the same output rounded to bf16, for the GEMM that consumes it; out may then be null
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
                       int C, float eps, cudaStream_t st, bf16* out16 = nullptr);
-// privateSums: per-warp dw/db partial sums in shared memory instead of shared atomics (faster; a different
-// float summation order, so the bf16 mode uses it and fp32/TF32 keep the kernel their parity was measured with)
+// The backward kernels, by float summation order of dw/db: shared-memory atomics (fp32/TF32 keep the kernel their
+// parity was measured with), per-warp partial sums (the bf16 mode), or per-lane register partials with float4
+// rows (C a multiple of 128 up to 1024, else per-warp; BACKPACK_CUDA_LN_VEC=1 until a GPU check has run it).
+enum class LnBackward { SharedAtomics, WarpPrivate, Vectorized };
 void layernormBackward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
-                       const float* mean, const float* rstd, int N, int C, cudaStream_t st, bool privateSums = false);
+                       const float* mean, const float* rstd, int N, int C, cudaStream_t st,
+                       LnBackward kind = LnBackward::SharedAtomics);
 
 // ---- linear.cu (ones: device vector of >= N ones, for the bias gradient)
 void linearForward(const Blas& b, float* out, const float* inp, const float* w, const float* bias, int N, int IC,

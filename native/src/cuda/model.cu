@@ -51,6 +51,8 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
     flashAttn = mixed && flashAttentionSupported(AttnShape{1, 1, c.d, c.nHead, 1.0f}) &&
                 !(flashEnv && std::string(flashEnv) == "0");
     flashPipelined = flashAttn && flashEnv && std::string(flashEnv) == "2";
+    const char* lnEnv = std::getenv("BACKPACK_CUDA_LN_VEC");
+    if (mixed) lnBack = lnEnv && std::string(lnEnv) == "1" ? LnBackward::Vectorized : LnBackward::WarpPrivate;
   }
   std::unordered_map<std::string, long> off;
   for (const TensorInfo& t : tensors) off[t.key] = t.offset;
@@ -345,7 +347,7 @@ void DeviceModel::backward(const ForwardRequest& r) {
   float* tmp = dlnf == a.gRes ? a.gX : a.gRes;
   BP_CUDA(cudaMemsetAsync(dres, 0, sizeof(float) * Nd, stream));
   layernormBackward(dres, G(lnfw), G(lnfb), dlnf, a.layer[cfg.nLayer - 1].res3, P(lnfw), a.lnfm, a.lnfr,
-                    N, d, stream, mixed);
+                    N, d, stream, lnBack);
   for (int l = cfg.nLayer - 1; l >= 0; l--) {
     checkCancel(r.cancel);
     const LayerOff& W = layers[l];
@@ -356,14 +358,14 @@ void DeviceModel::backward(const ForwardRequest& r) {
     linearBack(a.gBig, W.fcprojw, W.fcprojb, tmp, A.fchg, A.fchgh, N, 4 * d, d);
     geluBackward(a.gBig, A.fch, a.gBig, (long)N * 4 * d, stream, a.g16);  // a.g16: null unless mixed
     linearBack(a.gB, W.fcw, W.fcb, a.gBig, A.ln2, A.ln2h, N, d, 4 * d, true);
-    layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d, stream, mixed);
+    layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d, stream, lnBack);
     dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 1), stream);
     linearBack(a.gB, W.projw, W.projb, tmp, A.atty, A.attyh, N, d, d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
     attentionBackward(blas, a.gBig, a.gB, A.atty, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork(A), A.qkvh,
                       a.g16);
     linearBack(tmp, W.qkvw, W.qkvb, a.gBig, A.ln1, A.ln1h, N, d, 3 * d);
-    layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream, mixed);
+    layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream, lnBack);
   }
   dropoutForward(dres, Nd, site(true, p, r.rngSeed, kEmbed), stream);
   embeddingBackward(G(wte), G(wpe), dres, dTokens.p, dPositions.p, N, d, stream);

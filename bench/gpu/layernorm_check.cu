@@ -1,0 +1,117 @@
+// `harness layernorm`: the vectorised LayerNorm backward (BACKPACK_CUDA_LN_VEC=1) against the per-warp kernel the
+// bf16 mode runs, at the widths the tiny parity models never reach (every C = 128 * k it has, a ragged last block
+// of rows), accumulating into non-zero dinp/dw/db as the model does; then both kernels' time at the Small shape.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "../../native/src/cuda/layers.cuh"
+
+namespace bp::cuda {
+namespace {
+
+struct DeviceBuf {
+  float* p = nullptr;
+  explicit DeviceBuf(const std::vector<float>& h) {
+    BP_CUDA(cudaMalloc(&p, sizeof(float) * std::max<size_t>(1, h.size())));
+    BP_CUDA(cudaMemcpy(p, h.data(), sizeof(float) * h.size(), cudaMemcpyHostToDevice));
+  }
+  ~DeviceBuf() { cudaFree(p); }
+  DeviceBuf(const DeviceBuf&) = delete;
+  DeviceBuf& operator=(const DeviceBuf&) = delete;
+  std::vector<float> pull(size_t n) const {
+    std::vector<float> h(n);
+    BP_CUDA(cudaMemcpy(h.data(), p, sizeof(float) * n, cudaMemcpyDeviceToHost));
+    return h;
+  }
+};
+
+double relErr(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < a.size(); i++) {
+    num = std::max(num, (double)std::fabs(a[i] - b[i]));
+    den = std::max(den, (double)std::fabs(b[i]));
+  }
+  return den > 0 ? num / den : num;
+}
+
+struct Result {
+  std::vector<float> dinp, dw, db;
+  double ms = 0.0;
+};
+
+// One kind's backward from the same starting values (timed over `reps` further calls when reps > 0)
+Result run(LnBackward kind, int N, int C, const std::vector<float>& dinp0, const std::vector<float>& dw0,
+           const std::vector<float>& db0, const DeviceBuf& dout, const DeviceBuf& inp, const DeviceBuf& w,
+           const DeviceBuf& mean, const DeviceBuf& rstd, int reps) {
+  DeviceBuf dinp(dinp0), dw(dw0), db(db0);
+  layernormBackward(dinp.p, dw.p, db.p, dout.p, inp.p, w.p, mean.p, rstd.p, N, C, nullptr, kind);
+  BP_CUDA(cudaDeviceSynchronize());
+  Result r{dinp.pull(dinp0.size()), dw.pull(dw0.size()), db.pull(db0.size())};
+  if (reps > 0) {
+    cudaEvent_t a, b;
+    BP_CUDA(cudaEventCreate(&a));
+    BP_CUDA(cudaEventCreate(&b));
+    BP_CUDA(cudaEventRecord(a));
+    for (int i = 0; i < reps; i++)
+      layernormBackward(dinp.p, dw.p, db.p, dout.p, inp.p, w.p, mean.p, rstd.p, N, C, nullptr, kind);
+    BP_CUDA(cudaEventRecord(b));
+    BP_CUDA(cudaEventSynchronize(b));
+    float ms = 0.0f;
+    BP_CUDA(cudaEventElapsedTime(&ms, a, b));
+    r.ms = ms / reps;
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  }
+  return r;
+}
+
+}  // namespace
+
+// Returns the number of failed checks; prints one JSON line per check and per timing.
+int layernormCheck() {
+  int failures = 0;
+  struct Case {
+    int N, C, reps;
+  };
+  const Case cases[] = {{1000, 128, 0}, {1000, 384, 0}, {777, 640, 0}, {1000, 768, 0}, {513, 1024, 0},
+                        {8192, 768, 50}};
+  for (const Case& k : cases) {
+    std::mt19937 gen(5);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    auto fill = [&](size_t n, float scale, float shift) {
+      std::vector<float> v(n);
+      for (auto& x : v) x = nd(gen) * scale + shift;
+      return v;
+    };
+    const long NC = (long)k.N * k.C;
+    const DeviceBuf dout(fill(NC, 1.0f, 0.0f)), inp(fill(NC, 2.0f, 0.5f)), w(fill(k.C, 0.2f, 1.0f)),
+        b(fill(k.C, 0.1f, 0.0f));
+    // mean and rstd as the forward pass leaves them
+    std::vector<float> none((size_t)NC);
+    DeviceBuf out(none), mean(std::vector<float>(k.N)), rstd(std::vector<float>(k.N));
+    layernormForward(out.p, mean.p, rstd.p, inp.p, w.p, b.p, k.N, k.C, 1e-5f, nullptr);
+    const auto dinp0 = fill(NC, 0.5f, 0.0f), dw0 = fill(k.C, 1.0f, 0.0f), db0 = fill(k.C, 1.0f, 0.0f);
+    const Result ref = run(LnBackward::WarpPrivate, k.N, k.C, dinp0, dw0, db0, dout, inp, w, mean, rstd, k.reps);
+    const Result vec = run(LnBackward::Vectorized, k.N, k.C, dinp0, dw0, db0, dout, inp, w, mean, rstd, k.reps);
+    const double errs[] = {relErr(vec.dinp, ref.dinp), relErr(vec.dw, ref.dw), relErr(vec.db, ref.db)};
+    const char* names[] = {"dinp", "dw", "db"};
+    for (int i = 0; i < 3; i++) {
+      const bool ok = std::isfinite(errs[i]) && errs[i] <= 1e-5;
+      failures += !ok;
+      std::printf("{\"check\":\"parity\",\"arch\":\"layernorm\",\"precision\":\"fp32\",\"what\":\"vectorised backward "
+                  "%s (N=%d C=%d)\",\"rel_err\":%.3e,\"tol\":1e-05,\"ok\":%s}\n",
+                  names[i], k.N, k.C, errs[i], ok ? "true" : "false");
+    }
+    if (k.reps > 0)
+      std::printf("{\"check\":\"layernorm-time\",\"shape\":\"N=%d C=%d\",\"vectorised_ms\":%.4f,\"per_warp_ms\":%.4f,"
+                  "\"speedup\":%.2f}\n",
+                  k.N, k.C, vec.ms, ref.ms, ref.ms / vec.ms);
+    std::fflush(stdout);
+  }
+  return failures;
+}
+
+}  // namespace bp::cuda
