@@ -176,8 +176,8 @@ void DeviceModel::ensureActivations(int B, int T) {
     total16 += n;
   };
   for (auto& L : a.layer) {
-    take16(&L.ln1h, N * d); take16(&L.qkvh, attn16 || flashAttn ? N * 3 * d : 0); take16(&L.attyh, N * d); take16(&L.ln2h, N * d);
-    take16(&L.fchgh, N * 4 * d);
+    take16(&L.ln1h, N * d); take16(&L.qkvh, attn16 || flashAttn ? N * 3 * d : 0); take16(&L.attyh, N * d);
+    take16(&L.ln2h, N * d); take16(&L.fchgh, N * 4 * d);
   }
   take16(&a.lnfh, N * d);
   take16(&a.g16, N * std::max({big, big2, 3 * d}));
