@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../../native/src/cuda/layers.cuh"
+#include "check_util.cuh"
 
 namespace bp::cuda {
 namespace {
@@ -32,17 +33,7 @@ std::vector<float> pull(const float* d, long n) {
   return h;
 }
 
-// max |a - b| / max |b| over the elements where keep(i) holds
-template <class F>
-double relErr(const std::vector<float>& a, const std::vector<float>& b, F keep) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < a.size(); i++) {
-    if (!keep(i)) continue;
-    num = std::max(num, (double)std::fabs(a[i] - b[i]));
-    den = std::max(den, (double)std::fabs(b[i]));
-  }
-  return den > 0 ? num / den : num;
-}
+using check::relErr;
 
 struct Run {  // one path's outputs
   std::vector<float> out, lse, dqkv;
@@ -78,20 +69,7 @@ Run runPath(Path path, const Blas& blas, const float* qkv, const bf16* qkv16, co
   r.out = pull(out.p, N * s.C);
   r.lse = pull(lse.p, (long)s.B * s.H * s.T);
   r.dqkv = pull(dqkv.p, N * 3 * s.C);
-  if (timedReps > 0) {
-    cudaEvent_t a, b;
-    BP_CUDA(cudaEventCreate(&a));
-    BP_CUDA(cudaEventCreate(&b));
-    BP_CUDA(cudaEventRecord(a, blas.stream));
-    for (int i = 0; i < timedReps; i++) once();
-    BP_CUDA(cudaEventRecord(b, blas.stream));
-    BP_CUDA(cudaEventSynchronize(b));
-    float ms = 0.0f;
-    BP_CUDA(cudaEventElapsedTime(&ms, a, b));
-    r.ms = ms / timedReps;
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-  }
+  if (timedReps > 0) r.ms = check::meanMs(once, timedReps, blas.stream);
   return r;
 }
 

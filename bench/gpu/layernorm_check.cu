@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../../native/src/cuda/layers.cuh"
+#include "check_util.cuh"
 
 namespace bp::cuda {
 namespace {
@@ -28,14 +29,7 @@ struct DeviceBuf {
   }
 };
 
-double relErr(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < a.size(); i++) {
-    num = std::max(num, (double)std::fabs(a[i] - b[i]));
-    den = std::max(den, (double)std::fabs(b[i]));
-  }
-  return den > 0 ? num / den : num;
-}
+using check::relErr;
 
 struct Result {
   std::vector<float> dinp, dw, db;
@@ -47,24 +41,11 @@ Result run(LnBackward kind, int N, int C, const std::vector<float>& dinp0, const
            const std::vector<float>& db0, const DeviceBuf& dout, const DeviceBuf& inp, const DeviceBuf& w,
            const DeviceBuf& mean, const DeviceBuf& rstd, int reps) {
   DeviceBuf dinp(dinp0), dw(dw0), db(db0);
-  layernormBackward(dinp.p, dw.p, db.p, dout.p, inp.p, w.p, mean.p, rstd.p, N, C, nullptr, kind);
+  auto once = [&] { layernormBackward(dinp.p, dw.p, db.p, dout.p, inp.p, w.p, mean.p, rstd.p, N, C, nullptr, kind); };
+  once();
   BP_CUDA(cudaDeviceSynchronize());
   Result r{dinp.pull(dinp0.size()), dw.pull(dw0.size()), db.pull(db0.size())};
-  if (reps > 0) {
-    cudaEvent_t a, b;
-    BP_CUDA(cudaEventCreate(&a));
-    BP_CUDA(cudaEventCreate(&b));
-    BP_CUDA(cudaEventRecord(a));
-    for (int i = 0; i < reps; i++)
-      layernormBackward(dinp.p, dw.p, db.p, dout.p, inp.p, w.p, mean.p, rstd.p, N, C, nullptr, kind);
-    BP_CUDA(cudaEventRecord(b));
-    BP_CUDA(cudaEventSynchronize(b));
-    float ms = 0.0f;
-    BP_CUDA(cudaEventElapsedTime(&ms, a, b));
-    r.ms = ms / reps;
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-  }
+  if (reps > 0) r.ms = check::meanMs(once, reps, nullptr);
   return r;
 }
 
