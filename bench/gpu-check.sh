@@ -180,20 +180,22 @@ done
 
 # ---- 6. PyTorch peers (compile time counts against the budget, so they run last)
 TB="$ROOT/bench/gpu/torch_baseline.py"
-(( PEERS )) || { note "peers skipped (--no-peers)"; SIZES_TRAIN=""; FWD_SIZES=""; }
-for size in $(echo "$SIZES_TRAIN" | tr ' ' '\n' | sort -r); do  # small first: the headline comparison
-  for arch in backpack gpt2; do
-    run_step "train-torch-$arch-$size" 60 train.jsonl python3 "$TB" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" --compile
+run_peers() {
+  for size in $(echo "$SIZES_TRAIN" | tr ' ' '\n' | sort -r); do  # small first: the headline comparison
+    for arch in backpack gpt2; do
+      run_step "train-torch-$arch-$size" 60 train.jsonl python3 "$TB" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" --compile
+    done
   done
-done
-for size in $FWD_SIZES; do
-  for arch in backpack gpt2; do
-    run_step "forward-torch-$arch-$size" 15 forward.jsonl python3 "$TB" forward "$arch" "$size" "$FWD_B" 512 "$RUNS"
+  for size in $FWD_SIZES; do
+    for arch in backpack gpt2; do
+      run_step "forward-torch-$arch-$size" 15 forward.jsonl python3 "$TB" forward "$arch" "$size" "$FWD_B" 512 "$RUNS"
+    done
   done
-done
-for rows in $( (( PEERS )) && echo 1 8); do
-  run_step "generate-hf-r$rows" 20 generate.jsonl python3 "$TB" generate "${SIZES_TRAIN##* }" "$rows" 16 "$GEN_NEW"
-done
+  for rows in 1 8; do
+    run_step "generate-hf-r$rows" 20 generate.jsonl python3 "$TB" generate "${SIZES_TRAIN##* }" "$rows" 16 "$GEN_NEW"
+  done
+}
+if (( PEERS )); then run_peers; else note "peers skipped (--no-peers)"; fi
 
 note "total ${BUDGET}s budget, used $(( $(date +%s) - START ))s"
 finish
