@@ -126,9 +126,6 @@ fi
 
 # ---- 2. parity (fast; most important)
 run_step parity 20 parity.jsonl "$H" parity
-# again with the kernels that wait for their first GPU check: the fused attention's pipelined tile schedule and
-# the vectorised LayerNorm backward (each also has its own check below)
-run_step parity-candidates 20 parity.jsonl env BACKPACK_CUDA_FLASH=2 BACKPACK_CUDA_LN_VEC=1 "$H" parity
 # again on the batched attention products the fused kernels replace (BACKPACK_CUDA_FLASH=0), one sequence per
 # chunk: the multi-chunk path on the tiny batch (B=3)
 run_step parity-batched-attn 20 parity.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=1 "$H" parity
@@ -146,17 +143,7 @@ done
 for prec in tf32 fp32; do
   run_step "train-ours-backpack-small-$prec" 25 train.jsonl "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" "$prec"
 done
-# the candidate kernels: the fused attention's pipelined tile schedule (cp.async + ldmatrix), the vectorised
-# LayerNorm backward, both; then the batched attention products (in chunks of 2 sequences, their best setting)
-# instead of the fused kernels
-for arch in backpack gpt2; do
-  run_step "train-ours-$arch-small-flash-pipelined" 20 train.jsonl env BACKPACK_CUDA_FLASH=2 "$H" train "$arch" \
-    "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
-  run_step "train-ours-$arch-small-candidates" 20 train.jsonl env BACKPACK_CUDA_FLASH=2 BACKPACK_CUDA_LN_VEC=1 "$H" \
-    train "$arch" "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
-done
-run_step "train-ours-backpack-small-ln-vec" 20 train.jsonl env BACKPACK_CUDA_LN_VEC=1 "$H" train backpack \
-  "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
+# the batched attention products (in chunks of 2 sequences, their best setting) instead of the fused kernels
 run_step "train-ours-backpack-small-batched-attn" 20 train.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=2 \
   "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
 

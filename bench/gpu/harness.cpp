@@ -321,7 +321,6 @@ int cmdParity() {
   // with the attention chunk knob set, the bf16 attention runs several chunks even on the tiny batch
   if (const char* e = std::getenv("BACKPACK_CUDA_FLASH")) rep.tag += std::string(" [flash=") + e + "]";
   if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS")) rep.tag += std::string(" [attn-seqs=") + e + "]";
-  if (const char* e = std::getenv("BACKPACK_CUDA_LN_VEC")) rep.tag += std::string(" [ln-vec=") + e + "]";
   auto guarded = [&](const char* arch, const char* prec, double f, double g, double a) {
     try {
       parityFor(arch, prec, rep, f, g, a);
@@ -406,9 +405,8 @@ std::string gemmFields(const cuda::Engine& gpu, const std::string& prec) {
   std::string out = buf;
   // the engine's attention chunk knob (see native/src/cuda/model.cu), when a run sets it
   if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS")) out += ",\"attn_seqs\":" + std::to_string(std::atoi(e));
-  // the attention the run asked for: 0 batched products, 2 the fused kernels' pipelined schedule
+  // the attention the run asked for: 0 the batched products instead of the fused kernels
   if (const char* e = std::getenv("BACKPACK_CUDA_FLASH")) out += ",\"flash\":" + std::to_string(std::atoi(e));
-  if (const char* e = std::getenv("BACKPACK_CUDA_LN_VEC")) out += ",\"ln_vec\":" + std::to_string(std::atoi(e));
   return out;
 }
 int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int steps, const std::string& prec,

@@ -1,5 +1,5 @@
-// `harness layernorm`: the vectorised LayerNorm backward (BACKPACK_CUDA_LN_VEC=1) against the per-warp kernel the
-// bf16 mode runs, at the widths the tiny parity models never reach (every C = 128 * k it has, a ragged last block
+// `harness layernorm`: the vectorised LayerNorm backward the bf16 mode runs against the per-warp kernel (its
+// fallback for other widths), at the widths the tiny parity models never reach (every C = 128 * k it has, a ragged last block
 // of rows), accumulating into non-zero dinp/dw/db as the model does; then both kernels' time at the Small shape.
 #include <algorithm>
 #include <cmath>

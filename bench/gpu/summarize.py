@@ -65,8 +65,7 @@ def main(out):
             p(f"LayerNorm backward, {r['shape']}: vectorised {r['vectorised_ms']:.4f} ms, per-warp "
               f"{r['per_warp_ms']:.4f} ms ({r['speedup']:.2f}x)")
         if r.get("check") == "attention-time":
-            piped = f", fused pipelined {r['fused_pipelined_ms']:.3f} ms" if "fused_pipelined_ms" in r else ""
-            p(f"attention forward+backward, {r['shape']}: fused {r['fused_ms']:.3f} ms{piped}, batched bf16 "
+            p(f"attention forward+backward, {r['shape']}: fused {r['fused_ms']:.3f} ms, batched bf16 "
               f"{r['batched_bf16_ms']:.3f} ms ({r['speedup']:.2f}x)")
 
     train = read(out, "train.jsonl")
@@ -85,9 +84,8 @@ def main(out):
                 gemm = ""
                 if "gemm" in r:  # the operand type the engine's GEMMs actually ran with, and bf16's share of FLOPs
                     gemm = f"  {r['gemm']} ({r.get('gemm_bf16_flop_share', 0) * 100:.0f}% of GEMM FLOPs on bf16)"
-                flash = r.get("flash")  # 0: batched attention products, 2: fused, pipelined schedule
-                impl = r["impl"] + {0: " batched-attn", 2: " flash-pipelined"}.get(flash, "")
-                impl += " ln-vec" if r.get("ln_vec") == 1 else ""
+                flash = r.get("flash")  # 0: the batched attention products instead of the fused kernels
+                impl = r["impl"] + (" batched-attn" if flash == 0 else "")
                 impl += f" attn-seqs={r['attn_seqs']}" if "attn_seqs" in r and flash == 0 else ""
                 p(f"{NAME[arch] + '-' + size.capitalize():<20} {impl:<28} {r['precision']:<14} {r['batch']:>5} "
                   f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}{gemm}")

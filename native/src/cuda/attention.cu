@@ -176,7 +176,7 @@ static void attentionBackward16(const Blas& b, float* dqkv, const float* dout, c
 void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w,
                       const bf16* qkv16, bf16* out16) {
   if (qkv16 && w.flash) {
-    flashAttentionForward(out, out16, lse, qkv16, s, drop, w.keepBits, w.flashPipelined, b.stream);
+    flashAttentionForward(out, out16, lse, qkv16, s, drop, w.keepBits, b.stream);
     return;
   }
   if (qkv16) {
@@ -209,8 +209,7 @@ void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, A
 void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* out, const float* qkv,
                        const float* lse, AttnShape s, Site drop, AttnWork w, const bf16* qkv16, bf16* dout16) {
   if (qkv16 && w.flash) {
-    flashAttentionBackward(dqkv, dout, out, qkv16, lse, s, drop, w.keepBits, w.scratch, dout16, w.flashPipelined,
-                           b.stream);
+    flashAttentionBackward(dqkv, dout, out, qkv16, lse, s, drop, w.keepBits, w.scratch, dout16, b.stream);
     return;
   }
   if (qkv16) {

@@ -81,10 +81,9 @@ class DeviceModel {
   bool mixed = false;   // bf16-operand GEMMs (Precision::BF16 and the probe in the constructor passed)
   bool attn16 = false;  // ... and for the attention's batched products too
   // The fused attention kernels (flash_attention.cu) in mixed mode; BACKPACK_CUDA_FLASH=0 keeps the batched
-  // products (the path the fused kernels are checked against), =2 takes their pipelined tile schedule
-  bool flashAttn = false, flashPipelined = false;
-  // LayerNorm backward kernel: shared atomics in fp32/TF32, per-warp sums in mixed mode (vectorised with
-  // BACKPACK_CUDA_LN_VEC=1)
+  // products (the path the fused kernels are checked against)
+  bool flashAttn = false;
+  // LayerNorm backward kernel: shared atomics in fp32/TF32, register partials (vectorised) in mixed mode
   LnBackward lnBack = LnBackward::SharedAtomics;
   DevBuf<bf16> params16;
   void refreshShadow();
@@ -117,9 +116,17 @@ class DeviceModel {
   // the configured fp32/TF32 GEMMs otherwise. b = kBiasLater: the consumer kernel adds the bias (fused).
   static constexpr long kBiasLater = -1;
   void linear(float* out, const float* inp, const bf16* inp16, long w, long b, int N, int IC, int OC);
-  // doutRounded: dout's bf16 copy is already in a.g16 (written by the GELU backward that produced dout)
-  void linearBack(float* dinp, long w, long b, const float* dout, const float* inp, const bf16* inp16, int N, int IC,
-                  int OC, bool doutRounded = false);
+  // The gradient at a linear layer's output: src seen through the dropout of `drop` (when on) or through GELU's
+  // derivative at geluPre (when set). Mixed mode applies that while rounding it to bf16 (prepareGrad16, which
+  // also takes the bias gradient); fp32/TF32 write it into `work` first (work may be src: in place).
+  struct GradIn {
+    const float* src;
+    float* work = nullptr;
+    Site drop{};
+    const float* geluPre = nullptr;
+  };
+  void linearBack(float* dinp, long w, long b, const GradIn& g, const float* inp, const bf16* inp16, int N, int IC,
+                  int OC);
   void ensureActivations(int B, int T);
   void upload(const int32_t* tokens, const int32_t* targets, int B, int T);
   void senseForward(const int32_t* dTokens, int N, bool train, uint32_t seed, float p, DeviceInterventions* iv);
@@ -154,7 +161,7 @@ class DeviceModel {
   int attnSeqs = 0, ctxSeqs = 0;  // sequences per attention / Backpack-mixing chunk
   DevBuf<const float*> ptrs;      // pointer arrays of the batched GEMMs
   AttnWork attnWork(const LayerActs& L) {
-    return AttnWork{attnSeqs, a.attScratch, ptrs.p, flashAttn, L.keepBits, flashPipelined};
+    return AttnWork{attnSeqs, a.attScratch, ptrs.p, flashAttn, L.keepBits};
   }
   AttnWork ctxWork() { return AttnWork{ctxSeqs, a.attScratch, ptrs.p}; }
   DevBuf<double> normAcc;

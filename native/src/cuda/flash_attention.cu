@@ -12,13 +12,9 @@
 //
 // A CTA is 4 warps over a block of 64 rows, 16 per warp; the head size is a template parameter (multiple of 16).
 //
-// Two tile schedules (template flag kPiped), the same arithmetic. The synchronous one (the default) loads each
-// block of rows into shared memory between two barriers and keeps transposed copies of the matrices whose columns
-// feed a product. The pipelined one (BACKPACK_CUDA_FLASH=2, opt-in until a GPU check has run it) keeps only row
-// tiles, double-buffered and filled with cp.async one block ahead, and takes those products' fragments through
-// ldmatrix.trans; its fragments hold the same values, so its results are bit-identical.
-#include <type_traits>
-
+// The blocks a kernel walks (keys and values, or queries and dO) live in shared memory as row tiles, double
+// buffered and filled with cp.async one block ahead; products against a matrix itself (P.V, Pd^T.dO, dS^T.Q,
+// dS.K) take their fragments through ldmatrix.trans, so no transposed copy is kept.
 #include "layers.cuh"
 #include "mma.cuh"
 
@@ -32,40 +28,12 @@ constexpr int kThreads = 128;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-// Shared tiles of 64 rows: row-major [row][col] and transposed [col][row], padded by 8 bf16 so the fragment loads
-// of the 8 row groups fall in different banks.
+// A shared tile of 64 rows, row-major, padded by 8 bf16 so the fragment loads of the 8 row groups fall in
+// different banks.
 template <int HS>
 struct RowTile {
   __nv_bfloat16 v[kRows][HS + 8];
 };
-template <int HS>
-struct ColTile {
-  __nv_bfloat16 v[HS][kRows + 8];
-};
-
-// Rows [r0, r0+64) of a bf16 matrix (row stride ld) into shared memory; rows at or past T become zeros.
-template <int HS>
-__device__ void loadRows(RowTile<HS>& dst, const bf16* src, long ld, int r0, int T) {
-  constexpr int V = HS / 8;  // 16-byte vectors per row
-  for (int f = threadIdx.x; f < kRows * V; f += kThreads) {
-    const int r = f / V, c = (f % V) * 8;
-    uint4 x = make_uint4(0u, 0u, 0u, 0u);
-    if (r0 + r < T) x = *reinterpret_cast<const uint4*>(src + (long)(r0 + r) * ld + c);
-    *reinterpret_cast<uint4*>(&dst.v[r][c]) = x;
-  }
-}
-template <int HS>
-__device__ void loadCols(ColTile<HS>& dst, const bf16* src, long ld, int r0, int T) {
-  constexpr int V = HS / 8;
-  for (int f = threadIdx.x; f < kRows * V; f += kThreads) {
-    const int r = f / V, c = (f % V) * 8;
-    uint4 x = make_uint4(0u, 0u, 0u, 0u);
-    if (r0 + r < T) x = *reinterpret_cast<const uint4*>(src + (long)(r0 + r) * ld + c);
-    const bf16* e = reinterpret_cast<const bf16*>(&x);
-#pragma unroll
-    for (int k = 0; k < 8; k++) dst.v[c + k][r] = e[k];
-  }
-}
 
 // Issues the copies of rows [r0, r0+64) into a row tile (cp.async); rows at or past T are zero-filled.
 template <int HS>
@@ -85,46 +53,12 @@ struct BlockSource {
   int T;
 };
 
-// Tile schedules. A kernel calls start(src, first block, fill) once, then per visited block: acquire(src, blk,
-// next block or -1, step, fill), the products on rows*/mat* (step), release(). fill(blk, stage) stores the
-// kernel's per-block extras (stage-indexed shared arrays) and is called where the block's loads are issued.
-//
-// Synchronous: the row and/or transposed tiles a kernel names, of one block, between two barriers; stage 0.
-template <class Tile, bool kUsed>
-struct Slot {
-  Tile t;
-};
-template <class Tile>
-struct Slot<Tile, false> {};  // a tile the kernel does not use takes no shared memory
-
-template <int HS, bool kRows0, bool kCols0, bool kRows1, bool kCols1>
-struct SyncTiles {
-  Slot<RowTile<HS>, kRows0> r0;
-  Slot<ColTile<HS>, kCols0> c0;
-  Slot<RowTile<HS>, kRows1> r1;
-  Slot<ColTile<HS>, kCols1> c1;
-  template <class Fill>
-  __device__ void start(const BlockSource&, int, Fill) {}
-  template <class Fill>
-  __device__ void acquire(const BlockSource& s, int blk, int, int, Fill fill) {
-    __syncthreads();  // the previous block's tiles are consumed
-    if constexpr (kRows0) loadRows<HS>(r0.t, s.m0, s.ld0, blk * kRows, s.T);
-    if constexpr (kCols0) loadCols<HS>(c0.t, s.m0, s.ld0, blk * kRows, s.T);
-    if constexpr (kRows1) loadRows<HS>(r1.t, s.m1, s.ld1, blk * kRows, s.T);
-    if constexpr (kCols1) loadCols<HS>(c1.t, s.m1, s.ld1, blk * kRows, s.T);
-    fill(blk, 0);
-    __syncthreads();
-  }
-  __device__ void release() {}
-  __device__ const RowTile<HS>& rows0(int) const { return r0.t; }
-  __device__ const RowTile<HS>& rows1(int) const { return r1.t; }
-  __device__ const ColTile<HS>& mat0(int) const { return c0.t; }
-  __device__ const ColTile<HS>& mat1(int) const { return c1.t; }
-};
-
-// Pipelined: row tiles of both matrices in two stages; block blk+1's copies fly while blk is computed.
+// The tile schedule. A kernel calls start(src, first block, fill) once, then per visited block: acquire(src,
+// next block or -1, step, fill), the products on rows0/rows1(step), release(). fill(blk, stage) stores the
+// kernel's per-block extras (stage-indexed shared arrays) and is called where the block's copies are issued.
+// Row tiles of both matrices in two stages: block blk+1's copies fly while blk is computed.
 template <int HS>
-struct PipedTiles {
+struct BlockTiles {
   RowTile<HS> r0[2], r1[2];
   __device__ void issue(const BlockSource& s, int blk, int stage) {
     copyRows<HS>(r0[stage], s.m0, s.ld0, blk * kRows, s.T);
@@ -137,7 +71,7 @@ struct PipedTiles {
     fill(blk, 0);
   }
   template <class Fill>
-  __device__ void acquire(const BlockSource& s, int, int next, int step, Fill fill) {
+  __device__ void acquire(const BlockSource& s, int next, int step, Fill fill) {
     if (next >= 0) {  // stage (step+1)&1 was last read in step-1, before its release barrier
       issue(s, next, (step + 1) & 1);
       fill(next, (step + 1) & 1);
@@ -150,27 +84,19 @@ struct PipedTiles {
   __device__ void release() { __syncthreads(); }
   __device__ const RowTile<HS>& rows0(int step) const { return r0[step & 1]; }
   __device__ const RowTile<HS>& rows1(int step) const { return r1[step & 1]; }
-  __device__ const RowTile<HS>& mat0(int step) const { return r0[step & 1]; }
-  __device__ const RowTile<HS>& mat1(int step) const { return r1[step & 1]; }
 };
 
-// d += a * B, where element (k, n) of B is tile.v[n0 + n][k0 + k]: K or V rows of a row tile for products
-// against their transpose, columns of a transposed tile for products against the matrix itself.
-template <class Tile>
-__device__ __forceinline__ void mmaTile(float (&d)[4], const uint32_t (&a)[4], const Tile& tile, int n0, int k0, int g,
-                                        int t) {
+// d += a * B, where element (k, n) of B is tile.v[n0 + n][k0 + k]: rows of a tile for products against their
+// transpose.
+template <int HS>
+__device__ __forceinline__ void mmaTile(float (&d)[4], const uint32_t (&a)[4], const RowTile<HS>& tile, int n0, int k0,
+                                        int g, int t) {
   const bf16* p = &tile.v[n0 + g][k0 + 2 * t];
   mma16816(d, a, load2(p), load2(p + 8));
 }
 
-// d += a * M for a 16-row k-step k0.. and 8 columns n0.. of a block matrix M (keys or queries x head columns):
-// from the transposed copy (synchronous schedule) ...
-template <int HS>
-__device__ __forceinline__ void mmaMatrix(float (&d)[4], const uint32_t (&a)[4], const ColTile<HS>& m, int k0, int n0,
-                                          int lane) {
-  mmaTile(d, a, m, n0, k0, lane / 4, lane % 4);
-}
-// ... or from the rows themselves through ldmatrix.trans (pipelined schedule)
+// d += a * M for a 16-row k-step k0.. and 8 columns n0.. of a block matrix M (keys or queries x head columns),
+// fragments straight from its rows through ldmatrix.trans
 template <int HS>
 __device__ __forceinline__ void mmaMatrix(float (&d)[4], const uint32_t (&a)[4], const RowTile<HS>& m, int k0, int n0,
                                           int lane) {
@@ -180,9 +106,9 @@ __device__ __forceinline__ void mmaMatrix(float (&d)[4], const uint32_t (&a)[4],
 }
 
 // x = A B^T over the 64 rows of a row tile (8 C tiles of 16 x 8): A's fragments span KS k-steps of 16.
-template <int KS, class Tile>
-__device__ __forceinline__ void blockProduct(float (&x)[8][4], const uint32_t (&a)[KS][4], const Tile& tile, int g,
-                                             int t) {
+template <int KS, int HS>
+__device__ __forceinline__ void blockProduct(float (&x)[8][4], const uint32_t (&a)[KS][4], const RowTile<HS>& tile,
+                                             int g, int t) {
 #pragma unroll
   for (int n = 0; n < 8; n++) {
     x[n][0] = x[n][1] = x[n][2] = x[n][3] = 0.0f;
@@ -204,13 +130,12 @@ __device__ __forceinline__ float keepFromBits(uint64_t w, int bit, float p) {
 }
 
 // grid (query blocks, B*H). Writes out (fp32) and out16 (bf16) rows of this head, and lse.
-template <int HS, bool kPiped>
+template <int HS>
 __global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16* out16, float* lse, const bf16* qkv,
                                                                int T, int H, int C, float scale, float p,
                                                                uint32_t key, uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
-  // key rows; value columns (synchronous) or rows (pipelined)
-  __shared__ __align__(16) std::conditional_t<kPiped, PipedTiles<HS>, SyncTiles<HS, true, false, false, true>> tiles;
+  __shared__ __align__(16) BlockTiles<HS> tiles;  // key and value rows
   const int qb = gridDim.x - 1 - blockIdx.x;  // the longest rows first
   const int bh = blockIdx.y, b = bh / H, h = bh % H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -231,7 +156,7 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16*
   auto noExtras = [](int, int) {};
   tiles.start(src, 0, noExtras);
   for (int kb = 0; kb <= qb; kb++) {
-    tiles.acquire(src, kb, kb < qb ? kb + 1 : -1, kb, noExtras);
+    tiles.acquire(src, kb < qb ? kb + 1 : -1, kb, noExtras);
     float s[8][4];
     blockProduct<KS>(s, qf, tiles.rows0(kb), g, t);
     float mxA = mA, mxB = mB;
@@ -288,7 +213,7 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16*
       uint32_t pf[4];
       accumToA(pf, s[2 * kk], s[2 * kk + 1]);
 #pragma unroll
-      for (int n = 0; n < NT; n++) mmaMatrix(o[n], pf, tiles.mat1(kb), kk * 16, n * 8, lane);
+      for (int n = 0; n < NT; n++) mmaMatrix(o[n], pf, tiles.rows1(kb), kk * 16, n * 8, lane);
     }
     tiles.release();
   }
@@ -332,14 +257,13 @@ __global__ void flashPrepKernel(float* D, bf16* dout16, const float* dout, const
 
 // grid (key blocks, B*H): dK, dV of the block's keys (fp32, overwritten) over the query blocks qb >= kb.
 // Per warp, with 16 key rows: S^T = K Q^T and dPd^T = V dO^T, then dV += Pd^T dO and dK += dS^T Q.
-template <int HS, bool kPiped>
+template <int HS>
 __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, const bf16* qkv, const bf16* dout16,
                                                                   const float* lse, const float* D, int T, int H,
                                                                   int C, float scale, float p, uint32_t key,
                                                                   const uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
-  // Q and dO: rows, and columns too in the synchronous schedule
-  __shared__ __align__(16) std::conditional_t<kPiped, PipedTiles<HS>, SyncTiles<HS, true, true, true, true>> tiles;
+  __shared__ __align__(16) BlockTiles<HS> tiles;  // query and dO rows
   // per query block (by stage): lse (log2 units), D, and the keep bits against this key block
   __shared__ float lseS[2][kRows], DS[2][kRows];
   __shared__ uint64_t bitsS[2][kRows];
@@ -376,8 +300,8 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, c
   };
   tiles.start(src, kb, extras);
   for (int qb = kb; qb < nQ; qb++) {
-    const int step = qb - kb, stage = kPiped ? step & 1 : 0;
-    tiles.acquire(src, qb, qb + 1 < nQ ? qb + 1 : -1, step, extras);
+    const int step = qb - kb, stage = step & 1;
+    tiles.acquire(src, qb + 1 < nQ ? qb + 1 : -1, step, extras);
     float st[8][4], dp[8][4];  // rows: this warp's keys; columns: the block's queries
     blockProduct<KS>(st, kf, tiles.rows0(step), g, t);
     blockProduct<KS>(dp, vf, tiles.rows1(step), g, t);
@@ -401,8 +325,8 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, c
       accumToA(sa, dp[2 * kk], dp[2 * kk + 1]);
 #pragma unroll
       for (int n = 0; n < NT; n++) {
-        mmaMatrix(dv[n], pa, tiles.mat1(step), kk * 16, n * 8, lane);
-        mmaMatrix(dk[n], sa, tiles.mat0(step), kk * 16, n * 8, lane);
+        mmaMatrix(dv[n], pa, tiles.rows1(step), kk * 16, n * 8, lane);
+        mmaMatrix(dk[n], sa, tiles.rows0(step), kk * 16, n * 8, lane);
       }
     }
     tiles.release();
@@ -424,14 +348,13 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, c
 
 // grid (query blocks, B*H): dQ of the block's queries (fp32, overwritten) over the key blocks kb <= qb.
 // Per warp, with 16 query rows: S = Q K^T and dPd = dO V^T, then dQ += dS K.
-template <int HS, bool kPiped>
+template <int HS>
 __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, const bf16* qkv, const bf16* dout16,
                                                                  const float* lse, const float* D, int T, int H,
                                                                  int C, float scale, float p, uint32_t key,
                                                                  const uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
-  // K rows (and columns, synchronous schedule) and V rows
-  __shared__ __align__(16) std::conditional_t<kPiped, PipedTiles<HS>, SyncTiles<HS, true, true, true, false>> tiles;
+  __shared__ __align__(16) BlockTiles<HS> tiles;  // key and value rows
   const int qb = gridDim.x - 1 - blockIdx.x;
   const int bh = blockIdx.y, b = bh / H, h = bh % H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -458,7 +381,7 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, co
   auto noExtras = [](int, int) {};
   tiles.start(src, 0, noExtras);
   for (int kb = 0; kb <= qb; kb++) {
-    tiles.acquire(src, kb, kb < qb ? kb + 1 : -1, kb, noExtras);
+    tiles.acquire(src, kb < qb ? kb + 1 : -1, kb, noExtras);
     const bool useBits = keepBits && p > 0.0f;
     const uint64_t wA = useBits && rowA < T ? keepBits[keepWord(bh, T, rowA, kb)] : 0u;
     const uint64_t wB = useBits && rowB < T ? keepBits[keepWord(bh, T, rowB, kb)] : 0u;
@@ -482,7 +405,7 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, co
       uint32_t sa[4];
       accumToA(sa, dp[2 * kk], dp[2 * kk + 1]);
 #pragma unroll
-      for (int n = 0; n < NT; n++) mmaMatrix(dq[n], sa, tiles.mat0(kb), kk * 16, n * 8, lane);
+      for (int n = 0; n < NT; n++) mmaMatrix(dq[n], sa, tiles.rows0(kb), kk * 16, n * 8, lane);
     }
     tiles.release();
   }
@@ -499,40 +422,24 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, co
   }
 }
 
-template <int HS, bool kPiped>
+template <int HS>
 void launchForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop, uint64_t* bits,
                    cudaStream_t st) {
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
-  flashForwardKernel<HS, kPiped><<<grid, kThreads, 0, st>>>(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p,
-                                                            drop.key, bits);
+  flashForwardKernel<HS><<<grid, kThreads, 0, st>>>(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key,
+                                                    bits);
   BP_LAUNCHED();
 }
-template <int HS, bool kPiped>
+template <int HS>
 void launchBackward(float* dqkv, const bf16* qkv16, const bf16* dout16, const float* lse, const float* D, AttnShape s,
                     Site drop, const uint64_t* bits, cudaStream_t st) {
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
-  flashBackwardKVKernel<HS, kPiped><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, s.T, s.H, s.C, s.scale,
-                                                               drop.p, drop.key, bits);
+  flashBackwardKVKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, s.T, s.H, s.C, s.scale, drop.p,
+                                                       drop.key, bits);
   BP_LAUNCHED();
-  flashBackwardQKernel<HS, kPiped><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, s.T, s.H, s.C, s.scale,
-                                                              drop.p, drop.key, bits);
+  flashBackwardQKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, s.T, s.H, s.C, s.scale, drop.p,
+                                                      drop.key, bits);
   BP_LAUNCHED();
-}
-template <int HS>
-void forwardFor(bool piped, float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
-                uint64_t* bits, cudaStream_t st) {
-  if (piped)
-    launchForward<HS, true>(out, out16, lse, qkv16, s, drop, bits, st);
-  else
-    launchForward<HS, false>(out, out16, lse, qkv16, s, drop, bits, st);
-}
-template <int HS>
-void backwardFor(bool piped, float* dqkv, const bf16* qkv16, const bf16* dout16, const float* lse, const float* D,
-                 AttnShape s, Site drop, const uint64_t* bits, cudaStream_t st) {
-  if (piped)
-    launchBackward<HS, true>(dqkv, qkv16, dout16, lse, D, s, drop, bits, st);
-  else
-    launchBackward<HS, false>(dqkv, qkv16, dout16, lse, D, s, drop, bits, st);
 }
 
 }  // namespace
@@ -546,30 +453,30 @@ bool flashAttentionSupported(const AttnShape& s) {
 long flashKeepWords(const AttnShape& s) { return (long)s.B * s.H * s.T * ((s.T + kRows - 1) / kRows); }
 
 void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
-                           uint64_t* keepBits, bool pipelined, cudaStream_t st) {
+                           uint64_t* keepBits, cudaStream_t st) {
   switch (s.C / s.H) {
-    case 16: forwardFor<16>(pipelined, out, out16, lse, qkv16, s, drop, keepBits, st); break;
-    case 32: forwardFor<32>(pipelined, out, out16, lse, qkv16, s, drop, keepBits, st); break;
-    case 48: forwardFor<48>(pipelined, out, out16, lse, qkv16, s, drop, keepBits, st); break;
-    case 64: forwardFor<64>(pipelined, out, out16, lse, qkv16, s, drop, keepBits, st); break;
-    case 80: forwardFor<80>(pipelined, out, out16, lse, qkv16, s, drop, keepBits, st); break;
+    case 16: launchForward<16>(out, out16, lse, qkv16, s, drop, keepBits, st); break;
+    case 32: launchForward<32>(out, out16, lse, qkv16, s, drop, keepBits, st); break;
+    case 48: launchForward<48>(out, out16, lse, qkv16, s, drop, keepBits, st); break;
+    case 64: launchForward<64>(out, out16, lse, qkv16, s, drop, keepBits, st); break;
+    case 80: launchForward<80>(out, out16, lse, qkv16, s, drop, keepBits, st); break;
     default: throw Error("flash attention: head size " + std::to_string(s.C / s.H) + " not instantiated");
   }
 }
 
 void flashAttentionBackward(float* dqkv, const float* dout, const float* out, const bf16* qkv16, const float* lse,
-                            AttnShape s, Site drop, const uint64_t* keepBits, float* D, bf16* dout16, bool pipelined,
+                            AttnShape s, Site drop, const uint64_t* keepBits, float* D, bf16* dout16,
                             cudaStream_t st) {
   const int hs = s.C / s.H;
   const long warps = (long)s.B * s.T * s.H;
   flashPrepKernel<<<blocksFor(warps, 8), 256, 0, st>>>(D, dout16, dout, out, s.B, s.T, s.H, hs, s.C);
   BP_LAUNCHED();
   switch (hs) {
-    case 16: backwardFor<16>(pipelined, dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
-    case 32: backwardFor<32>(pipelined, dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
-    case 48: backwardFor<48>(pipelined, dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
-    case 64: backwardFor<64>(pipelined, dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
-    case 80: backwardFor<80>(pipelined, dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
+    case 16: launchBackward<16>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
+    case 32: launchBackward<32>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
+    case 48: launchBackward<48>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
+    case 64: launchBackward<64>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
+    case 80: launchBackward<80>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
     default: throw Error("flash attention: head size " + std::to_string(hs) + " not instantiated");
   }
 }

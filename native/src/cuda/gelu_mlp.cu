@@ -1,19 +1,10 @@
-// GELU, tanh approximation ("gelu_new"), and its derivative.
+// GELU activation kernels (forward with the fc layer's bias add fused, and the fp32/TF32 modes' backward; the
+// bf16 mode's backward is fused into the gradient preparation of linear.cu).
+#include "gelu.cuh"
 #include "layers.cuh"
 #include "vec4.cuh"
 
 namespace bp::cuda {
-
-constexpr float kGeluScale = 0.7978845608028654f;
-
-__device__ __forceinline__ float geluValue(float x) {
-  return 0.5f * x * (1.0f + tanhf(kGeluScale * (x + 0.044715f * x * x * x)));
-}
-__device__ __forceinline__ float geluGrad(float x) {
-  const float th = tanhf(kGeluScale * (x + 0.044715f * x * x * x));
-  const float sech2 = 1.0f - th * th;
-  return 0.5f * (1.0f + th) + 0.5f * x * sech2 * kGeluScale * (1.0f + 3.0f * 0.044715f * x * x);
-}
 
 // bias (optional): x = inp + bias[i % OC] is written back to inp first.
 __global__ void geluKernel(float* out, float* inp, long n, bf16* out16, const float* bias, int OC) {
@@ -43,21 +34,16 @@ __global__ void geluKernel4(float4* out, float4* inp, int n4, bf16* out16, const
   if (out16) store4(out16, i, y);
 }
 
-__global__ void geluBackKernel(float* dinp, const float* inp, const float* dout, long n, bf16* dinp16) {
+__global__ void geluBackKernel(float* dinp, const float* inp, const float* dout, long n) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  const float g = geluGrad(inp[i]) * dout[i];
-  dinp[i] = g;
-  if (dinp16) dinp16[i] = __float2bfloat16_rn(g);
+  if (i < n) dinp[i] = geluGrad(inp[i]) * dout[i];
 }
 
-__global__ void geluBackKernel4(float4* dinp, const float4* inp, const float4* dout, int n4, bf16* dinp16) {
+__global__ void geluBackKernel4(float4* dinp, const float4* inp, const float4* dout, int n4) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n4) return;
   const float4 x = inp[i], d = dout[i];
-  const float4 g = make_float4(geluGrad(x.x) * d.x, geluGrad(x.y) * d.y, geluGrad(x.z) * d.z, geluGrad(x.w) * d.w);
-  dinp[i] = g;
-  if (dinp16) store4(dinp16, i, g);
+  dinp[i] = make_float4(geluGrad(x.x) * d.x, geluGrad(x.y) * d.y, geluGrad(x.z) * d.z, geluGrad(x.w) * d.w);
 }
 
 void geluForward(float* out, const float* inp, long n, cudaStream_t st, bf16* out16) {
@@ -78,15 +64,15 @@ void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, 
   BP_LAUNCHED();
 }
 
-void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st, bf16* dinp16) {
+void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st) {
   if (n <= 0) return;
-  if (vec4Fits(n, 4) && aligned4(dinp) && aligned4(inp) && aligned4(dout) && aligned4(dinp16)) {
+  if (vec4Fits(n, 4) && aligned4(dinp) && aligned4(inp) && aligned4(dout)) {
     const int n4 = (int)(n / 4);
     geluBackKernel4<<<blocksFor(n4, 256), 256, 0, st>>>(reinterpret_cast<float4*>(dinp),
                                                         reinterpret_cast<const float4*>(inp),
-                                                        reinterpret_cast<const float4*>(dout), n4, dinp16);
+                                                        reinterpret_cast<const float4*>(dout), n4);
   } else {
-    geluBackKernel<<<blocksFor(n, 256), 256, 0, st>>>(dinp, inp, dout, n, dinp16);
+    geluBackKernel<<<blocksFor(n, 256), 256, 0, st>>>(dinp, inp, dout, n);
   }
   BP_LAUNCHED();
 }

@@ -82,7 +82,7 @@ void layernormForward(float* out, float* mean, float* rstd, const float* inp, co
                       int C, float eps, cudaStream_t st, bf16* out16 = nullptr);
 // The backward kernels, by float summation order of dw/db: shared-memory atomics (fp32/TF32 keep the kernel their
 // parity was measured with), per-warp partial sums (the bf16 mode), or per-lane register partials with float4
-// rows (C a multiple of 128 up to 1024, else per-warp; BACKPACK_CUDA_LN_VEC=1 until a GPU check has run it).
+// rows (the bf16 mode; C a multiple of 128 up to 1024, else per-warp).
 enum class LnBackward { SharedAtomics, WarpPrivate, Vectorized };
 void layernormBackward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
                        const float* mean, const float* rstd, int N, int C, cudaStream_t st,
@@ -98,21 +98,22 @@ void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16
 // Mixed precision: bf16 input and weight (its shadow copy), fp32 output.
 void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w16, const float* bias, int N, int IC,
                      int OC);
-// dout (fp32) is rounded once into dout16 (scratch >= N*OC; doutRounded: the producer already wrote it there);
-// dinp = dout16 w16 (fp32, += with accumulate), dw += dout16^T inp16 (fp32), db += column sums of dout (fp32).
-void linearBackward16(const Blas& b, float* dinp, float* dw, float* db, const float* dout, bf16* dout16,
-                      const bf16* inp16, const bf16* w16, int N, int IC, int OC, bool accumulate,
-                      bool doutRounded = false);
-// db[c] += sum_n dout[n][c] in fp32
-void biasGradient(float* db, const float* dout, int N, int OC, cudaStream_t st);
+// The gradient at a linear layer's output in the mixed-precision mode, in one pass over its source: g = f(src),
+// f the identity, the dropout of `drop` (when on) or GELU's derivative at the pre-activation geluPre (when set);
+// writes g rounded to bf16 into dout16 and adds its column sums, in fp32, into db (optional): the bias gradient.
+void prepareGrad16(bf16* dout16, float* db, const float* src, int N, int OC, Site drop, const float* geluPre,
+                   cudaStream_t st);
+// From dout16 (prepareGrad16's output, with the bias gradient already taken): dinp = dout16 w16 (fp32, += with
+// accumulate), dw += dout16^T inp16 (fp32).
+void linearBackward16(const Blas& b, float* dinp, float* dw, const bf16* dout16, const bf16* inp16, const bf16* w16,
+                      int N, int IC, int OC, bool accumulate);
 
 // ---- gelu_mlp.cu
 void geluForward(float* out, const float* inp, long n, cudaStream_t st, bf16* out16 = nullptr);
 // pre += bias (rows of OC; pre is kept for the backward pass), then out = gelu(pre): the fc layer's bias add fused.
 // With out16, out may be null (only the bf16 GEMMs read the activation).
 void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, cudaStream_t st, bf16* out16 = nullptr);
-// dinp16 (optional): dinp rounded to bf16 as well (the dY of the next linear backward, see linearBackward16)
-void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st, bf16* dinp16 = nullptr);
+void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st);
 
 // ---- attention.cu: causal multi-head attention on packed [q|k|v] rows, a chunk of sequences at a time on batched
 // tensor-core GEMMs (one launch per product for all sequences and heads of the chunk); only the row log-sum-exp
@@ -123,15 +124,13 @@ struct AttnShape {
 };
 // Work space of one chunk: `seqs` sequences, `scratch` >= seqs*3*H*T*T floats, `ptrs` >= 10*seqs*H pointers.
 // flash: the fused kernels of flash_attention.cu instead (mixed precision only; scratch >= B*H*T floats);
-// keepBits (optional, per layer: flashKeepWords words): the forward pass's dropout mask, reused by the backward;
-// flashPipelined: their cp.async/ldmatrix tile schedule (not yet run on a GPU).
+// keepBits (optional, per layer: flashKeepWords words): the forward pass's dropout mask, reused by the backward.
 struct AttnWork {
   int seqs;
   float* scratch;
   const float** ptrs;
   bool flash = false;
   uint64_t* keepBits = nullptr;
-  bool flashPipelined = false;
 };
 // Mixed precision (qkv16 = the bf16 twin of qkv, non-null): the four products take bf16 operands (scores and
 // dS/dPd stay fp32 for the softmaxes, probabilities and dS are rounded to bf16 for the next product); the
@@ -148,13 +147,13 @@ void attentionBackward(const Blas& b, float* dqkv, const float* dout, const floa
 bool flashAttentionSupported(const AttnShape& s);
 // 64-bit words of a dropout keep mask (one per query row and 64-key block)
 long flashKeepWords(const AttnShape& s);
-// keepBits (optional): written with the keep mask when dropout is on; pipelined: the cp.async/ldmatrix schedule
+// keepBits (optional): written with the keep mask when dropout is on
 void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
-                           uint64_t* keepBits, bool pipelined, cudaStream_t st);
+                           uint64_t* keepBits, cudaStream_t st);
 // keepBits: the forward pass's mask (null: the mask is recomputed); D: scratch of B*H*T floats; dout16: scratch
 // of B*T*C bf16 (dout rounded)
 void flashAttentionBackward(float* dqkv, const float* dout, const float* out, const bf16* qkv16, const float* lse,
-                            AttnShape s, Site drop, const uint64_t* keepBits, float* D, bf16* dout16, bool pipelined,
+                            AttnShape s, Site drop, const uint64_t* keepBits, float* D, bf16* dout16,
                             cudaStream_t st);
 
 // ---- contextualization.cu: Backpack weights alpha for a chunk of sequences, in the mixing layout [b][i][j][l]

@@ -1,4 +1,6 @@
-// Fully connected layer y = x W^T + b (W [OC][IC]); bias gradient as a GEMV against a ones vector.
+// Fully connected layer y = x W^T + b (W [OC][IC]). fp32/TF32: the bias gradient is a GEMV against a ones vector;
+// bf16: it is summed in the pass that prepares the output gradient (prepareGrad16).
+#include "gelu.cuh"
 #include "layers.cuh"
 #include "vec4.cuh"
 
@@ -52,39 +54,80 @@ void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w
   if (bias) addBias(out, bias, N, OC, b.stream);
 }
 
-// 32 columns per block (one coalesced 128-byte row segment per warp), 8 row lanes over a slice of kBiasRows
-// rows; one atomic add per column and block.
-constexpr int kBiasRows = 256;
-__global__ void biasGradKernel(float* db, const float* dout, int N, int OC) {
-  __shared__ float part[8][33];
-  const int c = blockIdx.x * 32 + threadIdx.x;
-  const int r0 = blockIdx.y * kBiasRows, r1 = min(N, r0 + kBiasRows);
-  float s = 0.0f;
-  if (c < OC)
-    for (int r = r0 + threadIdx.y; r < r1; r += 8) s += dout[(long)r * OC + c];
-  part[threadIdx.y][threadIdx.x] = s;
+// prepareGrad16: a block is 32 x 8 threads over VW * 32 columns (VW per thread: one coalesced row segment per
+// warp) and kGradRows rows, 8 row lanes each summing every 8th row; one atomic add per column and block.
+constexpr int kGradRows = 64;
+
+// g = f(src) at element i (row-major index into [N][OC])
+__device__ __forceinline__ float gradAt(const float* src, long i, float p, uint32_t key, const float* geluPre) {
+  const float x = src[i];
+  if (geluPre) return geluGrad(geluPre[i]) * x;
+  return p > 0.0f ? x * dkeep(p, key, (uint32_t)i) : x;
+}
+
+template <int VW>
+__global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int N, int OC, float p, uint32_t key,
+                                  const float* geluPre) {
+  __shared__ float part[8][32 * VW + 1];
+  const int c0 = (blockIdx.x * 32 + threadIdx.x) * VW;
+  const int r0 = blockIdx.y * kGradRows, r1 = min(N, r0 + kGradRows);
+  float sum[VW] = {};
+  if (c0 < OC) {
+#pragma unroll 4
+    for (int r = r0 + threadIdx.y; r < r1; r += 8) {
+      const long i = (long)r * OC + c0;
+      float g[VW];
+      if constexpr (VW == 4) {  // whole float4s: OC % 4 == 0 and aligned rows
+        const float4 x = *reinterpret_cast<const float4*>(src + i);
+        g[0] = x.x, g[1] = x.y, g[2] = x.z, g[3] = x.w;
+        if (geluPre) {
+          const float4 z = *reinterpret_cast<const float4*>(geluPre + i);
+          g[0] *= geluGrad(z.x), g[1] *= geluGrad(z.y), g[2] *= geluGrad(z.z), g[3] *= geluGrad(z.w);
+        } else if (p > 0.0f) {
+#pragma unroll
+          for (int e = 0; e < 4; e++) g[e] *= dkeep(p, key, (uint32_t)(i + e));
+        }
+        store4(dout16 + i, 0, make_float4(g[0], g[1], g[2], g[3]));
+      } else {
+        g[0] = gradAt(src, i, p, key, geluPre);
+        dout16[i] = __float2bfloat16_rn(g[0]);
+      }
+#pragma unroll
+      for (int e = 0; e < VW; e++) sum[e] += g[e];
+    }
+  }
+  if (!db) return;
+#pragma unroll
+  for (int e = 0; e < VW; e++) part[threadIdx.y][threadIdx.x * VW + e] = sum[e];
   __syncthreads();
-  if (threadIdx.y == 0 && c < OC) {
+  // 32*VW column totals, one thread each (threads of row lanes 0..VW-1)
+  const int col = threadIdx.y * 32 + threadIdx.x, c = blockIdx.x * 32 * VW + col;
+  if (col < 32 * VW && c < OC) {
     float t = 0.0f;
-    for (int y = 0; y < 8; y++) t += part[y][threadIdx.x];
+    for (int y = 0; y < 8; y++) t += part[y][col];
     atomicAdd(&db[c], t);
   }
 }
 
-void biasGradient(float* db, const float* dout, int N, int OC, cudaStream_t st) {
+void prepareGrad16(bf16* dout16, float* db, const float* src, int N, int OC, Site drop, const float* geluPre,
+                   cudaStream_t st) {
   if (N <= 0 || OC <= 0) return;
-  const dim3 grid((OC + 31) / 32, (N + kBiasRows - 1) / kBiasRows), block(32, 8);
-  biasGradKernel<<<grid, block, 0, st>>>(db, dout, N, OC);
+  const dim3 block(32, 8);
+  const int rowBlocks = (N + kGradRows - 1) / kGradRows;
+  if (vec4Fits((long)N * OC, OC) && aligned4(src) && aligned4(geluPre) && reinterpret_cast<uintptr_t>(dout16) % 8 == 0) {
+    prepareGradKernel<4><<<dim3((OC + 127) / 128, rowBlocks), block, 0, st>>>(dout16, db, src, N, OC, drop.p, drop.key,
+                                                                               geluPre);
+  } else {
+    prepareGradKernel<1><<<dim3((OC + 31) / 32, rowBlocks), block, 0, st>>>(dout16, db, src, N, OC, drop.p, drop.key,
+                                                                             geluPre);
+  }
   BP_LAUNCHED();
 }
 
-void linearBackward16(const Blas& b, float* dinp, float* dw, float* db, const float* dout, bf16* dout16,
-                      const bf16* inp16, const bf16* w16, int N, int IC, int OC, bool accumulate,
-                      bool doutRounded) {
-  if (!doutRounded) toBf16(dout16, dout, (long)N * OC, b.stream);
+void linearBackward16(const Blas& b, float* dinp, float* dw, const bf16* dout16, const bf16* inp16, const bf16* w16,
+                      int N, int IC, int OC, bool accumulate) {
   if (dinp) gemm16(b, false, false, N, IC, OC, 1.0f, dout16, OC, w16, IC, accumulate ? 1.0f : 0.0f, dinp, IC);
   gemm16(b, true, false, OC, IC, N, 1.0f, dout16, OC, inp16, IC, 1.0f, dw, IC);
-  if (db) biasGradient(db, dout, N, OC, b.stream);
 }
 
 }  // namespace bp::cuda

@@ -50,9 +50,7 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
     const char* flashEnv = std::getenv("BACKPACK_CUDA_FLASH");
     flashAttn = mixed && flashAttentionSupported(AttnShape{1, 1, c.d, c.nHead, 1.0f}) &&
                 !(flashEnv && std::string(flashEnv) == "0");
-    flashPipelined = flashAttn && flashEnv && std::string(flashEnv) == "2";
-    const char* lnEnv = std::getenv("BACKPACK_CUDA_LN_VEC");
-    if (mixed) lnBack = lnEnv && std::string(lnEnv) == "1" ? LnBackward::Vectorized : LnBackward::WarpPrivate;
+    if (mixed) lnBack = LnBackward::Vectorized;
   }
   std::unordered_map<std::string, long> off;
   for (const TensorInfo& t : tensors) off[t.key] = t.offset;
@@ -338,7 +336,7 @@ void DeviceModel::backward(const ForwardRequest& r) {
   if (cfg.arch == Arch::Backpack) {
     CtxShape sh{B, T, d, cfg.senses, mixed};
     backpackBackward(blas, a.gBig2, a.gBig, a.gX, a.qk, a.senses, a.alse, sh, ctxWork());
-    linearBack(a.gRes, aw, ab, a.gBig2, a.lnf, a.lnfh, N, d, 2 * d);
+    linearBack(a.gRes, aw, ab, {a.gBig2}, a.lnf, a.lnfh, N, d, 2 * d);
     checkCancel(r.cancel);
     senseBackward(dTokens.p, N, r.rngSeed, p);
     dlnf = a.gRes;
@@ -354,17 +352,16 @@ void DeviceModel::backward(const ForwardRequest& r) {
     LayerActs& A = a.layer[l];
     const float* xin = l == 0 ? a.encoded : a.layer[l - 1].res3;
     const uint32_t s0 = kLayerBase + 4 * l;
-    dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 2), stream);
-    linearBack(a.gBig, W.fcprojw, W.fcprojb, tmp, A.fchg, A.fchgh, N, 4 * d, d);
-    geluBackward(a.gBig, A.fch, a.gBig, (long)N * 4 * d, stream, a.g16);  // a.g16: null unless mixed
-    linearBack(a.gB, W.fcw, W.fcb, a.gBig, A.ln2, A.ln2h, N, d, 4 * d, true);
+    // the residual gradient reaches each branch's output projection through that branch's dropout
+    linearBack(a.gBig, W.fcprojw, W.fcprojb, {dres, tmp, site(true, p, r.rngSeed, s0 + 2)}, A.fchg, A.fchgh, N, 4 * d,
+               d);
+    linearBack(a.gB, W.fcw, W.fcb, {a.gBig, a.gBig, {}, A.fch}, A.ln2, A.ln2h, N, d, 4 * d);
     layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d, stream, lnBack);
-    dropoutCopy(tmp, dres, Nd, site(true, p, r.rngSeed, s0 + 1), stream);
-    linearBack(a.gB, W.projw, W.projb, tmp, A.atty, A.attyh, N, d, d);
+    linearBack(a.gB, W.projw, W.projb, {dres, tmp, site(true, p, r.rngSeed, s0 + 1)}, A.atty, A.attyh, N, d, d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
     attentionBackward(blas, a.gBig, a.gB, A.atty, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork(A), A.qkvh,
                       a.g16);
-    linearBack(tmp, W.qkvw, W.qkvb, a.gBig, A.ln1, A.ln1h, N, d, 3 * d);
+    linearBack(tmp, W.qkvw, W.qkvb, {a.gBig}, A.ln1, A.ln1h, N, d, 3 * d);
     layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream, lnBack);
   }
   dropoutForward(dres, Nd, site(true, p, r.rngSeed, kEmbed), stream);
@@ -435,12 +432,22 @@ void DeviceModel::linear(float* out, const float* inp, const bf16* inp16, long w
 }
 
 // dinp (if any) is overwritten; the weight and bias gradients accumulate.
-void DeviceModel::linearBack(float* dinp, long w, long b, const float* dout, const float* inp, const bf16* inp16, int N,
-                             int IC, int OC, bool doutRounded) {
-  if (mixed)
-    linearBackward16(blas, dinp, G(w), G(b), dout, a.g16, inp16, W16(w), N, IC, OC, false, doutRounded);
-  else
-    linearBackward(blas, dinp, G(w), G(b), dout, inp, P(w), N, IC, OC, false, ones.p);
+void DeviceModel::linearBack(float* dinp, long w, long b, const GradIn& g, const float* inp, const bf16* inp16, int N,
+                             int IC, int OC) {
+  if (mixed) {
+    prepareGrad16(a.g16, G(b), g.src, N, OC, g.drop, g.geluPre, stream);
+    linearBackward16(blas, dinp, G(w), a.g16, inp16, W16(w), N, IC, OC, false);
+    return;
+  }
+  const float* dout = g.src;
+  if (g.geluPre) {
+    geluBackward(g.work, g.geluPre, g.src, (long)N * OC, stream);
+    dout = g.work;
+  } else if (g.drop.p > 0.0f) {
+    dropoutCopy(g.work, g.src, (long)N * OC, g.drop, stream);
+    dout = g.work;
+  }
+  linearBackward(blas, dinp, G(w), G(b), dout, inp, P(w), N, IC, OC, false, ones.p);
 }
 
 }  // namespace bp::cuda
