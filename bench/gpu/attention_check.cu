@@ -51,7 +51,7 @@ Run runPath(Path path, const Blas& blas, const float* qkv, const bf16* qkv16, co
   Buf<bf16> out16(N * s.C), dout16(N * s.C);
   const bool fused = path == Path::Flash || path == Path::FlashRecompute;
   const int seqs = fused ? s.B : 1;
-  Buf<float> scratch(fused ? (long)s.B * s.H * s.T : (long)seqs * 3 * s.H * TT);
+  Buf<float> scratch(fused ? flashBackwardScratchFloats(s) : (long)seqs * 3 * s.H * TT);
   Buf<const float*> ptrs(10L * s.B * s.H);
   Buf<uint64_t> bits(flashKeepWords(s));
   AttnWork w{seqs, scratch.p, ptrs.p, fused, path == Path::FlashRecompute ? nullptr : bits.p};

@@ -1,6 +1,7 @@
-// `harness layernorm`: the vectorised LayerNorm backward the bf16 mode runs against the per-warp kernel (its
-// fallback for other widths), at the widths the tiny parity models never reach (every C = 128 * k it has, a ragged last block
-// of rows), accumulating into non-zero dinp/dw/db as the model does; then both kernels' time at the Small shape.
+// `harness layernorm`: the vectorised LayerNorm kernels the bf16 mode runs against the scalar forward and the
+// per-warp backward (their fallbacks for other widths), at the widths the tiny parity models never reach (every
+// C = 128 * k they have, a ragged last block of rows), the backward accumulating into non-zero dinp/dw/db as the
+// model does; then both backward kernels' time at the Small shape.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -74,6 +75,20 @@ int layernormCheck() {
     std::vector<float> none((size_t)NC);
     DeviceBuf out(none), mean(std::vector<float>(k.N)), rstd(std::vector<float>(k.N));
     layernormForward(out.p, mean.p, rstd.p, inp.p, w.p, b.p, k.N, k.C, 1e-5f, nullptr);
+    {  // the vectorised forward (the bf16 mode's) against the scalar one
+      DeviceBuf outV(none), meanV(std::vector<float>(k.N)), rstdV(std::vector<float>(k.N));
+      layernormForward(outV.p, meanV.p, rstdV.p, inp.p, w.p, b.p, k.N, k.C, 1e-5f, nullptr, nullptr, true);
+      const double fwd[] = {relErr(outV.pull(NC), out.pull(NC)), relErr(meanV.pull(k.N), mean.pull(k.N)),
+                            relErr(rstdV.pull(k.N), rstd.pull(k.N))};
+      const char* fwdNames[] = {"out", "mean", "rstd"};
+      for (int i = 0; i < 3; i++) {
+        const bool ok = std::isfinite(fwd[i]) && fwd[i] <= 1e-5;
+        failures += !ok;
+        std::printf("{\"check\":\"parity\",\"arch\":\"layernorm\",\"precision\":\"fp32\",\"what\":\"vectorised "
+                    "forward %s (N=%d C=%d)\",\"rel_err\":%.3e,\"tol\":1e-05,\"ok\":%s}\n",
+                    fwdNames[i], k.N, k.C, fwd[i], ok ? "true" : "false");
+      }
+    }
     const auto dinp0 = fill(NC, 0.5f, 0.0f), dw0 = fill(k.C, 1.0f, 0.0f), db0 = fill(k.C, 1.0f, 0.0f);
     const Result ref = run(LnBackward::WarpPrivate, k.N, k.C, dinp0, dw0, db0, dout, inp, w, mean, rstd, k.reps);
     const Result vec = run(LnBackward::Vectorized, k.N, k.C, dinp0, dw0, db0, dout, inp, w, mean, rstd, k.reps);

@@ -19,18 +19,28 @@ void scaleSenses(float* out, const float* senses, const float* scale, int N, int
   BP_LAUNCHED();
 }
 
+// The bf16 twin of a chunk's alpha, after `chunks` fp32 buffers of the chunk in scratch
+static bf16* alpha16In(const AttnWork& w, int chunks, long chunkFloats) {
+  return reinterpret_cast<bf16*>(w.scratch + chunks * chunkFloats);
+}
+
 void backpackForward(const Blas& b, float* out, float* lse, const float* qk, const float* senses, CtxShape s,
-                     AttnWork w, const AlphaEdit* edit, float* alphaOutHost) {
+                     AttnWork w, const AlphaEdit* edit, float* alphaOutHost, const bf16* senses16) {
   const int T = s.T, d = s.d, k = s.k;
   const long kTT = (long)k * T * T, kd = (long)k * d;
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
     const int n = std::min(w.seqs, s.B - b0);
     float* scores = w.scratch;
     float* alpha = w.scratch + n * kTT;
-    alphaChunk(b, alpha, lse, qk, b0, n, s, scores, w.ptrs, edit);
+    bf16* alpha16 = senses16 ? alpha16In(w, 2, n * kTT) : nullptr;
+    alphaChunk(b, alpha, lse, qk, b0, n, s, scores, w.ptrs, edit, alpha16);
     // out_b [T][d] = alpha_b [T][T*k] . C_b [T*k][d], for every sequence of the chunk
-    gemmStrided(b, false, false, T, d, T * k, 1.0f, alpha, T * k, kTT, senses + (long)b0 * T * kd, d, (long)T * kd,
-                0.0f, out + (long)b0 * T * d, d, (long)T * d, n);
+    if (senses16)
+      gemmStrided16(b, false, false, T, d, T * k, 1.0f, alpha16, T * k, kTT, senses16 + (long)b0 * T * kd, d,
+                    (long)T * kd, 0.0f, out + (long)b0 * T * d, d, (long)T * d, n);
+    else
+      gemmStrided(b, false, false, T, d, T * k, 1.0f, alpha, T * k, kTT, senses + (long)b0 * T * kd, d, (long)T * kd,
+                  0.0f, out + (long)b0 * T * d, d, (long)T * d, n);
     if (alphaOutHost)
       for (int i = 0; i < n; i++) {
         alphaToHeadMajor(scores, alpha + i * kTT, s, b.stream);
@@ -42,23 +52,36 @@ void backpackForward(const Blas& b, float* out, float* lse, const float* qk, con
 }
 
 void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* dout, const float* qk,
-                      const float* senses, const float* lse, CtxShape s, AttnWork w) {
+                      const float* senses, const float* lse, CtxShape s, AttnWork w, const bf16* senses16,
+                      bf16* dout16) {
   const int T = s.T, d = s.d, k = s.k;
   const long kTT = (long)k * T * T, kd = (long)k * d;
   float* lseTmp = const_cast<float*>(lse);  // recomputation rewrites the same values
+  if (senses16) toBf16(dout16, dout, (long)s.B * T * d, b.stream);
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
     const int n = std::min(w.seqs, s.B - b0);
     float* scores = w.scratch;
     float* alpha = w.scratch + n * kTT;
     float* dalpha = w.scratch + 2 * n * kTT;
     float* dS = w.scratch + 3 * n * kTT;
-    alphaChunk(b, alpha, lseTmp, qk, b0, n, s, scores, w.ptrs, nullptr);
-    const float* dO = dout + (long)b0 * T * d;
-    const float* C = senses + (long)b0 * T * kd;
+    bf16* alpha16 = senses16 ? alpha16In(w, 4, n * kTT) : nullptr;
+    alphaChunk(b, alpha, lseTmp, qk, b0, n, s, scores, w.ptrs, nullptr, alpha16);
     // dalpha[T][T*k] = dO C^T ; dC[T*k][d] = alpha^T dO   (per sequence, batched)
-    gemmStrided(b, false, true, T, T * k, d, 1.0f, dO, d, (long)T * d, C, d, (long)T * kd, 0.0f, dalpha, T * k, kTT, n);
-    gemmStrided(b, true, false, T * k, d, T, 1.0f, alpha, T * k, kTT, dO, d, (long)T * d, 0.0f,
-                dsenses + (long)b0 * T * kd, d, (long)T * kd, n);
+    if (senses16) {
+      const bf16* dO = dout16 + (long)b0 * T * d;
+      const bf16* C = senses16 + (long)b0 * T * kd;
+      gemmStrided16(b, false, true, T, T * k, d, 1.0f, dO, d, (long)T * d, C, d, (long)T * kd, 0.0f, dalpha, T * k, kTT,
+                    n);
+      gemmStrided16(b, true, false, T * k, d, T, 1.0f, alpha16, T * k, kTT, dO, d, (long)T * d, 0.0f,
+                    dsenses + (long)b0 * T * kd, d, (long)T * kd, n);
+    } else {
+      const float* dO = dout + (long)b0 * T * d;
+      const float* C = senses + (long)b0 * T * kd;
+      gemmStrided(b, false, true, T, T * k, d, 1.0f, dO, d, (long)T * d, C, d, (long)T * kd, 0.0f, dalpha, T * k, kTT,
+                  n);
+      gemmStrided(b, true, false, T * k, d, T, 1.0f, alpha, T * k, kTT, dO, d, (long)T * d, 0.0f,
+                  dsenses + (long)b0 * T * kd, d, (long)T * kd, n);
+    }
     alphaChunkBackward(b, dqk, dalpha, qk, alpha, b0, n, s, dS, w.ptrs);
   }
 }

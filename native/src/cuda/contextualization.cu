@@ -6,9 +6,10 @@
 
 namespace bp::cuda {
 
-// Rows (b, l, i) of a chunk: scores [b][l][i][j] -> alpha[b][(i*T + j)*k + l], lse[b][l][i].
+// Rows (b, l, i) of a chunk: scores [b][l][i][j] -> alpha[b][(i*T + j)*k + l], lse[b][l][i]; alpha16
+// (optional): alpha rounded to bf16 as well.
 __global__ void alphaSoftmaxKernel(float* alpha, float* lse, const float* S, int n, int k, int T, AlphaEdit edit,
-                                   const uint8_t* keyMask) {
+                                   const uint8_t* keyMask, bf16* alpha16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= n * k * T) return;
   int b = row / (k * T), l = (row / T) % k, i = row % T;
@@ -21,11 +22,13 @@ __global__ void alphaSoftmaxKernel(float* alpha, float* lse, const float* S, int
   sum = warpSum(sum);
   float inv = 1.0f / sum;
   const uint8_t* mask = keyMask && l == edit.sense ? keyMask + (long)b * T : nullptr;
-  float* A = alpha + (long)b * T * T * k;
+  const long base = (long)b * T * T * k;
   for (int j = lane; j < T; j += 32) {
     float a = j <= i ? __expf(s[j] - mx) * inv : 0.0f;
     if (mask && mask[j]) a *= edit.factor;
-    A[((long)i * T + j) * k + l] = a;
+    const long at = base + ((long)i * T + j) * k + l;
+    alpha[at] = a;
+    if (alpha16) alpha16[at] = __float2bfloat16_rn(a);
   }
   if (lane == 0) lse[row] = mx + __logf(sum);
 }
@@ -54,7 +57,7 @@ __global__ void alphaBackKernel(float* dS, const float* alpha, const float* dalp
 // alpha[b][i][:][:] is contiguous, so it is staged in shared memory (padded rows of k+1 against bank conflicts)
 // and written/read in its natural order. shared: T*(k+1) floats.
 __global__ void alphaSoftmaxRowKernel(float* alpha, float* lse, const float* S, int n, int k, int T, AlphaEdit edit,
-                                      const uint8_t* keyMask) {
+                                      const uint8_t* keyMask, bf16* alpha16) {
   extern __shared__ float tile[];
   const int b = blockIdx.x / T, i = blockIdx.x % T, l = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float* s = S + (((long)b * k + l) * T + i) * T;
@@ -73,8 +76,12 @@ __global__ void alphaSoftmaxRowKernel(float* alpha, float* lse, const float* S, 
   }
   if (lane == 0) lse[((long)b * k + l) * T + i] = mx + __logf(sum);
   __syncthreads();
-  float* A = alpha + ((long)b * T + i) * T * k;
-  for (int f = threadIdx.x; f < T * k; f += blockDim.x) A[f] = tile[(f / k) * (k + 1) + f % k];
+  const long row = ((long)b * T + i) * T * k;
+  for (int f = threadIdx.x; f < T * k; f += blockDim.x) {
+    const float a = tile[(f / k) * (k + 1) + f % k];
+    alpha[row + f] = a;
+    if (alpha16) alpha16[row + f] = __float2bfloat16_rn(a);
+  }
 }
 
 // dS[b][l][i][j] = a (g - sum_j a g) for the row (b, i): a, g read in their natural [j][l] order (blockDim is a
@@ -120,7 +127,7 @@ __global__ void alphaTransposeKernel(float* out, const float* alpha, int k, int 
 }
 
 void alphaChunk(const Blas& b, float* alpha, float* lse, const float* qk, int b0, int n, CtxShape s, float* scores,
-                const float** ptrs, const AlphaEdit* edit) {
+                const float** ptrs, const AlphaEdit* edit, bf16* alpha16) {
   const int T = s.T, d = s.d, k = s.k, hs = d / k, cnt = n * k;
   const long TT = (long)T * T;
   const float scale = 1.0f / sqrtf((float)hs);
@@ -135,10 +142,10 @@ void alphaChunk(const Blas& b, float* alpha, float* lse, const float* qk, int b0
   const size_t tileBytes = sizeof(float) * T * (k + 1);
   if (s.coalesced && k <= 32 && tileBytes <= 48 * 1024)
     alphaSoftmaxRowKernel<<<(unsigned)n * T, 32 * k, tileBytes, b.stream>>>(alpha, lse + (long)b0 * k * T, scores, n, k,
-                                                                             T, e, mask);
+                                                                             T, e, mask, alpha16);
   else
     alphaSoftmaxKernel<<<blocksFor((long)cnt * T, 8), 256, 0, b.stream>>>(alpha, lse + (long)b0 * k * T, scores, n, k,
-                                                                        T, e, mask);
+                                                                        T, e, mask, alpha16);
   BP_LAUNCHED();
 }
 

@@ -79,6 +79,7 @@ class DeviceModel {
   // refreshed by refreshShadow() after an upload and by the AdamW kernel after every step; activations that feed
   // GEMMs get a bf16 twin where they are produced (arena16); gradients are rounded once per GEMM input.
   bool mixed = false;   // bf16-operand GEMMs (Precision::BF16 and the probe in the constructor passed)
+  bool sensesRounded = false;  // a.senses16 holds the last sense forward's vectors (no replacement intervention)
   bool attn16 = false;  // ... and for the attention's batched products too
   // The fused attention kernels (flash_attention.cu) in mixed mode; BACKPACK_CUDA_FLASH=0 keeps the batched
   // products (the path the fused kernels are checked against)
@@ -155,6 +156,7 @@ class DeviceModel {
     float *gRes, *gA, *gB, *gBig, *gBig2, *gX;
     // bf16 twins (mixed mode only): GEMM inputs, the rounded dY of a linear backward, the head's dlogits
     bf16 *lnfh, *outh, *h1h, *fagh, *h2h, *fbgh, *g16, *headScratch16;
+    bf16* senses16;  // the sense vectors' bf16 twin (Backpack, mixed mode), valid while sensesRounded
   } a{};
   DevBuf<bf16> arena16;
   int headChunk = 0;

@@ -5,8 +5,9 @@
 // (index (b*H + h)*T*T + i*T + j), probabilities are rounded to bf16 for the value product.
 //
 // Backward pass in two kernels so every output has one writer (deterministic, no atomics): per key block dK and
-// dV (looping over the query blocks that see it), per query block dQ (looping over its key blocks); both
-// recompute the probabilities from lse. D_i = dO_i . O_i (= sum_j P_ij dP_ij, dropout included) comes first.
+// dV (looping over the query blocks that see it; recomputes the probabilities from lse), then per query block dQ
+// (looping over its key blocks) from the dS tiles the first kernel stored, in bf16 and in the order of the second
+// kernel's mma fragments. D_i = dO_i . O_i (= sum_j P_ij dP_ij, dropout included) comes first.
 // With dropout, the forward pass also writes the keep mask as bits (one 64-bit word per query row and key
 // block, [B*H][T][key blocks]), so the backward kernels test a bit instead of hashing each element again.
 //
@@ -15,6 +16,8 @@
 // The blocks a kernel walks (keys and values, or queries and dO) live in shared memory as row tiles, double
 // buffered and filled with cp.async one block ahead; products against a matrix itself (P.V, Pd^T.dO, dS^T.Q,
 // dS.K) take their fragments through ldmatrix.trans, so no transposed copy is kept.
+#include <type_traits>
+
 #include "layers.cuh"
 #include "mma.cuh"
 
@@ -56,13 +59,14 @@ struct BlockSource {
 // The tile schedule. A kernel calls start(src, first block, fill) once, then per visited block: acquire(src,
 // next block or -1, step, fill), the products on rows0/rows1(step), release(). fill(blk, stage) stores the
 // kernel's per-block extras (stage-indexed shared arrays) and is called where the block's copies are issued.
-// Row tiles of both matrices in two stages: block blk+1's copies fly while blk is computed.
-template <int HS>
+// Row tiles of the matrices (kMats: both, or m0 only) in two stages: block blk+1's copies fly while blk is
+// computed.
+template <int HS, int kMats = 2>
 struct BlockTiles {
-  RowTile<HS> r0[2], r1[2];
+  RowTile<HS> r[kMats][2];
   __device__ void issue(const BlockSource& s, int blk, int stage) {
-    copyRows<HS>(r0[stage], s.m0, s.ld0, blk * kRows, s.T);
-    copyRows<HS>(r1[stage], s.m1, s.ld1, blk * kRows, s.T);
+    copyRows<HS>(r[0][stage], s.m0, s.ld0, blk * kRows, s.T);
+    if constexpr (kMats == 2) copyRows<HS>(r[1][stage], s.m1, s.ld1, blk * kRows, s.T);
     copyAsyncCommit();
   }
   template <class Fill>
@@ -82,8 +86,8 @@ struct BlockTiles {
     __syncthreads();
   }
   __device__ void release() { __syncthreads(); }
-  __device__ const RowTile<HS>& rows0(int step) const { return r0[step & 1]; }
-  __device__ const RowTile<HS>& rows1(int step) const { return r1[step & 1]; }
+  __device__ const RowTile<HS>& rows0(int step) const { return r[0][step & 1]; }
+  __device__ const RowTile<HS>& rows1(int step) const { return r[kMats - 1][step & 1]; }
 };
 
 // d += a * B, where element (k, n) of B is tile.v[n0 + n][k0 + k]: rows of a tile for products against their
@@ -117,16 +121,29 @@ __device__ __forceinline__ void blockProduct(float (&x)[8][4], const uint32_t (&
   }
 }
 
-__device__ __forceinline__ float keepScale(float p, uint32_t key, long bh, int T, int i, int j) {
-  return p > 0.0f ? dkeep(p, key, (uint32_t)((bh * T + i) * (long)T + j)) : 1.0f;
+// The dropout element index of query row i's key 0, (bh*T + i)*T, as the 32 bits the hash takes (key j adds j:
+// the same bits as the 64-bit index truncated)
+__device__ __forceinline__ uint32_t dropRowBase(long bh, int T, int i) { return (uint32_t)((bh * T + i) * (long)T); }
+__device__ __forceinline__ float keepScale(float p, uint32_t key, uint32_t rowBase, int j) {
+  return p > 0.0f ? dkeep(p, key, rowBase + (uint32_t)j) : 1.0f;
 }
-// The word of the keep bits of query row i, key block kb (bit j % 64 for key j)
+// The word of the keep bits of query row i, key block kb
 __device__ __forceinline__ long keepWord(long bh, int T, int i, int kb) {
   return (bh * T + i) * (long)((T + kRows - 1) / kRows) + kb;
 }
-// Keep-scale from a mask word: dkeep's value (1/(1-p) or 0) for bit `bit`
-__device__ __forceinline__ float keepFromBits(uint64_t w, int bit, float p) {
-  return (w >> bit) & 1u ? 1.0f / (1.0f - p) : 0.0f;
+// The bit of key column c (0..63 within its block) in a keep word. Lane t of a quad holds columns n*8 + 2t + e
+// (n < 8, e < 2) of the forward kernel's score tiles; their bits are 16t + 2n + e, so each lane packs its 16
+// bits with constant shifts and one shift by 16t places them.
+__device__ __forceinline__ int keepBit(int c) { return ((c >> 1) & 3) * 16 + (c >> 3) * 2 + (c & 1); }
+// The stored dS tiles: one per causal pair of blocks (qb, kb <= qb), 16 fragments (4 query warps x 4 key steps)
+// of 32 lanes x 16 bytes each
+__device__ __forceinline__ long dsPair(int qb, int kb) { return (long)qb * (qb + 1) / 2 + kb; }
+__device__ __forceinline__ long dsFragment(long bh, int nPairs, int qb, int kb, int qWarp, int kStep) {
+  return ((bh * nPairs + dsPair(qb, kb)) * 16 + qWarp * 4 + kStep) * 32;
+}
+// Keep-scale from a mask word: dkeep's value (keepVal = 1/(1-p), or 0) for bit `bit`
+__device__ __forceinline__ float keepFromBits(uint64_t w, int bit, float keepVal) {
+  return (w >> bit) & 1u ? keepVal : 0.0f;
 }
 
 // grid (query blocks, B*H). Writes out (fp32) and out16 (bf16) rows of this head, and lse.
@@ -152,6 +169,8 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16*
   for (int n = 0; n < NT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;  // running max (log2 units) and partial sums
   const float sl2 = scale * kLog2e;
+  const float keepVal = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+  const uint32_t baseA = dropRowBase(bh, T, rowA), baseB = dropRowBase(bh, T, rowB);
   const BlockSource src{K, V, ld, ld, T};
   auto noExtras = [](int, int) {};
   tiles.start(src, 0, noExtras);
@@ -160,16 +179,28 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16*
     float s[8][4];
     blockProduct<KS>(s, qf, tiles.rows0(kb), g, t);
     float mxA = mA, mxB = mB;
+    if (kb == qb) {  // only the diagonal block holds keys past a row (and past T)
 #pragma unroll
-    for (int n = 0; n < 8; n++)
+      for (int n = 0; n < 8; n++)
 #pragma unroll
-      for (int e = 0; e < 2; e++) {
-        const int j = kb * kRows + n * 8 + 2 * t + e;
-        s[n][e] = j <= rowA && j < T ? s[n][e] * sl2 : -INFINITY;
-        s[n][2 + e] = j <= rowB && j < T ? s[n][2 + e] * sl2 : -INFINITY;
-        mxA = fmaxf(mxA, s[n][e]);
-        mxB = fmaxf(mxB, s[n][2 + e]);
-      }
+        for (int e = 0; e < 2; e++) {
+          const int j = kb * kRows + n * 8 + 2 * t + e;
+          s[n][e] = j <= rowA && j < T ? s[n][e] * sl2 : -INFINITY;
+          s[n][2 + e] = j <= rowB && j < T ? s[n][2 + e] * sl2 : -INFINITY;
+          mxA = fmaxf(mxA, s[n][e]);
+          mxB = fmaxf(mxB, s[n][2 + e]);
+        }
+    } else {
+#pragma unroll
+      for (int n = 0; n < 8; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          s[n][e] *= sl2;
+          s[n][2 + e] *= sl2;
+          mxA = fmaxf(mxA, s[n][e]);
+          mxB = fmaxf(mxB, s[n][2 + e]);
+        }
+    }
     // every row has key kb*64 <= its index, so the maxima are finite from the first block on
     mxA = quadMax(mxA);
     mxB = quadMax(mxB);
@@ -185,28 +216,43 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16*
       o[n][2] *= cB;
       o[n][3] *= cB;
     }
-    uint64_t bitsA = 0, bitsB = 0;  // this lane's share of the keep bits of rows A and B
+    // the softmax denominator takes the undropped probabilities
+    if (p > 0.0f) {
+      uint32_t bitsA = 0, bitsB = 0;  // this lane's 16 keep bits of rows A and B (see keepBit)
+      const uint32_t j0 = kb * kRows + 2 * t;
 #pragma unroll
-    for (int n = 0; n < 8; n++)
+      for (int n = 0; n < 8; n++)
 #pragma unroll
-      for (int e = 0; e < 2; e++) {
-        const int c = n * 8 + 2 * t + e, j = kb * kRows + c;
-        const float pa = exp2f(s[n][e] - mA), pb = exp2f(s[n][2 + e] - mB);
-        lA += pa;  // the softmax denominator takes the undropped probabilities
-        lB += pb;
-        const float keepA = keepScale(p, key, bh, T, rowA, j), keepB = keepScale(p, key, bh, T, rowB, j);
-        s[n][e] = pa * keepA;
-        s[n][2 + e] = pb * keepB;
-        bitsA |= (uint64_t)(keepA != 0.0f) << c;
-        bitsB |= (uint64_t)(keepB != 0.0f) << c;
+        for (int e = 0; e < 2; e++) {
+          const float pa = exp2f(s[n][e] - mA), pb = exp2f(s[n][2 + e] - mB);
+          lA += pa;
+          lB += pb;
+          const uint32_t j = j0 + n * 8 + e;
+          const bool keepA = duniform01(key, baseA + j) >= p, keepB = duniform01(key, baseB + j) >= p;
+          s[n][e] = keepA ? pa * keepVal : 0.0f;
+          s[n][2 + e] = keepB ? pb * keepVal : 0.0f;
+          bitsA |= (uint32_t)keepA << (2 * n + e);
+          bitsB |= (uint32_t)keepB << (2 * n + e);
+        }
+      if (keepBits) {  // the quad's four lanes hold disjoint columns of the same two rows
+        uint64_t wA = (uint64_t)bitsA << (16 * t), wB = (uint64_t)bitsB << (16 * t);
+        wA |= __shfl_xor_sync(0xffffffffu, wA, 1);
+        wA |= __shfl_xor_sync(0xffffffffu, wA, 2);
+        wB |= __shfl_xor_sync(0xffffffffu, wB, 1);
+        wB |= __shfl_xor_sync(0xffffffffu, wB, 2);
+        if (t == 0 && rowA < T) keepBits[keepWord(bh, T, rowA, kb)] = wA;
+        if (t == 0 && rowB < T) keepBits[keepWord(bh, T, rowB, kb)] = wB;
       }
-    if (keepBits && p > 0.0f) {  // the quad's four lanes hold disjoint columns of the same two rows
-      bitsA |= __shfl_xor_sync(0xffffffffu, bitsA, 1);
-      bitsA |= __shfl_xor_sync(0xffffffffu, bitsA, 2);
-      bitsB |= __shfl_xor_sync(0xffffffffu, bitsB, 1);
-      bitsB |= __shfl_xor_sync(0xffffffffu, bitsB, 2);
-      if (t == 0 && rowA < T) keepBits[keepWord(bh, T, rowA, kb)] = bitsA;
-      if (t == 0 && rowB < T) keepBits[keepWord(bh, T, rowB, kb)] = bitsB;
+    } else {
+#pragma unroll
+      for (int n = 0; n < 8; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          s[n][e] = exp2f(s[n][e] - mA);
+          s[n][2 + e] = exp2f(s[n][2 + e] - mB);
+          lA += s[n][e];
+          lB += s[n][2 + e];
+        }
     }
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
@@ -256,18 +302,19 @@ __global__ void flashPrepKernel(float* D, bf16* dout16, const float* dout, const
 }
 
 // grid (key blocks, B*H): dK, dV of the block's keys (fp32, overwritten) over the query blocks qb >= kb.
-// Per warp, with 16 key rows: S^T = K Q^T and dPd^T = V dO^T, then dV += Pd^T dO and dK += dS^T Q.
+// Per warp, with 16 key rows: S^T = K Q^T and dPd^T = V dO^T, then dV += Pd^T dO and dK += dS^T Q; dS^T goes
+// to global memory (bf16 fragments) for the dQ kernel.
 template <int HS>
 __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, const bf16* qkv, const bf16* dout16,
-                                                                  const float* lse, const float* D, int T, int H,
-                                                                  int C, float scale, float p, uint32_t key,
-                                                                  const uint64_t* keepBits) {
+                                                                  const float* lse, const float* D, uint4* dS,
+                                                                  int T, int H, int C, float scale, float p,
+                                                                  uint32_t key, const uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
   __shared__ __align__(16) BlockTiles<HS> tiles;  // query and dO rows
   // per query block (by stage): lse (log2 units), D, and the keep bits against this key block
   __shared__ float lseS[2][kRows], DS[2][kRows];
   __shared__ uint64_t bitsS[2][kRows];
-  const int nQ = (T + kRows - 1) / kRows;
+  const int nQ = (T + kRows - 1) / kRows, nPairs = nQ * (nQ + 1) / 2;
   const int kb = blockIdx.x;  // key block 0 sees every query block: the longest first
   const int bh = blockIdx.y, b = bh / H, h = bh % H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -289,6 +336,9 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, c
 #pragma unroll
     for (int e = 0; e < 4; e++) dk[n][e] = dv[n][e] = 0.0f;
   const float sl2 = scale * kLog2e;
+  const float keepVal = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+  const bool useBits = keepBits && p > 0.0f;
+  const int bitA = keepBit(keyA - kb * kRows), bitB = keepBit(keyB - kb * kRows);  // this lane's keys' bits
   const BlockSource src{Q, dO, ld, C, T};
   auto extras = [&](int blk, int stage) {
     for (int f = threadIdx.x; f < kRows; f += kThreads) {
@@ -305,24 +355,34 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, c
     float st[8][4], dp[8][4];  // rows: this warp's keys; columns: the block's queries
     blockProduct<KS>(st, kf, tiles.rows0(step), g, t);
     blockProduct<KS>(dp, vf, tiles.rows1(step), g, t);
+    // kEdge: the causal diagonal or a block with rows past T, where elements need their mask
+    auto elements = [&](auto edge) {
+      constexpr bool kEdge = decltype(edge)::value;
 #pragma unroll
-    for (int n = 0; n < 8; n++)
+      for (int n = 0; n < 8; n++)
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int jk = e < 2 ? keyA : keyB, qi = n * 8 + 2 * t + (e & 1), i = qb * kRows + qi;
-        const bool live = jk <= i && i < T && jk < T;
-        const float pr = live ? exp2f(st[n][e] * sl2 - lseS[stage][qi]) : 0.0f;
-        const float keep = !live                 ? 0.0f
-                           : keepBits && p > 0.0f ? keepFromBits(bitsS[stage][qi], jk - kb * kRows, p)
-                                                  : keepScale(p, key, bh, T, i, jk);
-        st[n][e] = pr * keep;                            // Pd^T
-        dp[n][e] = pr * (dp[n][e] * keep - DS[stage][qi]);  // dS^T
-      }
+        for (int e = 0; e < 4; e++) {
+          const int jk = e < 2 ? keyA : keyB, qi = n * 8 + 2 * t + (e & 1), i = qb * kRows + qi;
+          const bool live = !kEdge || (jk <= i && i < T && jk < T);
+          const float pr = live ? exp2f(st[n][e] * sl2 - lseS[stage][qi]) : 0.0f;
+          const float keep = !live     ? 0.0f
+                             : useBits ? keepFromBits(bitsS[stage][qi], e < 2 ? bitA : bitB, keepVal)
+                                       : keepScale(p, key, dropRowBase(bh, T, i), jk);
+          st[n][e] = pr * keep;                               // Pd^T
+          dp[n][e] = pr * (dp[n][e] * keep - DS[stage][qi]);  // dS^T
+        }
+    };
+    if (qb == kb || (qb + 1) * kRows > T)
+      elements(std::true_type{});
+    else
+      elements(std::false_type{});
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
       uint32_t pa[4], sa[4];
       accumToA(pa, st[2 * kk], st[2 * kk + 1]);
       accumToA(sa, dp[2 * kk], dp[2 * kk + 1]);
+      // dS^T of this warp's 16 keys x queries 16kk..: the dQ kernel's query warp kk, key step `warp`
+      dS[dsFragment(bh, nPairs, qb, kb, kk, warp) + lane] = make_uint4(sa[0], sa[1], sa[2], sa[3]);
 #pragma unroll
       for (int n = 0; n < NT; n++) {
         mmaMatrix(dv[n], pa, tiles.rows1(step), kk * 16, n * 8, lane);
@@ -346,69 +406,41 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, c
   }
 }
 
-// grid (query blocks, B*H): dQ of the block's queries (fp32, overwritten) over the key blocks kb <= qb.
-// Per warp, with 16 query rows: S = Q K^T and dPd = dO V^T, then dQ += dS K.
+// grid (query blocks, B*H): dQ of the block's queries (fp32, overwritten) = scale * sum over key blocks kb <= qb
+// of dS K, with dS from the tiles the dK/dV kernel stored (transposed into A fragments by movmatrix).
 template <int HS>
-__global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, const bf16* qkv, const bf16* dout16,
-                                                                 const float* lse, const float* D, int T, int H,
-                                                                 int C, float scale, float p, uint32_t key,
-                                                                 const uint64_t* keepBits) {
-  constexpr int KS = HS / 16, NT = HS / 8;
-  __shared__ __align__(16) BlockTiles<HS> tiles;  // key and value rows
+__global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, const bf16* qkv, const uint4* dS, int T,
+                                                                 int H, int C, float scale) {
+  constexpr int NT = HS / 8;
+  __shared__ __align__(16) BlockTiles<HS, 1> tiles;  // key rows
+  const int nQ = (T + kRows - 1) / kRows, nPairs = nQ * (nQ + 1) / 2;
   const int qb = gridDim.x - 1 - blockIdx.x;
   const int bh = blockIdx.y, b = bh / H, h = bh % H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const long ld = 3L * C;
-  const bf16* Q = qkv + (long)b * T * ld + h * HS;
-  const bf16* K = Q + C;
-  const bf16* V = Q + 2 * C;
-  const bf16* dO = dout16 + (long)b * T * C + h * HS;
-  const int i0 = qb * kRows + warp * 16, rowA = i0 + g, rowB = i0 + g + 8;
-  uint32_t qf[KS][4], of[KS][4];
-#pragma unroll
-  for (int ks = 0; ks < KS; ks++) {
-    loadA(qf[ks], Q + (long)i0 * ld, ld, ks, i0, T, g, t);
-    loadA(of[ks], dO + (long)i0 * C, C, ks, i0, T, g, t);
-  }
-  const float lseA = rowA < T ? lse[(long)bh * T + rowA] * kLog2e : 0.0f;
-  const float lseB = rowB < T ? lse[(long)bh * T + rowB] * kLog2e : 0.0f;
-  const float DA = rowA < T ? D[(long)bh * T + rowA] : 0.0f, DB = rowB < T ? D[(long)bh * T + rowB] : 0.0f;
+  const bf16* K = qkv + (long)b * T * ld + C + h * HS;
   float dq[NT][4];
 #pragma unroll
   for (int n = 0; n < NT; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
-  const float sl2 = scale * kLog2e;
-  const BlockSource src{K, V, ld, ld, T};
+  const BlockSource src{K, K, ld, ld, T};
   auto noExtras = [](int, int) {};
   tiles.start(src, 0, noExtras);
   for (int kb = 0; kb <= qb; kb++) {
+    uint4 f[4];  // this warp's dS^T fragments of the 4 key steps, loaded before the wait for the key tile
+#pragma unroll
+    for (int ks = 0; ks < 4; ks++) f[ks] = dS[dsFragment(bh, nPairs, qb, kb, warp, ks) + lane];
     tiles.acquire(src, kb < qb ? kb + 1 : -1, kb, noExtras);
-    const bool useBits = keepBits && p > 0.0f;
-    const uint64_t wA = useBits && rowA < T ? keepBits[keepWord(bh, T, rowA, kb)] : 0u;
-    const uint64_t wB = useBits && rowB < T ? keepBits[keepWord(bh, T, rowB, kb)] : 0u;
-    float s[8][4], dp[8][4];
-    blockProduct<KS>(s, qf, tiles.rows0(kb), g, t);
-    blockProduct<KS>(dp, of, tiles.rows1(kb), g, t);
 #pragma unroll
-    for (int n = 0; n < 8; n++)
+    for (int ks = 0; ks < 4; ks++) {
+      // the 8x8 blocks of dS^T {keys 0-7, 8-15} x {queries 0-7, 8-15}, transposed: dS's A fragment
+      const uint32_t a[4] = {transpose8x8(f[ks].x), transpose8x8(f[ks].z), transpose8x8(f[ks].y),
+                             transpose8x8(f[ks].w)};
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int i = e < 2 ? rowA : rowB, j = kb * kRows + n * 8 + 2 * t + (e & 1);
-        const bool live = j <= i && i < T && j < T;
-        const float pr = live ? exp2f(s[n][e] * sl2 - (e < 2 ? lseA : lseB)) : 0.0f;
-        const float keep = !live     ? 0.0f
-                           : useBits ? keepFromBits(e < 2 ? wA : wB, j - kb * kRows, p)
-                                     : keepScale(p, key, bh, T, i, j);
-        dp[n][e] = pr * (dp[n][e] * keep - (e < 2 ? DA : DB));  // dS
-      }
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-      uint32_t sa[4];
-      accumToA(sa, dp[2 * kk], dp[2 * kk + 1]);
-#pragma unroll
-      for (int n = 0; n < NT; n++) mmaMatrix(dq[n], sa, tiles.rows0(kb), kk * 16, n * 8, lane);
+      for (int n = 0; n < NT; n++) mmaMatrix(dq[n], a, tiles.rows0(kb), ks * 16, n * 8, lane);
     }
     tiles.release();
   }
+  const int rowA = qb * kRows + warp * 16 + g, rowB = rowA + 8;
 #pragma unroll
   for (int half = 0; half < 2; half++) {
     const int row = half ? rowB : rowA;
@@ -431,14 +463,13 @@ void launchForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnS
   BP_LAUNCHED();
 }
 template <int HS>
-void launchBackward(float* dqkv, const bf16* qkv16, const bf16* dout16, const float* lse, const float* D, AttnShape s,
-                    Site drop, const uint64_t* bits, cudaStream_t st) {
+void launchBackward(float* dqkv, const bf16* qkv16, const bf16* dout16, const float* lse, const float* D, uint4* dS,
+                    AttnShape s, Site drop, const uint64_t* bits, cudaStream_t st) {
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
-  flashBackwardKVKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, s.T, s.H, s.C, s.scale, drop.p,
-                                                       drop.key, bits);
+  flashBackwardKVKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, dS, s.T, s.H, s.C, s.scale,
+                                                       drop.p, drop.key, bits);
   BP_LAUNCHED();
-  flashBackwardQKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, s.T, s.H, s.C, s.scale, drop.p,
-                                                      drop.key, bits);
+  flashBackwardQKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dS, s.T, s.H, s.C, s.scale);
   BP_LAUNCHED();
 }
 
@@ -451,6 +482,13 @@ bool flashAttentionSupported(const AttnShape& s) {
 }
 
 long flashKeepWords(const AttnShape& s) { return (long)s.B * s.H * s.T * ((s.T + kRows - 1) / kRows); }
+
+// The backward scratch: D (B*H*T floats, padded to 16 bytes), then the stored dS tiles
+static long dsOffsetFloats(const AttnShape& s) { return ((long)s.B * s.H * s.T + 3) / 4 * 4; }
+long flashBackwardScratchFloats(const AttnShape& s) {
+  const long nQ = (s.T + kRows - 1) / kRows;
+  return dsOffsetFloats(s) + (long)s.B * s.H * (nQ * (nQ + 1) / 2) * kRows * kRows / 2;  // bf16 pairs
+}
 
 void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
                            uint64_t* keepBits, cudaStream_t st) {
@@ -465,18 +503,20 @@ void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv1
 }
 
 void flashAttentionBackward(float* dqkv, const float* dout, const float* out, const bf16* qkv16, const float* lse,
-                            AttnShape s, Site drop, const uint64_t* keepBits, float* D, bf16* dout16,
+                            AttnShape s, Site drop, const uint64_t* keepBits, float* scratch, bf16* dout16,
                             cudaStream_t st) {
+  float* D = scratch;
+  uint4* dS = reinterpret_cast<uint4*>(scratch + dsOffsetFloats(s));
   const int hs = s.C / s.H;
   const long warps = (long)s.B * s.T * s.H;
   flashPrepKernel<<<blocksFor(warps, 8), 256, 0, st>>>(D, dout16, dout, out, s.B, s.T, s.H, hs, s.C);
   BP_LAUNCHED();
   switch (hs) {
-    case 16: launchBackward<16>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
-    case 32: launchBackward<32>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
-    case 48: launchBackward<48>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
-    case 64: launchBackward<64>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
-    case 80: launchBackward<80>(dqkv, qkv16, dout16, lse, D, s, drop, keepBits, st); break;
+    case 16: launchBackward<16>(dqkv, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
+    case 32: launchBackward<32>(dqkv, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
+    case 48: launchBackward<48>(dqkv, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
+    case 64: launchBackward<64>(dqkv, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
+    case 80: launchBackward<80>(dqkv, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
     default: throw Error("flash attention: head size " + std::to_string(hs) + " not instantiated");
   }
 }

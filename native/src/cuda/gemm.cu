@@ -96,6 +96,16 @@ void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
             "strided batched gemm");
 }
 
+void gemmStrided16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, long sA,
+                   const bf16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch) {
+  if (M <= 0 || N <= 0 || batch <= 0) return;
+  b.flopsBf16 += 2.0 * M * N * K * batch;
+  blasCheck(cublasGemmStridedBatchedEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
+                                       K, &alpha, B, CUDA_R_16BF, ldb, sB, A, CUDA_R_16BF, lda, sA, &beta, C, CUDA_R_32F,
+                                       ldc, sC, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            "bf16 strided batched gemm");
+}
+
 void gemmBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* const* A, int lda,
                  const float* const* B, int ldb, float beta, float* const* C, int ldc, int batch) {
   if (M <= 0 || N <= 0 || batch <= 0) return;

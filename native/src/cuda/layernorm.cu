@@ -1,9 +1,27 @@
 // LayerNorm: one warp per row. Backward: dinp per row; dw/db summed per block in shared memory, then one
 // atomic add per block and column.
+#include <type_traits>
+
 #include "layers.cuh"
 #include "vec4.cuh"
 
 namespace bp::cuda {
+
+// The vectorised kernels hold a row as VPL float4s per lane (C = 128 * VPL): calls f(integral_constant<VPL>) for
+// the widths they are instantiated for, false for others.
+template <class F>
+static bool withFloat4sPerLane(int C, F&& f) {
+  switch (C) {
+    case 128: f(std::integral_constant<int, 1>{}); return true;
+    case 256: f(std::integral_constant<int, 2>{}); return true;
+    case 384: f(std::integral_constant<int, 3>{}); return true;
+    case 512: f(std::integral_constant<int, 4>{}); return true;
+    case 640: f(std::integral_constant<int, 5>{}); return true;
+    case 768: f(std::integral_constant<int, 6>{}); return true;
+    case 1024: f(std::integral_constant<int, 8>{}); return true;
+    default: return false;
+  }
+}
 
 __global__ void lnForwardKernel(float* out, float* mean, float* rstd, const float* inp, const float* w,
                                 const float* b, int N, int C, float eps, bf16* out16) {
@@ -25,6 +43,45 @@ __global__ void lnForwardKernel(float* out, float* mean, float* rstd, const floa
     const float y = (x[c] - m) * r * w[c] + b[c];
     if (o) o[c] = y;
     if (o16) o16[c] = __float2bfloat16_rn(y);
+  }
+  if (lane == 0) {
+    if (mean) mean[row] = m;
+    if (rstd) rstd[row] = r;
+  }
+}
+
+// The same, vectorised (the bf16 mode): the row is read once into registers as float4s (lane l owns columns
+// 4l + 128k), mean and variance come from registers. Same results up to float summation order.
+template <int VPL>
+__global__ void lnForwardVecKernel(float* out, float* mean, float* rstd, const float* inp, const float* w,
+                                   const float* b, int N, float eps, bf16* out16) {
+  constexpr int C = 128 * VPL;
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= N) return;
+  const float4* x4 = reinterpret_cast<const float4*>(inp + (long)row * C);
+  float4 x[VPL];
+  float s = 0.0f;
+#pragma unroll
+  for (int k = 0; k < VPL; k++) {
+    x[k] = x4[lane + 32 * k];
+    s += x[k].x + x[k].y + x[k].z + x[k].w;
+  }
+  const float m = warpSum(s) / C;
+  float v = 0.0f;
+#pragma unroll
+  for (int k = 0; k < VPL; k++) {
+    x[k] = make_float4(x[k].x - m, x[k].y - m, x[k].z - m, x[k].w - m);
+    v += x[k].x * x[k].x + x[k].y * x[k].y + x[k].z * x[k].z + x[k].w * x[k].w;
+  }
+  const float r = rsqrtf(warpSum(v) / C + eps);
+#pragma unroll
+  for (int k = 0; k < VPL; k++) {
+    const int c4 = lane + 32 * k;
+    const float4 wk = reinterpret_cast<const float4*>(w)[c4], bk = reinterpret_cast<const float4*>(b)[c4];
+    const float4 y = make_float4(x[k].x * r * wk.x + bk.x, x[k].y * r * wk.y + bk.y, x[k].z * r * wk.z + bk.z,
+                                 x[k].w * r * wk.w + bk.w);
+    if (out) reinterpret_cast<float4*>(out + (long)row * C)[c4] = y;
+    if (out16) store4(out16 + (long)row * C, c4, y);
   }
   if (lane == 0) {
     if (mean) mean[row] = m;
@@ -190,8 +247,16 @@ static void launchLnBackwardVec(float* dinp, float* dw, float* db, const float* 
 }
 
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
-                      int C, float eps, cudaStream_t st, bf16* out16) {
+                      int C, float eps, cudaStream_t st, bf16* out16, bool vectorized) {
   if (N <= 0) return;
+  if (vectorized && aligned4(out) && aligned4(inp) && aligned4(w) && aligned4(b) &&
+      reinterpret_cast<uintptr_t>(out16) % 8 == 0 && withFloat4sPerLane(C, [&](auto vpl) {
+        lnForwardVecKernel<decltype(vpl)::value><<<blocksFor(N, 8), 256, 0, st>>>(out, mean, rstd, inp, w, b, N, eps,
+                                                                                 out16);
+      })) {
+    BP_LAUNCHED();
+    return;
+  }
   lnForwardKernel<<<blocksFor(N, 8), 256, 0, st>>>(out, mean, rstd, inp, w, b, N, C, eps, out16);
   BP_LAUNCHED();
 }
@@ -199,22 +264,14 @@ void layernormForward(float* out, float* mean, float* rstd, const float* inp, co
 void layernormBackward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
                        const float* mean, const float* rstd, int N, int C, cudaStream_t st, LnBackward kind) {
   if (N <= 0) return;
-  if (kind == LnBackward::Vectorized && aligned4(dinp) && aligned4(dout) && aligned4(inp) && aligned4(w)) {
-    switch (C) {  // C = 128 * VPL, up to 1024
-      case 128: launchLnBackwardVec<1>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
-      case 256: launchLnBackwardVec<2>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
-      case 384: launchLnBackwardVec<3>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
-      case 512: launchLnBackwardVec<4>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
-      case 640: launchLnBackwardVec<5>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
-      case 768: launchLnBackwardVec<6>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
-      case 1024: launchLnBackwardVec<8>(dinp, dw, db, dout, inp, w, mean, rstd, N, st); break;
-      default: kind = LnBackward::WarpPrivate;  // other widths: the per-warp kernel below
-    }
-    if (kind == LnBackward::Vectorized) {
-      BP_LAUNCHED();
-      return;
-    }
+  if (kind == LnBackward::Vectorized && aligned4(dinp) && aligned4(dout) && aligned4(inp) && aligned4(w) &&
+      withFloat4sPerLane(C, [&](auto vpl) {
+        launchLnBackwardVec<decltype(vpl)::value>(dinp, dw, db, dout, inp, w, mean, rstd, N, st);
+      })) {
+    BP_LAUNCHED();
+    return;
   }
+  // other widths: the per-warp kernel below
   const size_t privateBytes = 2 * kLn2Warps * C * sizeof(float);
   if (kind != LnBackward::SharedAtomics && privateBytes <= 48 * 1024) {
     lnBackwardPrivateKernel<<<blocksFor(N, kLn2Rows), 32 * kLn2Warps, privateBytes, st>>>(dinp, dw, db, dout, inp, w,

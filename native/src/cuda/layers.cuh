@@ -32,6 +32,8 @@ void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
 // The same with bf16 operands on bf16 tensor cores: fp32 accumulation, fp32 C (the mixed-precision mode).
 void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, const bf16* B,
             int ldb, float beta, float* C, int ldc);
+void gemmStrided16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, long sA,
+                   const bf16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
 // Whether this cuBLAS runs bf16-operand products with fp32 output (batched: the pointer-array form), tried on
 // a 16x16x16 product; the bf16 mode falls back to fp32-operand GEMMs where it does not.
 bool bf16GemmWorks(const Blas& b, bool batched);
@@ -77,9 +79,11 @@ void embeddingBackward(float* dwte, float* dwpe, const float* dout, const int32_
                        int N, int d, cudaStream_t st);
 
 // ---- layernorm.cu
-// out16 (optional): the same output rounded to bf16, for the GEMM that consumes it; out may then be null
+// out16 (optional): the same output rounded to bf16, for the GEMM that consumes it; out may then be null.
+// vectorized (the bf16 mode): float4 rows in registers when C = 128 * k (k <= 8, not 7); same results up to float
+// summation order.
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
-                      int C, float eps, cudaStream_t st, bf16* out16 = nullptr);
+                      int C, float eps, cudaStream_t st, bf16* out16 = nullptr, bool vectorized = false);
 // The backward kernels, by float summation order of dw/db: shared-memory atomics (fp32/TF32 keep the kernel their
 // parity was measured with), per-warp partial sums (the bf16 mode), or per-lane register partials with float4
 // rows (the bf16 mode; C a multiple of 128 up to 1024, else per-warp).
@@ -93,8 +97,10 @@ void linearForward(const Blas& b, float* out, const float* inp, const float* w, 
                    int OC);
 void linearBackward(const Blas& b, float* dinp, float* dw, float* db, const float* dout, const float* inp,
                     const float* w, int N, int IC, int OC, bool accumulate, const float* ones);
-// out16 (optional): the biased output rounded to bf16 as well
-void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16* out16 = nullptr);
+// out16 (optional): the biased output rounded to bf16 as well; keepFp32 = false: only out16 is written (out keeps
+// the unbiased GEMM output)
+void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16* out16 = nullptr,
+             bool keepFp32 = true);
 // Mixed precision: bf16 input and weight (its shadow copy), fp32 output.
 void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w16, const float* bias, int N, int IC,
                      int OC);
@@ -123,7 +129,8 @@ struct AttnShape {
   float scale;
 };
 // Work space of one chunk: `seqs` sequences, `scratch` >= seqs*3*H*T*T floats, `ptrs` >= 10*seqs*H pointers.
-// flash: the fused kernels of flash_attention.cu instead (mixed precision only; scratch >= B*H*T floats);
+// flash: the fused kernels of flash_attention.cu instead (mixed precision only; scratch >=
+// flashBackwardScratchFloats);
 // keepBits (optional, per layer: flashKeepWords words): the forward pass's dropout mask, reused by the backward.
 struct AttnWork {
   int seqs;
@@ -150,11 +157,12 @@ long flashKeepWords(const AttnShape& s);
 // keepBits (optional): written with the keep mask when dropout is on
 void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
                            uint64_t* keepBits, cudaStream_t st);
-// keepBits: the forward pass's mask (null: the mask is recomputed); D: scratch of B*H*T floats; dout16: scratch
-// of B*T*C bf16 (dout rounded)
+// keepBits: the forward pass's mask (null: the mask is recomputed); scratch: flashBackwardScratchFloats(s)
+// floats, 16-byte aligned (D and the dS tiles the dQ kernel reads); dout16: scratch of B*T*C bf16 (dout rounded)
 void flashAttentionBackward(float* dqkv, const float* dout, const float* out, const bf16* qkv16, const float* lse,
-                            AttnShape s, Site drop, const uint64_t* keepBits, float* D, bf16* dout16,
+                            AttnShape s, Site drop, const uint64_t* keepBits, float* scratch, bf16* dout16,
                             cudaStream_t st);
+long flashBackwardScratchFloats(const AttnShape& s);
 
 // ---- contextualization.cu: Backpack weights alpha for a chunk of sequences, in the mixing layout [b][i][j][l]
 struct CtxShape {
@@ -168,9 +176,10 @@ struct AlphaEdit {            // inference interventions on alpha
   float factor = 1.0f;
   const uint8_t* keyMask = nullptr;  // device [B*T]
 };
-// Sequences [b0, b0+n): scores (scratch [n][k][T][T]) -> alpha [n][T][T][k] (zeros above the diagonal), lse [B][k][T].
+// Sequences [b0, b0+n): scores (scratch [n][k][T][T]) -> alpha [n][T][T][k] (zeros above the diagonal), lse [B][k][T];
+// alpha16 (optional): alpha rounded to bf16 as well.
 void alphaChunk(const Blas& b, float* alpha, float* lse, const float* qk, int b0, int n, CtxShape s, float* scores,
-                const float** ptrs, const AlphaEdit* edit);
+                const float** ptrs, const AlphaEdit* edit, bf16* alpha16 = nullptr);
 // Backward for the chunk: dalpha [n][T][T][k] -> dqk rows of these sequences (overwritten); dS: n*k*T*T floats.
 void alphaChunkBackward(const Blas& b, float* dqk, const float* dalpha, const float* qk, const float* alpha, int b0,
                         int n, CtxShape s, float* dS, const float** ptrs);
@@ -178,11 +187,14 @@ void alphaChunkBackward(const Blas& b, float* dqk, const float* dalpha, const fl
 void alphaToHeadMajor(float* out, const float* alpha, CtxShape s, cudaStream_t st);
 
 // ---- backpack_output.cu: o = sum_l sum_{j<=i} alpha_l[i,j] C(x_j)_l, a chunk of sequences at a time (the
-// [k][T][T] weights live in scratch only; backward recomputes them). scratch >= seqs*4*k*T*T floats.
+// [k][T][T] weights live in scratch only; backward recomputes them). scratch >= seqs*4.5*k*T*T floats.
+// Mixed precision (senses16, the bf16 twin of senses, non-null): alpha is rounded to bf16 as well and the mixing
+// products take bf16 operands; the backward pass then needs dout16, scratch for dout rounded (>= B*T*d).
 void backpackForward(const Blas& b, float* out, float* lse, const float* qk, const float* senses, CtxShape s,
-                     AttnWork w, const AlphaEdit* edit, float* alphaOutHost);
+                     AttnWork w, const AlphaEdit* edit, float* alphaOutHost, const bf16* senses16 = nullptr);
 void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* dout, const float* qk,
-                      const float* senses, const float* lse, CtxShape s, AttnWork w);
+                      const float* senses, const float* lse, CtxShape s, AttnWork w, const bf16* senses16 = nullptr,
+                      bf16* dout16 = nullptr);
 // Per-position sense multipliers: out[i][l][:] = senses[i][l][:] * scale[i][l]
 void scaleSenses(float* out, const float* senses, const float* scale, int N, int k, int d, cudaStream_t st);
 

@@ -6,30 +6,31 @@
 
 namespace bp::cuda {
 
-__global__ void addBiasKernel(float* out, const float* bias, long total, int OC, bf16* out16) {
+__global__ void addBiasKernel(float* out, const float* bias, long total, int OC, bf16* out16, bool keepFp32) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= total) return;
-  out[i] += bias[i % OC];
-  if (out16) out16[i] = __float2bfloat16_rn(out[i]);
+  const float y = out[i] + bias[i % OC];
+  if (keepFp32) out[i] = y;
+  if (out16) out16[i] = __float2bfloat16_rn(y);
 }
 
-__global__ void addBiasKernel4(float4* out, const float4* bias, int n4, int OC4, bf16* out16) {
+__global__ void addBiasKernel4(float4* out, const float4* bias, int n4, int OC4, bf16* out16, bool keepFp32) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n4) return;
   const float4 y = add4(out[i], bias[i % OC4]);
-  out[i] = y;
+  if (keepFp32) out[i] = y;
   if (out16) store4(out16, i, y);
 }
 
-void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16* out16) {
+void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16* out16, bool keepFp32) {
   long total = (long)N * OC;
   if (total <= 0) return;
   if (vec4Fits(total, OC) && aligned4(out) && aligned4(bias) && aligned4(out16)) {
     const int n4 = (int)(total / 4);
-    addBiasKernel4<<<blocksFor(n4, 256), 256, 0, st>>>(reinterpret_cast<float4*>(out),
-                                                       reinterpret_cast<const float4*>(bias), n4, OC / 4, out16);
+    addBiasKernel4<<<blocksFor(n4, 256), 256, 0, st>>>(
+        reinterpret_cast<float4*>(out), reinterpret_cast<const float4*>(bias), n4, OC / 4, out16, keepFp32);
   } else {
-    addBiasKernel<<<blocksFor(total, 256), 256, 0, st>>>(out, bias, total, OC, out16);
+    addBiasKernel<<<blocksFor(total, 256), 256, 0, st>>>(out, bias, total, OC, out16, keepFp32);
   }
   BP_LAUNCHED();
 }
@@ -114,7 +115,9 @@ void prepareGrad16(bf16* dout16, float* db, const float* src, int N, int OC, Sit
   if (N <= 0 || OC <= 0) return;
   const dim3 block(32, 8);
   const int rowBlocks = (N + kGradRows - 1) / kGradRows;
-  if (vec4Fits((long)N * OC, OC) && aligned4(src) && aligned4(geluPre) && reinterpret_cast<uintptr_t>(dout16) % 8 == 0) {
+  const bool vec = vec4Fits((long)N * OC, OC) && aligned4(src) && aligned4(geluPre) &&
+                   reinterpret_cast<uintptr_t>(dout16) % 8 == 0;
+  if (vec) {
     prepareGradKernel<4><<<dim3((OC + 127) / 128, rowBlocks), block, 0, st>>>(dout16, db, src, N, OC, drop.p, drop.key,
                                                                                geluPre);
   } else {

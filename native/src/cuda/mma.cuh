@@ -63,6 +63,14 @@ __device__ __forceinline__ void loadBTrans(uint32_t& b0, uint32_t& b1, const __n
                : "memory");
 }
 
+// The transpose of an 8x8 bf16 matrix held one register per lane (lane l: row l/4, columns 2(l%4), 2(l%4)+1;
+// the layout of each 8x8 block of an mma fragment)
+__device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
+  uint32_t y;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+  return y;
+}
+
 // 16 bytes global -> shared without passing through registers; bytes < 16 zero-fills the rest (0: all zeros)
 __device__ __forceinline__ void copyAsync16(void* dst, const void* src, int bytes) {
   const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));

@@ -134,8 +134,9 @@ void DeviceModel::ensureActivations(int B, int T) {
   long big = 4 * d, big2 = 4 * d;
   // Attention work space: whole chunks of sequences, at most ~1 GiB of scores at once.
   const long scratchBudget = 256L << 20;
-  // (the fused attention needs no T x T scratch, only D: H*T floats per sequence)
-  const long perSeqAttn = flashAttn ? H * T : 3 * H * TT, perSeqCtx = bp ? 4 * k * TT : 0;
+  // (the fused attention keeps no T x T scores, only D and the backward pass's bf16 dS tiles)
+  const long perSeqAttn = flashAttn ? flashBackwardScratchFloats(AttnShape{1, T, (int)d, (int)H, 1.0f}) : 3 * H * TT;
+  const long perSeqCtx = bp ? 9 * k * TT / 2 : 0;  // 4 fp32 chunk buffers + alpha in bf16
   attnSeqs = flashAttn ? B : (int)std::max(1L, std::min((long)B, scratchBudget / perSeqAttn));
   // Tuning knob of the bf16 attention (its chunks launch cheaply): fewer sequences per chunk keep the T x T
   // scratch of a chunk in L2. Unset: the whole budget as above.
@@ -182,9 +183,9 @@ void DeviceModel::ensureActivations(int B, int T) {
   take16(&a.headScratch16, (long)headChunk * cfg.vocab);
   if (bp) {
     take16(&a.outh, N * d); take16(&a.h1h, N * d); take16(&a.fagh, N * h); take16(&a.h2h, N * d);
-    take16(&a.fbgh, N * h);
+    take16(&a.fbgh, N * h); take16(&a.senses16, N * kd);
   } else {
-    a.outh = a.h1h = a.fagh = a.h2h = a.fbgh = nullptr;
+    a.outh = a.h1h = a.fagh = a.h2h = a.fbgh = a.senses16 = nullptr;
   }
   arena16.release();
   if (mixed) {
@@ -247,10 +248,11 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     const LayerOff& W = layers[l];
     LayerActs& A = a.layer[l];
     const uint32_t s0 = kLayerBase + 4 * l;
-    layernormForward(fp32Input(A.ln1), A.ln1m, A.ln1r, x, P(W.ln1w), P(W.ln1b), N, d, cfg.lnEps, stream, A.ln1h);
+    layernormForward(fp32Input(A.ln1), A.ln1m, A.ln1r, x, P(W.ln1w), P(W.ln1b), N, d, cfg.lnEps, stream, A.ln1h, mixed);
     if (mixed) {  // bias add and the bf16 twin for the attention products in one pass
       linear(A.qkv, A.ln1, A.ln1h, W.qkvw, kBiasLater, N, d, 3 * d);
-      addBias(A.qkv, P(W.qkvb), N, 3 * d, stream, A.qkvh);
+      // training on the fused kernels reads only the bf16 twin (the KV-cache prefill copies fp32 rows)
+      addBias(A.qkv, P(W.qkvb), N, 3 * d, stream, A.qkvh, !(train && flashAttn));
     } else {
       linear(A.qkv, A.ln1, A.ln1h, W.qkvw, W.qkvb, N, d, 3 * d);
     }
@@ -260,7 +262,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     biasResidualDropoutForward(A.res2, x, a.branch, P(W.projb), d, (long)N * d, site(train, p, r.rngSeed, s0 + 1),
                                stream);
     layernormForward(fp32Input(A.ln2), A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps, stream,
-                     A.ln2h);
+                     A.ln2h, mixed);
     linear(A.fch, A.ln2, A.ln2h, W.fcw, kBiasLater, N, d, 4 * d);
     biasGeluForward(fp32Input(A.fchg), A.fch, P(W.fcb), 4 * d, (long)N * 4 * d, stream, A.fchgh);
     linear(a.branch, A.fchg, A.fchgh, W.fcprojw, kBiasLater, N, 4 * d, d);
@@ -268,7 +270,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
                                site(train, p, r.rngSeed, s0 + 2), stream);
     x = A.res3;
   }
-  layernormForward(a.lnf, a.lnfm, a.lnfr, x, P(lnfw), P(lnfb), N, d, cfg.lnEps, stream, a.lnfh);
+  layernormForward(a.lnf, a.lnfm, a.lnfr, x, P(lnfw), P(lnfb), N, d, cfg.lnEps, stream, a.lnfh, mixed);
   const float* feats = a.lnf;
   const bf16* feats16 = a.lnfh;
   if (cfg.arch == Arch::Backpack) {
@@ -281,8 +283,10 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
       scaleSenses(a.gBig, a.senses, iv->senseScale.p, N, cfg.senses, d, stream);
       senses = a.gBig;
     }
+    // the bf16 mixing products read the senses' bf16 twin, unless an intervention scaled them
+    const bf16* senses16 = sensesRounded && senses == a.senses ? a.senses16 : nullptr;
     backpackForward(blas, a.out, a.alse, a.qk, senses, sh, ctxWork(), iv && iv->hasAlphaEdit ? &iv->edit : nullptr,
-                    r.alphaOut);
+                    r.alphaOut, senses16);
     feats = a.out;
     if (mixed) toBf16(a.outh, a.out, (long)N * d, stream);
     feats16 = a.outh;
@@ -335,7 +339,8 @@ void DeviceModel::backward(const ForwardRequest& r) {
   float* dlnf = a.gX;
   if (cfg.arch == Arch::Backpack) {
     CtxShape sh{B, T, d, cfg.senses, mixed};
-    backpackBackward(blas, a.gBig2, a.gBig, a.gX, a.qk, a.senses, a.alse, sh, ctxWork());
+    backpackBackward(blas, a.gBig2, a.gBig, a.gX, a.qk, a.senses, a.alse, sh, ctxWork(),
+                     sensesRounded ? a.senses16 : nullptr, a.g16);
     linearBack(a.gRes, aw, ab, {a.gBig2}, a.lnf, a.lnfh, N, d, 2 * d);
     checkCancel(r.cancel);
     senseBackward(dTokens.p, N, r.rngSeed, p);

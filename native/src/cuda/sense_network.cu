@@ -32,17 +32,21 @@ void DeviceModel::senseForward(const int32_t* tok, int N, bool train, uint32_t s
   const long kd = (long)k * d, Nd = (long)N * d;
   embeddingForward(a.r0, tok, nullptr, P(wte), nullptr, N, d, iv ? iv->embed() : EmbedOverride{}, stream);
   dropoutForward(a.r0, Nd, senseSite(train, p, seed, 10), stream);
-  layernormForward(a.h0, a.h0m, a.h0r, a.r0, P(sense.ln0w), P(sense.ln0b), N, d, cfg.lnEps, stream);
+  layernormForward(a.h0, a.h0m, a.h0r, a.r0, P(sense.ln0w), P(sense.ln0b), N, d, cfg.lnEps, stream, nullptr, mixed);
   residualDropoutForward(a.r1, a.r0, a.h0, Nd, senseSite(train, p, seed, 11), stream);
-  layernormForward(fp32Input(a.h1), a.h1m, a.h1r, a.r1, P(sense.ln1w), P(sense.ln1b), N, d, cfg.lnEps, stream, a.h1h);
+  layernormForward(fp32Input(a.h1), a.h1m, a.h1r, a.r1, P(sense.ln1w), P(sense.ln1b), N, d, cfg.lnEps, stream, a.h1h,
+                   mixed);
   linear(a.fa, a.h1, a.h1h, sense.faw, kBiasLater, N, d, h);
   biasGeluForward(fp32Input(a.fag), a.fa, P(sense.fab), h, (long)N * h, stream, a.fagh);
   linear(a.branch, a.fag, a.fagh, sense.fapw, kBiasLater, N, h, d);
   biasResidualDropoutForward(a.r2, a.r1, a.branch, P(sense.fapb), d, Nd, senseSite(train, p, seed, 12), stream);
-  layernormForward(fp32Input(a.h2), a.h2m, a.h2r, a.r2, P(sense.ln2w), P(sense.ln2b), N, d, cfg.lnEps, stream, a.h2h);
+  layernormForward(fp32Input(a.h2), a.h2m, a.h2r, a.r2, P(sense.ln2w), P(sense.ln2b), N, d, cfg.lnEps, stream, a.h2h,
+                   mixed);
   linear(a.fb, a.h2, a.h2h, sense.fbw, kBiasLater, N, d, h);
   biasGeluForward(fp32Input(a.fbg), a.fb, P(sense.fbb), h, (long)N * h, stream, a.fbgh);
-  linear(a.senses, a.fbg, a.fbgh, sense.fbpw, sense.fbpb, N, h, (int)kd);
+  linear(a.senses, a.fbg, a.fbgh, sense.fbpw, mixed ? kBiasLater : sense.fbpb, N, h, (int)kd);
+  if (mixed) addBias(a.senses, P(sense.fbpb), N, (int)kd, stream, a.senses16);  // and the bf16 twin for the mixing
+  sensesRounded = mixed && !(iv && iv->replaceCount > 0);
   if (iv && iv->replaceCount > 0) {
     replaceSensesKernel<<<N, 256, 0, stream>>>(a.senses, tok, iv->replaceIds.p, iv->replaceVectors.p, iv->replaceCount,
                                                kd);
