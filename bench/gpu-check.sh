@@ -7,10 +7,11 @@
 #   3. the paper's Table 7 forward timing (batch 32 x 512) at Micro/Mini/Small, ours vs PyTorch,
 #   4. KV-cache generation tokens/s, ours vs Hugging Face generate.
 # Everything lands in $OUT (raw JSON lines per section, logs, summary.txt); the summary is also printed.
-#   OUT=dir bench/gpu-check.sh [--budget SECONDS] [--runs N] [--quick] [--no-peers]
+#   OUT=dir bench/gpu-check.sh [--budget SECONDS] [--runs N] [--quick] [--no-peers] [--no-fp32]
 # --budget: wall-clock seconds for the whole check (sections that no longer fit are skipped and say so);
 # --runs: timed forward passes per Table 7 model (paper: 100); --quick: tiny settings to test the script itself;
-# --no-peers: skip the PyTorch / Hugging Face peers (a rerun of our side only).
+# --no-peers: skip the PyTorch / Hugging Face peers (a rerun of our side only); --no-fp32: skip the fp32/TF32
+# reference runs (training and forward), which the bf16 kernels do not touch.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$ROOT/bench/results/gpu-local}"
@@ -18,13 +19,15 @@ BUDGET=400
 RUNS=100
 QUICK=0
 PEERS=1
+FP32=1
 while (( $# )); do
   case "$1" in
     --budget) BUDGET="${2:?--budget needs seconds}"; shift 2 ;;
     --runs) RUNS="${2:?--runs needs a count}"; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --no-peers) PEERS=0; shift ;;
-    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    --no-fp32) FP32=0; shift ;;
+    -h|--help) sed -n 2,15p "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -140,7 +143,7 @@ for size in $SIZES_TRAIN; do
     run_step "train-ours-$arch-$size" 15 train.jsonl "$H" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" bf16
   done
 done
-for prec in tf32 fp32; do
+(( FP32 )) && for prec in tf32 fp32; do
   run_step "train-ours-backpack-small-$prec" 25 train.jsonl "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" "$prec"
 done
 # the batched attention products (in chunks of 2 sequences, their best setting) instead of the fused kernels
@@ -154,7 +157,7 @@ for size in $FWD_SIZES; do
   done
 done
 
-for arch in backpack gpt2; do
+(( FP32 )) && for arch in backpack gpt2; do
   run_step "forward-ours-$arch-${FWD_SIZES##* }-fp32" 15 forward.jsonl "$H" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" fp32
 done
 

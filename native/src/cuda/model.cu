@@ -136,7 +136,7 @@ void DeviceModel::ensureActivations(int B, int T) {
   const long scratchBudget = 256L << 20;
   // (the fused attention keeps no T x T scores, only D and the backward pass's bf16 dS tiles)
   const long perSeqAttn = flashAttn ? flashBackwardScratchFloats(AttnShape{1, T, (int)d, (int)H, 1.0f}) : 3 * H * TT;
-  const long perSeqCtx = bp ? 9 * k * TT / 2 : 0;  // 4 fp32 chunk buffers + alpha in bf16
+  const long perSeqCtx = bp ? (mixed ? 9 : 8) * k * TT / 2 : 0;  // 4 fp32 chunk buffers (+ alpha in bf16)
   attnSeqs = flashAttn ? B : (int)std::max(1L, std::min((long)B, scratchBudget / perSeqAttn));
   // Tuning knob of the bf16 attention (its chunks launch cheaply): fewer sequences per chunk keep the T x T
   // scratch of a chunk in L2. Unset: the whole budget as above.
