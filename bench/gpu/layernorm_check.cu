@@ -69,6 +69,14 @@ int layernormCheck() {
       return v;
     };
     const long NC = (long)k.N * k.C;
+    // one parity line per compared output of a vectorised kernel (`pass`: forward or backward)
+    auto report = [&](const char* pass, const char* what, double err) {
+      const bool ok = std::isfinite(err) && err <= 1e-5;
+      failures += !ok;
+      std::printf("{\"check\":\"parity\",\"arch\":\"layernorm\",\"precision\":\"fp32\",\"what\":\"vectorised %s %s "
+                  "(N=%d C=%d)\",\"rel_err\":%.3e,\"tol\":1e-05,\"ok\":%s}\n",
+                  pass, what, k.N, k.C, err, ok ? "true" : "false");
+    };
     const DeviceBuf dout(fill(NC, 1.0f, 0.0f)), inp(fill(NC, 2.0f, 0.5f)), w(fill(k.C, 0.2f, 1.0f)),
         b(fill(k.C, 0.1f, 0.0f));
     // mean and rstd as the forward pass leaves them
@@ -78,29 +86,16 @@ int layernormCheck() {
     {  // the vectorised forward (the bf16 mode's) against the scalar one
       DeviceBuf outV(none), meanV(std::vector<float>(k.N)), rstdV(std::vector<float>(k.N));
       layernormForward(outV.p, meanV.p, rstdV.p, inp.p, w.p, b.p, k.N, k.C, 1e-5f, nullptr, nullptr, true);
-      const double fwd[] = {relErr(outV.pull(NC), out.pull(NC)), relErr(meanV.pull(k.N), mean.pull(k.N)),
-                            relErr(rstdV.pull(k.N), rstd.pull(k.N))};
-      const char* fwdNames[] = {"out", "mean", "rstd"};
-      for (int i = 0; i < 3; i++) {
-        const bool ok = std::isfinite(fwd[i]) && fwd[i] <= 1e-5;
-        failures += !ok;
-        std::printf("{\"check\":\"parity\",\"arch\":\"layernorm\",\"precision\":\"fp32\",\"what\":\"vectorised "
-                    "forward %s (N=%d C=%d)\",\"rel_err\":%.3e,\"tol\":1e-05,\"ok\":%s}\n",
-                    fwdNames[i], k.N, k.C, fwd[i], ok ? "true" : "false");
-      }
+      report("forward", "out", relErr(outV.pull(NC), out.pull(NC)));
+      report("forward", "mean", relErr(meanV.pull(k.N), mean.pull(k.N)));
+      report("forward", "rstd", relErr(rstdV.pull(k.N), rstd.pull(k.N)));
     }
     const auto dinp0 = fill(NC, 0.5f, 0.0f), dw0 = fill(k.C, 1.0f, 0.0f), db0 = fill(k.C, 1.0f, 0.0f);
     const Result ref = run(LnBackward::WarpPrivate, k.N, k.C, dinp0, dw0, db0, dout, inp, w, mean, rstd, k.reps);
     const Result vec = run(LnBackward::Vectorized, k.N, k.C, dinp0, dw0, db0, dout, inp, w, mean, rstd, k.reps);
-    const double errs[] = {relErr(vec.dinp, ref.dinp), relErr(vec.dw, ref.dw), relErr(vec.db, ref.db)};
-    const char* names[] = {"dinp", "dw", "db"};
-    for (int i = 0; i < 3; i++) {
-      const bool ok = std::isfinite(errs[i]) && errs[i] <= 1e-5;
-      failures += !ok;
-      std::printf("{\"check\":\"parity\",\"arch\":\"layernorm\",\"precision\":\"fp32\",\"what\":\"vectorised backward "
-                  "%s (N=%d C=%d)\",\"rel_err\":%.3e,\"tol\":1e-05,\"ok\":%s}\n",
-                  names[i], k.N, k.C, errs[i], ok ? "true" : "false");
-    }
+    report("backward", "dinp", relErr(vec.dinp, ref.dinp));
+    report("backward", "dw", relErr(vec.dw, ref.dw));
+    report("backward", "db", relErr(vec.db, ref.db));
     if (k.reps > 0)
       std::printf("{\"check\":\"layernorm-time\",\"shape\":\"N=%d C=%d\",\"vectorised_ms\":%.4f,\"per_warp_ms\":%.4f,"
                   "\"speedup\":%.2f}\n",

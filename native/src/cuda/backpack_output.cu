@@ -34,13 +34,15 @@ void backpackForward(const Blas& b, float* out, float* lse, const float* qk, con
     float* alpha = w.scratch + n * kTT;
     bf16* alpha16 = senses16 ? alpha16In(w, 2, n * kTT) : nullptr;
     alphaChunk(b, alpha, lse, qk, b0, n, s, scores, w.ptrs, edit, alpha16);
-    // out_b [T][d] = alpha_b [T][T*k] . C_b [T*k][d], for every sequence of the chunk
+    // out_b [T][d] = alpha_b [T][T*k] . C_b [T*k][d], for every sequence of the chunk (bf16 or fp32 operands)
+    auto mix = [&](const auto* a, const auto* C) {
+      gemmStrided(b, false, false, T, d, T * k, 1.0f, a, T * k, kTT, C + (long)b0 * T * kd, d, (long)T * kd, 0.0f,
+                  out + (long)b0 * T * d, d, (long)T * d, n);
+    };
     if (senses16)
-      gemmStrided16(b, false, false, T, d, T * k, 1.0f, alpha16, T * k, kTT, senses16 + (long)b0 * T * kd, d,
-                    (long)T * kd, 0.0f, out + (long)b0 * T * d, d, (long)T * d, n);
+      mix(alpha16, senses16);
     else
-      gemmStrided(b, false, false, T, d, T * k, 1.0f, alpha, T * k, kTT, senses + (long)b0 * T * kd, d, (long)T * kd,
-                  0.0f, out + (long)b0 * T * d, d, (long)T * d, n);
+      mix(alpha, senses);
     if (alphaOutHost)
       for (int i = 0; i < n; i++) {
         alphaToHeadMajor(scores, alpha + i * kTT, s, b.stream);
@@ -66,22 +68,19 @@ void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* do
     float* dS = w.scratch + 3 * n * kTT;
     bf16* alpha16 = senses16 ? alpha16In(w, 4, n * kTT) : nullptr;
     alphaChunk(b, alpha, lseTmp, qk, b0, n, s, scores, w.ptrs, nullptr, alpha16);
-    // dalpha[T][T*k] = dO C^T ; dC[T*k][d] = alpha^T dO   (per sequence, batched)
-    if (senses16) {
-      const bf16* dO = dout16 + (long)b0 * T * d;
-      const bf16* C = senses16 + (long)b0 * T * kd;
-      gemmStrided16(b, false, true, T, T * k, d, 1.0f, dO, d, (long)T * d, C, d, (long)T * kd, 0.0f, dalpha, T * k, kTT,
-                    n);
-      gemmStrided16(b, true, false, T * k, d, T, 1.0f, alpha16, T * k, kTT, dO, d, (long)T * d, 0.0f,
-                    dsenses + (long)b0 * T * kd, d, (long)T * kd, n);
-    } else {
-      const float* dO = dout + (long)b0 * T * d;
-      const float* C = senses + (long)b0 * T * kd;
+    // dalpha[T][T*k] = dO C^T ; dC[T*k][d] = alpha^T dO   (per sequence, batched; bf16 or fp32 operands)
+    auto products = [&](const auto* dO, const auto* C, const auto* a) {
+      dO += (long)b0 * T * d;
+      C += (long)b0 * T * kd;
       gemmStrided(b, false, true, T, T * k, d, 1.0f, dO, d, (long)T * d, C, d, (long)T * kd, 0.0f, dalpha, T * k, kTT,
                   n);
-      gemmStrided(b, true, false, T * k, d, T, 1.0f, alpha, T * k, kTT, dO, d, (long)T * d, 0.0f,
+      gemmStrided(b, true, false, T * k, d, T, 1.0f, a, T * k, kTT, dO, d, (long)T * d, 0.0f,
                   dsenses + (long)b0 * T * kd, d, (long)T * kd, n);
-    }
+    };
+    if (senses16)
+      products(dout16, senses16, alpha16);
+    else
+      products(dout, senses, alpha);
     alphaChunkBackward(b, dqk, dalpha, qk, alpha, b0, n, s, dS, w.ptrs);
   }
 }

@@ -86,24 +86,27 @@ void toBf16(bf16* dst, const float* src, long n, cudaStream_t st) {
   BP_LAUNCHED();
 }
 
-void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, long sA,
-                 const float* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch) {
+// Strided batched product on fp32 operands (the configured compute type) or bf16 ones (fp32 accumulation)
+static void stridedBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const void* A, int lda,
+                           long sA, const void* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch,
+                           bool bf16Operands) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
-  b.flopsFp32 += 2.0 * M * N * K * batch;
+  (bf16Operands ? b.flopsBf16 : b.flopsFp32) += 2.0 * M * N * K * batch;
+  const cudaDataType type = bf16Operands ? CUDA_R_16BF : CUDA_R_32F;
   blasCheck(cublasGemmStridedBatchedEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
-                                       K, &alpha, B, CUDA_R_32F, ldb, sB, A, CUDA_R_32F, lda, sA, &beta, C, CUDA_R_32F,
-                                       ldc, sC, batch, b.compute, CUBLAS_GEMM_DEFAULT),
-            "strided batched gemm");
+                                       K, &alpha, B, type, ldb, sB, A, type, lda, sA, &beta, C, CUDA_R_32F, ldc, sC,
+                                       batch, bf16Operands ? CUBLAS_COMPUTE_32F : b.compute, CUBLAS_GEMM_DEFAULT),
+            bf16Operands ? "bf16 strided batched gemm" : "strided batched gemm");
 }
 
-void gemmStrided16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, long sA,
-                   const bf16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch) {
-  if (M <= 0 || N <= 0 || batch <= 0) return;
-  b.flopsBf16 += 2.0 * M * N * K * batch;
-  blasCheck(cublasGemmStridedBatchedEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
-                                       K, &alpha, B, CUDA_R_16BF, ldb, sB, A, CUDA_R_16BF, lda, sA, &beta, C, CUDA_R_32F,
-                                       ldc, sC, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-            "bf16 strided batched gemm");
+void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, long sA,
+                 const float* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch) {
+  stridedBatched(b, tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, false);
+}
+
+void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, long sA,
+                 const bf16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch) {
+  stridedBatched(b, tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, true);
 }
 
 void gemmBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* const* A, int lda,

@@ -32,8 +32,9 @@ void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
 // The same with bf16 operands on bf16 tensor cores: fp32 accumulation, fp32 C (the mixed-precision mode).
 void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, const bf16* B,
             int ldb, float beta, float* C, int ldc);
-void gemmStrided16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, long sA,
-                   const bf16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
+// (gemmStrided is also overloaded on bf16 operands, so code generic over the operand type can call one name)
+void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, long sA,
+                 const bf16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
 // Whether this cuBLAS runs bf16-operand products with fp32 output (batched: the pointer-array form), tried on
 // a 16x16x16 product; the bf16 mode falls back to fp32-operand GEMMs where it does not.
 bool bf16GemmWorks(const Blas& b, bool batched);
