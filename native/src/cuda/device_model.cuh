@@ -79,8 +79,8 @@ class DeviceModel {
   // refreshed by refreshShadow() after an upload and by the AdamW kernel after every step; activations that feed
   // GEMMs get a bf16 twin where they are produced (arena16); gradients are rounded once per GEMM input.
   bool mixed = false;   // bf16-operand GEMMs (Precision::BF16 and the probe in the constructor passed)
-  bool sensesRounded = false;  // a.senses16 holds the last sense forward's vectors (no replacement intervention)
   bool attn16 = false;  // ... and for the attention's batched products too
+  bool sensesRounded = false;  // a.senses16 holds the last sense forward's vectors (no replacement intervention)
   // The fused attention kernels (flash_attention.cu) in mixed mode; BACKPACK_CUDA_FLASH=0 keeps the batched
   // products (the path the fused kernels are checked against)
   bool flashAttn = false;
