@@ -2,16 +2,19 @@
 # The one script run on a lent GPU: builds the CUDA engine's check harness with the machine's nvcc, then
 #   1. parity with the CPU backend on tiny models (logits, loss, alpha, every gradient with and without dropout,
 #      10 AdamW steps, KV-cache generation with interventions; fp32 and bf16),
-#   2. training throughput + MFU, Backpack and Transformer at Micro and Small, ours vs PyTorch (SDPA, fused AdamW,
-#      bf16 autocast, torch.compile) on the same GPU,
+#   2. training throughput + MFU, Backpack and Transformer at Micro and Small (batch 16 x 512, one micro-batch per
+#      optimizer step), ours vs PyTorch (SDPA, fused AdamW, bf16 autocast, torch.compile) on the same GPU; and the
+#      paper's recipe shape at Small: micro-batch 32 x 512 with 8 accumulation steps, i.e. 256 sequences per
+#      optimizer step (the per-GPU share of the authors' 1024 = 4 GPUs x 128 x 2),
 #   3. the paper's Table 7 forward timing (batch 32 x 512) at Micro/Mini/Small, ours vs PyTorch,
 #   4. KV-cache generation tokens/s, ours vs Hugging Face generate.
 # Everything lands in $OUT (raw JSON lines per section, logs, summary.txt); the summary is also printed.
-#   OUT=dir bench/gpu-check.sh [--budget SECONDS] [--runs N] [--quick] [--no-peers] [--no-fp32]
+#   OUT=dir bench/gpu-check.sh [--budget SECONDS] [--runs N] [--quick] [--no-peers] [--no-ours] [--no-fp32]
 # --budget: wall-clock seconds for the whole check (sections that no longer fit are skipped and say so);
 # --runs: timed forward passes per Table 7 model (paper: 100); --quick: tiny settings to test the script itself;
-# --no-peers: skip the PyTorch / Hugging Face peers (a rerun of our side only); --no-fp32: skip the fp32/TF32
-# reference runs (training and forward), which the bf16 kernels do not touch.
+# --no-peers: skip the PyTorch / Hugging Face peers (a rerun of our side only); --no-ours: skip the build and our
+# engine (the peers alone); --no-fp32: skip the fp32/TF32 reference runs (training and forward), which the bf16
+# kernels do not touch.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$ROOT/bench/results/gpu-local}"
@@ -19,6 +22,7 @@ BUDGET=400
 RUNS=100
 QUICK=0
 PEERS=1
+OURS=1
 FP32=1
 while (( $# )); do
   case "$1" in
@@ -26,8 +30,9 @@ while (( $# )); do
     --runs) RUNS="${2:?--runs needs a count}"; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --no-peers) PEERS=0; shift ;;
+    --no-ours) OURS=0; shift ;;
     --no-fp32) FP32=0; shift ;;
-    -h|--help) sed -n 2,15p "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;  # the header comment
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -90,7 +95,10 @@ cat "$WORK/env.txt"
 BUILD="${BUILD_DIR:-/tmp/backpack-gpu-check}"
 H=""
 t0=$(date +%s)
-if [[ "${SKIP_BUILD:-0}" == 1 && -x "$BUILD/harness" ]]; then
+if (( ! OURS )); then
+  echo "no build (--no-ours)" > "$WORK/build.log"
+  H=false
+elif [[ "${SKIP_BUILD:-0}" == 1 && -x "$BUILD/harness" ]]; then
   echo "reusing $BUILD/harness (SKIP_BUILD=1)" > "$WORK/build.log"
   H="$BUILD/harness"
 elif "$ROOT/bench/gpu/build-harness.sh" "$BUILD" > "$WORK/build.log" 2>&1; then
@@ -121,59 +129,84 @@ if [[ -z "$H" ]]; then
   H=false
 fi
 
+# STEPS: timed optimizer steps of our training runs (ours take ~25-60 ms, so 30 cost ~1 s and cut the noise);
+# PEER_STEPS: the PyTorch peers' (their cost is compile time). ACC_*: the recipe-shaped run (micro-batch
+# ACC_B x 512, ACC gradient-accumulation steps, ACC_STEPS timed optimizer steps, at ACC_SIZE).
 if (( QUICK )); then
-  SIZES_TRAIN="micro"; STEPS=2; TRAIN_B=2; FWD_SIZES="micro"; FWD_B=2; RUNS=2; GEN_NEW=8
+  SIZES_TRAIN="micro"; STEPS=2; PEER_STEPS=2; TRAIN_B=2; FWD_SIZES="micro"; FWD_B=2; RUNS=2; GEN_NEW=8
+  ACC_SIZE=micro; ACC_B=2; ACC=2; ACC_STEPS=1
 else
-  SIZES_TRAIN="micro small"; STEPS=10; TRAIN_B=16; FWD_SIZES="micro mini small"; FWD_B=32; GEN_NEW=128
+  SIZES_TRAIN="micro small"; STEPS=30; PEER_STEPS=10; TRAIN_B=16; FWD_SIZES="micro mini small"; FWD_B=32; GEN_NEW=128
+  ACC_SIZE=small; ACC_B=32; ACC=8; ACC_STEPS=3
 fi
 
-# ---- 2. parity (fast; most important)
-run_step parity 20 parity.jsonl "$H" parity
-# again on the batched attention products the fused kernels replace (BACKPACK_CUDA_FLASH=0), one sequence per
-# chunk: the multi-chunk path on the tiny batch (B=3)
-run_step parity-batched-attn 20 parity.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=1 "$H" parity
-# the fused attention kernels on multi-block shapes, against the batched path (plus their time at Small)
-run_step attention 20 parity.jsonl "$H" attention
-run_step layernorm 10 parity.jsonl "$H" layernorm
-run_step data-parallel 20 parity.jsonl "$H" dp
+# ---- 2.-5. our engine (skipped with --no-ours: a peers-only call on a machine that already ran them)
+run_ours() {
+  # ---- 2. parity (fast; most important)
+  run_step parity 20 parity.jsonl "$H" parity
+  # again on the batched attention products the fused kernels replace (BACKPACK_CUDA_FLASH=0), one sequence per
+  # chunk: the multi-chunk path on the tiny batch (B=3)
+  # (and on the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues)
+  run_step parity-batched-attn 20 parity.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=1 BACKPACK_CUDA_LT=0 \
+    "$H" parity
+  # the fused attention kernels on multi-block shapes, against the batched path (plus their time at Small)
+  run_step attention 20 parity.jsonl "$H" attention
+  run_step layernorm 10 parity.jsonl "$H" layernorm
+  run_step data-parallel 20 parity.jsonl "$H" dp
 
-# ---- 3. ours: training throughput (bf16 GEMMs; fp32 once for reference)
-for size in $SIZES_TRAIN; do
+  # ---- 3. ours: training throughput (bf16 GEMMs; fp32 once for reference)
+  for size in $SIZES_TRAIN; do
+    for arch in backpack gpt2; do
+      run_step "train-ours-$arch-$size" 15 train.jsonl "$H" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" bf16
+    done
+  done
+  # the recipe shape: ACC micro-batches per optimizer step
   for arch in backpack gpt2; do
-    run_step "train-ours-$arch-$size" 15 train.jsonl "$H" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" bf16
+    run_step "train-ours-$arch-$ACC_SIZE-accum$ACC" 20 train.jsonl \
+      "$H" train "$arch" "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
   done
-done
-(( FP32 )) && for prec in tf32 fp32; do
-  run_step "train-ours-backpack-small-$prec" 25 train.jsonl "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" "$prec"
-done
-# the batched attention products (in chunks of 2 sequences, their best setting) instead of the fused kernels
-run_step "train-ours-backpack-small-batched-attn" 20 train.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=2 \
-  "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
-
-# ---- 4. ours: Table 7 forward timing
-for size in $FWD_SIZES; do
+  (( FP32 )) && for prec in tf32 fp32; do
+    run_step "train-ours-backpack-small-$prec" 25 train.jsonl "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" "$prec"
+  done
+  # the batched attention products (in chunks of 2 sequences, their best setting) instead of the fused kernels
+  run_step "train-ours-backpack-small-batched-attn" 20 train.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=2 \
+    "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
+  # the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues
   for arch in backpack gpt2; do
-    run_step "forward-ours-$arch-$size" 15 forward.jsonl "$H" forward "$arch" "$size" "$FWD_B" 512 "$RUNS" bf16
+    run_step "train-ours-$arch-small-no-lt" 15 train.jsonl env BACKPACK_CUDA_LT=0 \
+      "$H" train "$arch" "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
   done
-done
 
-(( FP32 )) && for arch in backpack gpt2; do
-  run_step "forward-ours-$arch-${FWD_SIZES##* }-fp32" 15 forward.jsonl "$H" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" fp32
-done
-
-# ---- 5. ours: generation with the KV cache
-for rows in 1 8; do
-  for arch in gpt2 backpack; do
-    run_step "generate-ours-$arch-r$rows" 10 generate.jsonl "$H" generate "$arch" "${SIZES_TRAIN##* }" "$rows" 16 "$GEN_NEW" fp32
+  # ---- 4. ours: Table 7 forward timing
+  for size in $FWD_SIZES; do
+    for arch in backpack gpt2; do
+      run_step "forward-ours-$arch-$size" 15 forward.jsonl "$H" forward "$arch" "$size" "$FWD_B" 512 "$RUNS" bf16
+    done
   done
-done
+
+  (( FP32 )) && for arch in backpack gpt2; do
+    run_step "forward-ours-$arch-${FWD_SIZES##* }-fp32" 15 forward.jsonl "$H" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" fp32
+  done
+
+  # ---- 5. ours: generation with the KV cache
+  for rows in 1 8; do
+    for arch in gpt2 backpack; do
+      run_step "generate-ours-$arch-r$rows" 10 generate.jsonl "$H" generate "$arch" "${SIZES_TRAIN##* }" "$rows" 16 "$GEN_NEW" fp32
+    done
+  done
+}
+if (( OURS )); then run_ours; else note "our engine skipped (--no-ours)"; fi
 
 # ---- 6. PyTorch peers (compile time counts against the budget, so they run last)
 TB="$ROOT/bench/gpu/torch_baseline.py"
 run_peers() {
   for size in $(echo "$SIZES_TRAIN" | tr ' ' '\n' | sort -r); do  # small first: the headline comparison
     for arch in backpack gpt2; do
-      run_step "train-torch-$arch-$size" 60 train.jsonl python3 "$TB" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" --compile
+      run_step "train-torch-$arch-$size" 60 train.jsonl python3 "$TB" train "$arch" "$size" "$TRAIN_B" 512 "$PEER_STEPS" --compile
+    done
+    [[ "$size" == "$ACC_SIZE" ]] && for arch in backpack gpt2; do  # the recipe shape, same as ours
+      run_step "train-torch-$arch-$ACC_SIZE-accum$ACC" 60 train.jsonl \
+        python3 "$TB" train "$arch" "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" --compile --accum "$ACC"
     done
   done
   for size in $FWD_SIZES; do

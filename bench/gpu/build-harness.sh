@@ -91,6 +91,6 @@ for p in "${pids[@]}"; do wait "$p" || fail=1; done
 # cuBLAS (and NCCL) of the same major version on the machine that runs it.
 CUDART=(-lcudart)
 [[ -f "$LIBDIR/libcudart_static.a" ]] && CUDART=(-lcudart_static -lrt)
-g++ -o "$OUT/harness" "${objs[@]}" -fopenmp -L"$LIBDIR" "${CUDART[@]}" -lcublas "${NCCL_LINK[@]}" "${BLAS_LINK[@]}" \
+g++ -o "$OUT/harness" "${objs[@]}" -fopenmp -L"$LIBDIR" "${CUDART[@]}" -lcublas -lcublasLt "${NCCL_LINK[@]}" "${BLAS_LINK[@]}" \
   -Wl,-rpath,"$LIBDIR" -lpthread -ldl
 echo "build-harness: built $OUT/harness"

@@ -5,7 +5,8 @@
 //   harness attention                       fused attention kernels vs the batched-GEMM path (attention_check.cu)
 //   harness layernorm                       vectorised LayerNorm backward vs the per-warp kernel (layernorm_check.cu)
 //   harness dp                              data parallel (NCCL) over all visible GPUs vs one GPU
-//   harness train ARCH SIZE B T STEPS PREC  training throughput (tokens/s, MFU)
+//   harness train ARCH SIZE B T STEPS PREC  training throughput (tokens/s, MFU); --accum N: N micro-batches of B x T
+//                                           per optimizer step (gradient accumulation)
 //   harness forward ARCH SIZE B T RUNS PREC forward-pass time (Table 7 protocol: warm-up, then timed runs)
 //   harness generate ARCH SIZE ROWS PROMPT NEW PREC   KV-cache generation tokens/s
 // ARCH: backpack | gpt2; SIZE: micro | mini | small | tiny; PREC: fp32 | tf32 | bf16. Results: one JSON per line.
@@ -407,42 +408,58 @@ std::string gemmFields(const cuda::Engine& gpu, const std::string& prec) {
   if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS")) out += ",\"attn_seqs\":" + std::to_string(std::atoi(e));
   // the attention the run asked for: 0 the batched products instead of the fused kernels
   if (const char* e = std::getenv("BACKPACK_CUDA_FLASH")) out += ",\"flash\":" + std::to_string(std::atoi(e));
+  // 0: the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues
+  if (const char* e = std::getenv("BACKPACK_CUDA_LT")) out += ",\"lt\":" + std::to_string(std::atoi(e));
   return out;
 }
+// One optimizer step = zeroGrad, `accum` micro-batches of B x T (forward + backward each), AdamW with clipping.
 int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int steps, const std::string& prec,
-             double peakTflops) {
+             double peakTflops, int accum) {
   const Config c = makeConfig(arch, size);
   cuda::Engine gpu(c, {0}, prec);
   gpu.host.initParams(1);
   gpu.pushParams();
-  auto tokens = randomTokens((long)B * T, c.realVocab, 5), targets = randomTokens((long)B * T, c.realVocab, 6);
+  const long n = (long)B * T;
+  // a distinct batch per micro-batch, as in training (the engine uploads the tokens of every micro-batch anyway)
+  auto tokens = randomTokens(n * accum, c.realVocab, 5), targets = randomTokens(n * accum, c.realVocab, 6);
   ForwardRequest r;
-  r.tokens = tokens.data();
-  r.targets = targets.data();
   r.B = B;
   r.T = T;
   r.train = true;
   r.dropout = 0.1f;
+  // The engine scales each micro-batch's gradient by gradScale / (its counted targets). Every target counts here
+  // and every micro-batch has B x T of them, so 1/accum makes the summed gradient the mean over all accum x B x T
+  // tokens, as native/trainer.ts does.
+  r.gradScale = 1.0f / accum;
   long cnt = 0;
   double loss = 0.0;
   auto step = [&](int i) {
-    r.rngSeed = (uint32_t)i;
     gpu.zeroGrad();
-    loss = gpu.trainStep(r, &cnt) / cnt;
+    double sum = 0.0;
+    long count = 0;
+    for (int a = 0; a < accum; a++) {
+      r.tokens = tokens.data() + a * n;
+      r.targets = targets.data() + a * n;
+      r.rngSeed = (uint32_t)(i * accum + a);  // each micro-batch its own dropout masks
+      sum += gpu.trainStep(r, &cnt);
+      count += cnt;
+    }
+    loss = sum / count;
     gpu.optimizerStep(6e-4f, 0.1f, 0.9f, 0.999f, 1e-8f, 1.0f);
   };
-  for (int i = 0; i < 3; i++) step(i);
+  // warm-up: 3 steps as before; with accumulation one step already runs accum >= 2 micro-batches
+  for (int i = 0, warm = accum > 1 ? 1 : 3; i < warm; i++) step(i);
   gpu.resetGemmFlops();
   const double t0 = now();
   for (int i = 0; i < steps; i++) step(100 + i);
   const double dt = (now() - t0) / steps;
-  const double tps = (double)B * T / dt;
+  const double tps = (double)n * accum / dt;
   const double mfu = tps * 3.0 * forwardFlopsPerToken(c, T) / (peakTflops * 1e12);
   std::printf("{\"bench\":\"train\",\"impl\":\"ours\",\"arch\":\"%s\",\"size\":\"%s\",\"precision\":\"%s\",\"batch\":%d,"
-              "\"seq\":%d,\"params\":%ld,\"step_s\":%.4f,\"tokens_per_s\":%.0f,\"mfu\":%.4f,\"peak_tflops\":%.0f,"
-              "\"loss\":%.4f%s}\n",
-              arch.c_str(), size.c_str(), prec.c_str(), B, T, gpu.host.numParams(), dt, tps, mfu, peakTflops, loss,
-              gemmFields(gpu, prec).c_str());
+              "\"seq\":%d,\"accum\":%d,\"params\":%ld,\"step_s\":%.4f,\"tokens_per_s\":%.0f,\"mfu\":%.4f,"
+              "\"peak_tflops\":%.0f,\"loss\":%.4f%s}\n",
+              arch.c_str(), size.c_str(), prec.c_str(), B, T, accum, gpu.host.numParams(), dt, tps, mfu, peakTflops,
+              loss, gemmFields(gpu, prec).c_str());
   return 0;
 }
 
@@ -516,7 +533,8 @@ int usage() {
                "       harness attention (fused attention kernels vs the batched path, and their time)\n"
                "       harness layernorm (vectorised LayerNorm backward vs the per-warp kernel, and their time)\n"
                "       harness dp      (data parallel over every visible GPU vs one; skips with fewer than 2)\n"
-               "       harness train ARCH SIZE BATCH SEQ STEPS PRECISION [PEAK_TFLOPS]\n"
+               "       harness train ARCH SIZE BATCH SEQ STEPS PRECISION [PEAK_TFLOPS] [--accum N]\n"
+               "               (STEPS optimizer steps, each over N micro-batches of BATCH x SEQ; N defaults to 1)\n"
                "       harness forward ARCH SIZE BATCH SEQ RUNS PRECISION\n"
                "       harness generate ARCH SIZE ROWS PROMPT NEW PRECISION\n");
   return 2;
@@ -545,9 +563,19 @@ int main(int argc, char** argv) {
     if (cmd == "dp" && argc == 2) return cmdDataParallel();
     if (cmd == "attention" && argc == 2) return cuda::attentionCheck() == 0 ? 0 : 1;
     if (cmd == "layernorm" && argc == 2) return cuda::layernormCheck() == 0 ? 0 : 1;
-    if (cmd == "train" && (argc == 8 || argc == 9))
-      return cmdTrain(argv[2], argv[3], toInt(argv[4], "BATCH"), toInt(argv[5], "SEQ"), toInt(argv[6], "STEPS"),
-                      argv[7], argc == 9 ? std::atof(argv[8]) : 989.0);
+    if (cmd == "train") {
+      // --accum N may stand anywhere after the command; the positional form is unchanged
+      std::vector<const char*> a;
+      int accum = 1;
+      for (int i = 2; i < argc; i++) {
+        if (std::strcmp(argv[i], "--accum") != 0) a.push_back(argv[i]);
+        else if (i + 1 < argc) accum = toInt(argv[++i], "--accum");
+        else return usage();
+      }
+      if (a.size() != 6 && a.size() != 7) return usage();
+      return cmdTrain(a[0], a[1], toInt(a[2], "BATCH"), toInt(a[3], "SEQ"), toInt(a[4], "STEPS"), a[5],
+                      a.size() == 7 ? std::atof(a[6]) : 989.0, accum);
+    }
     if (cmd == "forward" && argc == 8)
       return cmdForward(argv[2], argv[3], toInt(argv[4], "BATCH"), toInt(argv[5], "SEQ"), toInt(argv[6], "RUNS"), argv[7]);
     if (cmd == "generate" && argc == 8)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Per-kernel GPU time of one bf16 training step (plus the harness warm-up step) at Small, batch 16 x 512, under
+# Per-kernel GPU time of one bf16 training step (plus the harness's 3 warm-up steps) at Small, batch 16 x 512, under
 # Nsight Compute (gpu__time_duration only, so each kernel is replayed once): where a step's time goes.
 #   OUT=dir bench/gpu/profile-kernels.sh [backpack|gpt2 ...]     (default: both)
 # Reuses the harness gpu-check.sh built in /tmp/backpack-gpu-check, else builds it. Writes $OUT/kernels-<arch>.txt.
@@ -14,7 +14,7 @@ for arch in "${@:-backpack gpt2}"; do
   for a in $arch; do
     "$NCU" --metrics gpu__time_duration.sum --csv --launch-count 6000 "$BUILD/harness" train "$a" small 16 512 1 bf16 \
       > "/tmp/ncu-$a.csv" 2> "/tmp/ncu-$a.err"
-    { echo "# ncu --metrics gpu__time_duration.sum: harness train $a small 16 512 1 bf16 (warm-up step + 1 step)";
+    { echo "# ncu --metrics gpu__time_duration.sum: harness train $a small 16 512 1 bf16 (3 warm-up steps + 1 step)";
       python3 "$ROOT/bench/gpu/kernel-summary.py" "/tmp/ncu-$a.csv" 30; } > "$OUT/kernels-$a.txt"
     cat "$OUT/kernels-$a.txt"
   done

@@ -70,15 +70,24 @@ def main(out):
 
     train = read(out, "train.jsonl")
     p("")
-    p("## 2. Training throughput (batch x 512 tokens per step, dropout 0.1, AdamW; MFU vs the bf16 dense peak)")
+    p("## 2. Training throughput (shape: micro-batch x seq [x accumulation steps] per optimizer step; dropout 0.1, "
+      "AdamW; MFU vs the bf16 dense peak)")
     if not train:
         p("(did not run)")
     else:
-        p(f"{'model':<20} {'impl':<28} {'precision':<14} {'batch':>5} {'tokens/s':>10} {'MFU':>7} {'ours/torch':>10}  gemm")
-        keys = sorted({(r["size"], r["arch"]) for r in train if "size" in r}, key=lambda k: (k[0] != "micro", k))
-        for size, arch in keys:
-            group = [r for r in train if r.get("size") == size and r.get("arch") == arch]
+        p(f"{'model':<20} {'impl':<28} {'precision':<14} {'shape':>16} {'tokens/s':>10} {'MFU':>7} {'ours/torch':>10}  gemm")
+
+        # runs compare only within one shape: (size, arch, batch, seq, accum); results from before accum read as 1
+        def shape(r):
+            return r["size"], r["arch"], r["batch"], r.get("seq", 512), r.get("accum", 1)
+
+        keys = sorted({shape(r) for r in train if "size" in r},
+                      key=lambda k: (k[0] != "micro", k[0], k[1], k[2] * k[4], k[2], k[3]))
+        for key in keys:
+            size, arch, batch, seq, accum = key
+            group = [r for r in train if "size" in r and shape(r) == key]
             torch_tps = next((r["tokens_per_s"] for r in group if r["impl"].startswith("pytorch")), None)
+            dims = f"{batch}x{seq}" + (f" x{accum} accum" if accum > 1 else "")
             for r in group:
                 ratio = r["tokens_per_s"] / torch_tps if torch_tps and r["impl"] == "ours" else None
                 gemm = ""
@@ -87,7 +96,8 @@ def main(out):
                 flash = r.get("flash")  # 0: the batched attention products instead of the fused kernels
                 impl = r["impl"] + (" batched-attn" if flash == 0 else "")
                 impl += f" attn-seqs={r['attn_seqs']}" if "attn_seqs" in r and flash == 0 else ""
-                p(f"{NAME[arch] + '-' + size.capitalize():<20} {impl:<28} {r['precision']:<14} {r['batch']:>5} "
+                impl += " no-lt" if r.get("lt") == 0 else ""  # plain cuBLAS + element-wise bias/GELU kernels
+                p(f"{NAME[arch] + '-' + size.capitalize():<20} {impl:<28} {r['precision']:<14} {dims:>16} "
                   f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}{gemm}")
 
     fwd = read(out, "forward.jsonl")

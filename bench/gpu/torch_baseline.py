@@ -2,7 +2,8 @@
 user would (scaled_dot_product_attention, fused AdamW, bf16 autocast, optionally torch.compile), timed like the
 harness. Prints one JSON object per line.
 
-  python torch_baseline.py train ARCH SIZE BATCH SEQ STEPS [--compile] [--peak-tflops 989]
+  python torch_baseline.py train ARCH SIZE BATCH SEQ STEPS [--compile] [--peak-tflops 989] [--accum N]
+      (STEPS optimizer steps, each over N micro-batches of BATCH x SEQ: gradient accumulation; N defaults to 1)
   python torch_baseline.py forward ARCH SIZE BATCH SEQ RUNS [--compile]
   python torch_baseline.py generate SIZE ROWS PROMPT NEW       (Hugging Face GPT-2 generate with its KV cache)
 """
@@ -100,7 +101,10 @@ def main():
     ap.add_argument("args", nargs="+")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--peak-tflops", type=float, default=989.0)
+    ap.add_argument("--accum", type=int, default=1, help="train: micro-batches per optimizer step")
     a = ap.parse_args()
+    if a.accum < 1:
+        ap.error("--accum must be a positive integer")
     import torch
 
     if not torch.cuda.is_available():
@@ -140,8 +144,11 @@ def main():
     d, L, H = SIZES[size]
     model = build(arch, size, 0.1 if a.mode == "train" else 0.0).to(dev)
     params = sum(p.numel() for p in model.parameters())
-    idx = torch.randint(0, REAL_VOCAB, (B, T), generator=g).to(dev)
-    tgt = torch.randint(0, REAL_VOCAB, (B, T), generator=g).to(dev)
+    # train: a distinct batch per micro-batch (as the harness does), each its own tensor so the compiled model
+    # sees identical inputs every call; forward: one
+    micro = a.accum if a.mode == "train" else 1
+    idx = [torch.randint(0, REAL_VOCAB, (B, T), generator=g).to(dev) for _ in range(micro)]
+    tgt = [torch.randint(0, REAL_VOCAB, (B, T), generator=g).to(dev) for _ in range(micro)]
     run = torch.compile(model) if a.compile else model
     info = {"impl": "pytorch" + ("+compile" if a.compile else ""), "arch": arch, "size": size, "precision": "bf16-autocast",
             "batch": B, "seq": T, "params": params, "torch": torch.__version__}
@@ -151,14 +158,17 @@ def main():
 
         def step():
             opt.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = run(idx, tgt)
-            loss.backward()
+            total = 0.0
+            for m in range(micro):
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    loss = run(idx[m], tgt[m])
+                (loss / micro).backward()  # the accumulated gradient is the mean over all micro-batches
+                total = total + loss.detach()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            return loss
+            return total / micro
 
-        for _ in range(3):
+        for _ in range(1 if micro > 1 else 3):  # warm-up (compiles on the first call)
             step()
         torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -166,20 +176,21 @@ def main():
             loss = step()
         torch.cuda.synchronize()
         dt = (time.perf_counter() - t0) / n
-        tps = B * T / dt
+        tps = B * T * micro / dt
         mfu = tps * 3 * forward_flops_per_token(arch, d, L, T) / (a.peak_tflops * 1e12)
         print(json.dumps({"bench": "train", **info, "step_s": round(dt, 4), "tokens_per_s": round(tps),
-                          "mfu": round(mfu, 4), "peak_tflops": a.peak_tflops, "loss": round(float(loss.detach()), 4)}))
+                          "mfu": round(mfu, 4), "peak_tflops": a.peak_tflops, "loss": round(float(loss), 4),
+                          "accum": micro}))
     else:
         model.eval()
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
             for _ in range(3):
-                run(idx, tgt)
+                run(idx[0], tgt[0])
             times = []
             for _ in range(n):
                 torch.cuda.synchronize()
                 t0 = time.perf_counter()
-                run(idx, tgt)
+                run(idx[0], tgt[0])
                 torch.cuda.synchronize()
                 times.append(time.perf_counter() - t0)
         print(json.dumps({"bench": "forward", **info, "runs": n, "mean_s": round(sum(times) / n, 4)}))

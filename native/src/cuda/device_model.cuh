@@ -84,6 +84,9 @@ class DeviceModel {
   // The fused attention kernels (flash_attention.cu) in mixed mode; BACKPACK_CUDA_FLASH=0 keeps the batched
   // products (the path the fused kernels are checked against)
   bool flashAttn = false;
+  // cuBLASLt products with the bias add (and GELU) in their epilogue, bf16 out (mixed mode, unless its probe
+  // failed or BACKPACK_CUDA_LT=0): the MLPs' hidden layers, and in training qkv and the sense vectors
+  bool fusedLinear = false;
   // LayerNorm backward kernel: shared atomics in fp32/TF32, register partials (vectorised) in mixed mode
   LnBackward lnBack = LnBackward::SharedAtomics;
   DevBuf<bf16> params16;
@@ -125,7 +128,16 @@ class DeviceModel {
     float* work = nullptr;
     Site drop{};
     const float* geluPre = nullptr;
+    const bf16* geluPre16 = nullptr;  // GELU's input kept by a fused-epilogue layer (mixed mode only)
   };
+  // An MLP's hidden layer act = gelu(inp W^T + b): fused on cuBLASLt (act16 only; training keeps GELU's input in
+  // pre16) or the product into pre plus the bias+GELU kernel (act in fp32 mode, act16 in mixed mode).
+  // geluIn(src, ...) is the GradIn of its backward.
+  void mlpHidden(float* pre, bf16* pre16, float* act, bf16* act16, const float* inp, const bf16* inp16, long w, long b,
+                 int N, int IC, int OC, bool train);
+  GradIn geluIn(float* src, const float* pre, const bf16* pre16) const {
+    return fusedLinear ? GradIn{src, src, {}, nullptr, pre16} : GradIn{src, src, {}, pre, nullptr};
+  }
   void linearBack(float* dinp, long w, long b, const GradIn& g, const float* inp, const bf16* inp16, int N, int IC,
                   int OC);
   void ensureActivations(int B, int T);
@@ -146,6 +158,7 @@ class DeviceModel {
     float *ln1, *ln1m, *ln1r, *qkv, *atty, *lse, *res2, *ln2, *ln2m, *ln2r, *fch, *fchg, *res3;
     uint64_t* keepBits;  // the fused attention's dropout mask (flashAttn only; null otherwise)
     bf16 *ln1h, *qkvh, *attyh, *ln2h, *fchgh;  // bf16 twins (mixed mode only; null otherwise)
+    bf16* fchh;  // GELU's input in bf16 (fusedLinear only; fch is not written then)
   };
   struct Acts {
     float *encoded, *lnf, *lnfm, *lnfr;
@@ -157,9 +170,10 @@ class DeviceModel {
     // bf16 twins (mixed mode only): GEMM inputs, the rounded dY of a linear backward, the head's dlogits
     bf16 *lnfh, *outh, *h1h, *fagh, *h2h, *fbgh, *g16, *headScratch16;
     bf16* senses16;  // the sense vectors' bf16 twin (Backpack, mixed mode), valid while sensesRounded
+    bf16 *fah, *fbh;  // the sense MLPs' GELU inputs in bf16 (fusedLinear only; fa, fb are not written then)
   } a{};
   DevBuf<bf16> arena16;
-  int headChunk = 0;
+  int headChunk = 0, headRows16 = 0;  // logits rows per chunk; bf16 dlogits rows gathered (HeadArgs)
   int attnSeqs = 0, ctxSeqs = 0;  // sequences per attention / Backpack-mixing chunk
   DevBuf<const float*> ptrs;      // pointer arrays of the batched GEMMs
   AttnWork attnWork(const LayerActs& L) {

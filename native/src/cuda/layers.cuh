@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "common.cuh"
@@ -18,10 +19,12 @@ using bf16 = __nv_bfloat16;
 // ---- gemm.cu: row-major C[M,N] = alpha op(A) op(B) + beta C on cuBLAS. gemm/gemmStrided/gemmBatched take fp32
 // operands and the compute type picks strict fp32 or TF32 (CUBLAS_COMPUTE_32F_FAST_16BF on fp32 operands still
 // ran TF32 kernels when profiled); the *16 variants take bf16 operands: bf16 tensor cores, fp32 accumulation.
+struct LtContext;  // gemm_lt.cu
 struct Blas {
   cublasHandle_t handle = nullptr;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   cudaStream_t stream = nullptr;
+  std::shared_ptr<LtContext> lt;  // cuBLASLt for the fused-epilogue layers (set by enableLt; null: not used)
   // Matmul FLOPs issued, by operand type (benchmarks report which GEMMs actually ran on bf16 operands).
   mutable double flopsBf16 = 0.0, flopsFp32 = 0.0;
 };
@@ -38,6 +41,19 @@ void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
 // Whether this cuBLAS runs bf16-operand products with fp32 output (batched: the pointer-array form), tried on
 // a 16x16x16 product; the bf16 mode falls back to fp32-operand GEMMs where it does not.
 bool bf16GemmWorks(const Blas& b, bool batched);
+// ---- gemm_lt.cu: bf16 linear layers with the bias add (and GELU) fused into the product's epilogue, bf16 out.
+enum class Epilogue {
+  Bias,        // out = x W^T + b
+  BiasGelu,    // out = gelu(x W^T + b)
+  BiasGeluAux  // the same, and pre = x W^T + b (GELU's input, for the backward pass)
+};
+// Sets up cuBLASLt on b (its stream) and probes the three epilogues against known results; false (b.lt null)
+// when they fail or BACKPACK_CUDA_LT=0. Callers then keep the plain products plus element-wise kernels.
+bool enableLt(Blas& b);
+// out16[N][OC] (and pre16 with BiasGeluAux); the bias in fp32, or its bf16 shadow bias16 where the probe found
+// this cuBLASLt takes only that. Throws when cuBLASLt has no kernel for the shape.
+void linearForwardLt(const Blas& b, bf16* out16, bf16* pre16, const bf16* inp16, const bf16* w16, const float* bias,
+                     const bf16* bias16, int N, int IC, int OC, Epilogue e);
 // dst = bf16(src), round to nearest even (weights' shadow copies, activations and gradients that feed GEMMs).
 void toBf16(bf16* dst, const float* src, long n, cudaStream_t st);
 
@@ -106,10 +122,11 @@ void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16
 void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w16, const float* bias, int N, int IC,
                      int OC);
 // The gradient at a linear layer's output in the mixed-precision mode, in one pass over its source: g = f(src),
-// f the identity, the dropout of `drop` (when on) or GELU's derivative at the pre-activation geluPre (when set);
-// writes g rounded to bf16 into dout16 and adds its column sums, in fp32, into db (optional): the bias gradient.
+// f the identity, the dropout of `drop` (when on) or GELU's derivative at the pre-activation geluPre (fp32) or
+// geluPre16 (bf16, from a fused-epilogue layer) when one is set; writes g rounded to bf16 into dout16 and adds its
+// column sums, in fp32, into db (optional): the bias gradient.
 void prepareGrad16(bf16* dout16, float* db, const float* src, int N, int OC, Site drop, const float* geluPre,
-                   cudaStream_t st);
+                   const bf16* geluPre16, cudaStream_t st);
 // From dout16 (prepareGrad16's output, with the bias gradient already taken): dinp = dout16 w16 (fp32, += with
 // accumulate), dw += dout16^T inp16 (fp32).
 void linearBackward16(const Blas& b, float* dinp, float* dw, const bf16* dout16, const bf16* inp16, const bf16* w16,
@@ -200,7 +217,9 @@ void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* do
 void scaleSenses(float* out, const float* senses, const float* scale, int N, int k, int d, cudaStream_t st);
 
 // ---- softmax_xent.cu: tied head + softmax cross-entropy, row chunk by chunk; the logits buffer of a chunk is
-// turned into dlogits in place (probabilities are never stored separately).
+// turned into dlogits in place (probabilities are never stored separately). In mixed precision the bf16 dlogits
+// of several chunks (rows16 rows) gather before the dx and dwte products run once over all of them: each dwte
+// product reads and writes the whole [V][d] gradient, so fewer, longer products move far less memory.
 struct HeadArgs {
   int N, d, V;
   const float* x;          // [N][d]
@@ -213,19 +232,18 @@ struct HeadArgs {
   float* dx;               // null: forward only
   float* dwte;
   float dscale;            // gradScale / counted targets
-  // Mixed precision (all three set, or none): x and wte in bf16, and a bf16 copy of each chunk's dlogits.
+  // Mixed precision (all three set, or none): x and wte in bf16, and the dlogits in bf16.
   const bf16* x16 = nullptr;    // [N][d]
   const bf16* wte16 = nullptr;  // [V][d]
-  bf16* scratch16 = nullptr;    // >= chunk*V
+  bf16* scratch16 = nullptr;    // >= rows16*V
+  int rows16 = 0;               // a multiple of chunk
 };
 void headForwardBackward(const Blas& b, const HeadArgs& a);
 
 // ---- adamw.cu
-// p16 (optional): the bf16 shadow of p, refreshed with the new values
-void adamw(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2, float eps, float wd,
-           float c1, float c2, cudaStream_t st, bf16* p16 = nullptr);
 // Every tensor in one launch. The block table (built once per tensor layout by adamwPlan) maps each block to
-// up to kAdamBlockElems elements of one tensor; per element the arithmetic is adamw()'s exactly.
+// up to kAdamBlockElems elements of one tensor. p16 (optional): the bf16 shadow of p, refreshed with the new
+// values; gradScale: the clipping factor, applied to g (in place) before the update.
 constexpr int kAdamBlockElems = 1024;
 struct AdamBlock {
   long start;  // first element (offset into the flat parameter buffer)
@@ -234,12 +252,10 @@ struct AdamBlock {
 };
 // Host: the block table of tensors (offset, size, decay) laid out in one flat buffer.
 void adamwPlan(std::vector<AdamBlock>& out, const long* offsets, const long* sizes, const bool* decay, int count);
-void adamwAll(float* p, const float* g, float* m, float* v, const AdamBlock* blocks, int nblocks, float lr, float b1,
-              float b2, float eps, float wd, float c1, float c2, cudaStream_t st, bf16* p16 = nullptr);
+void adamwAll(float* p, float* g, float* m, float* v, const AdamBlock* blocks, int nblocks, float lr, float b1,
+              float b2, float eps, float wd, float c1, float c2, cudaStream_t st, bf16* p16, float gradScale);
 // Adds sum(x^2) into *acc (device double).
 void sumSquares(double* acc, const float* x, long n, cudaStream_t st);
-void scale(float* x, long n, float s, cudaStream_t st);
-void fill(float* x, long n, float v, cudaStream_t st);
 
 // ---- decode kernels (generate.cu): one query row per (row, head) over the cached keys/values
 void decodeAttention(float* out, const float* qkv, const float* kc, const float* vc, const int* rowIds,

@@ -60,15 +60,26 @@ void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w
 constexpr int kGradRows = 64;
 
 // g = f(src) at element i (row-major index into [N][OC])
-__device__ __forceinline__ float gradAt(const float* src, long i, float p, uint32_t key, const float* geluPre) {
+__device__ __forceinline__ float gradAt(const float* src, long i, float p, uint32_t key, const float* geluPre,
+                                        const bf16* geluPre16) {
   const float x = src[i];
   if (geluPre) return geluGrad(geluPre[i]) * x;
+  if (geluPre16) return geluGrad(__bfloat162float(geluPre16[i])) * x;
   return p > 0.0f ? x * dkeep(p, key, (uint32_t)i) : x;
+}
+
+// GELU's input at elements i..i+3, from fp32 or (the fused-epilogue layers) bf16
+__device__ __forceinline__ float4 geluPre4(const float* pre, const bf16* pre16, long i) {
+  if (pre) return *reinterpret_cast<const float4*>(pre + i);
+  const uint2 u = *reinterpret_cast<const uint2*>(pre16 + i);
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
 }
 
 template <int VW>
 __global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int N, int OC, float p, uint32_t key,
-                                  const float* geluPre) {
+                                  const float* geluPre, const bf16* geluPre16) {
   __shared__ float part[8][32 * VW + 1];
   const int c0 = (blockIdx.x * 32 + threadIdx.x) * VW;
   const int r0 = blockIdx.y * kGradRows, r1 = min(N, r0 + kGradRows);
@@ -81,8 +92,8 @@ __global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int
       if constexpr (VW == 4) {  // whole float4s: OC % 4 == 0 and aligned rows
         const float4 x = *reinterpret_cast<const float4*>(src + i);
         g[0] = x.x, g[1] = x.y, g[2] = x.z, g[3] = x.w;
-        if (geluPre) {
-          const float4 z = *reinterpret_cast<const float4*>(geluPre + i);
+        if (geluPre || geluPre16) {
+          const float4 z = geluPre4(geluPre, geluPre16, i);
           g[0] *= geluGrad(z.x), g[1] *= geluGrad(z.y), g[2] *= geluGrad(z.z), g[3] *= geluGrad(z.w);
         } else if (p > 0.0f) {
 #pragma unroll
@@ -90,7 +101,7 @@ __global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int
         }
         store4(dout16 + i, 0, make_float4(g[0], g[1], g[2], g[3]));
       } else {
-        g[0] = gradAt(src, i, p, key, geluPre);
+        g[0] = gradAt(src, i, p, key, geluPre, geluPre16);
         dout16[i] = __float2bfloat16_rn(g[0]);
       }
 #pragma unroll
@@ -111,18 +122,18 @@ __global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int
 }
 
 void prepareGrad16(bf16* dout16, float* db, const float* src, int N, int OC, Site drop, const float* geluPre,
-                   cudaStream_t st) {
+                   const bf16* geluPre16, cudaStream_t st) {
   if (N <= 0 || OC <= 0) return;
   const dim3 block(32, 8);
   const int rowBlocks = (N + kGradRows - 1) / kGradRows;
   const bool vec = vec4Fits((long)N * OC, OC) && aligned4(src) && aligned4(geluPre) &&
-                   reinterpret_cast<uintptr_t>(dout16) % 8 == 0;
+                   reinterpret_cast<uintptr_t>(geluPre16) % 8 == 0 && reinterpret_cast<uintptr_t>(dout16) % 8 == 0;
   if (vec) {
     prepareGradKernel<4><<<dim3((OC + 127) / 128, rowBlocks), block, 0, st>>>(dout16, db, src, N, OC, drop.p, drop.key,
-                                                                               geluPre);
+                                                                               geluPre, geluPre16);
   } else {
     prepareGradKernel<1><<<dim3((OC + 31) / 32, rowBlocks), block, 0, st>>>(dout16, db, src, N, OC, drop.p, drop.key,
-                                                                             geluPre);
+                                                                             geluPre, geluPre16);
   }
   BP_LAUNCHED();
 }

@@ -51,6 +51,7 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
     flashAttn = mixed && flashAttentionSupported(AttnShape{1, 1, c.d, c.nHead, 1.0f}) &&
                 !(flashEnv && std::string(flashEnv) == "0");
     if (mixed) lnBack = LnBackward::Vectorized;
+    fusedLinear = mixed && enableLt(blas);
   }
   std::unordered_map<std::string, long> off;
   for (const TensorInfo& t : tensors) off[t.key] = t.offset;
@@ -109,8 +110,10 @@ void DeviceModel::ensureActivations(int B, int T) {
   const long N = (long)B * T, d = cfg.d, TT = (long)T * T, H = cfg.nHead;
   const bool bp = cfg.arch == Arch::Backpack;
   const long h = cfg.senseHidden, k = cfg.senses, kd = k * d;
-  // Logits chunk: at most ~256 MiB of scratch, at least one row.
+  // Logits chunk: at most ~256 MiB of scratch, at least one row. The bf16 dlogits gather up to ~1 GiB of rows
+  // (whole chunks) before the head's backward products run (see HeadArgs).
   headChunk = (int)std::max(1L, std::min(N, (64L << 20) / cfg.vocab));
+  headRows16 = (int)std::min(N, std::max(1L, (1L << 29) / cfg.vocab / headChunk) * headChunk);
   long total = 0;
   std::vector<std::pair<float**, long>> plan;
   auto take = [&](float** p, long n) {
@@ -176,16 +179,17 @@ void DeviceModel::ensureActivations(int B, int T) {
   };
   for (auto& L : a.layer) {
     take16(&L.ln1h, N * d); take16(&L.qkvh, attn16 || flashAttn ? N * 3 * d : 0); take16(&L.attyh, N * d);
-    take16(&L.ln2h, N * d); take16(&L.fchgh, N * 4 * d);
+    take16(&L.ln2h, N * d); take16(&L.fchgh, N * 4 * d); take16(&L.fchh, fusedLinear ? N * 4 * d : 0);
   }
   take16(&a.lnfh, N * d);
   take16(&a.g16, N * std::max({big, big2, 3 * d}));
-  take16(&a.headScratch16, (long)headChunk * cfg.vocab);
+  take16(&a.headScratch16, (long)headRows16 * cfg.vocab);
   if (bp) {
     take16(&a.outh, N * d); take16(&a.h1h, N * d); take16(&a.fagh, N * h); take16(&a.h2h, N * d);
     take16(&a.fbgh, N * h); take16(&a.senses16, N * kd);
+    take16(&a.fah, fusedLinear ? N * h : 0); take16(&a.fbh, fusedLinear ? N * h : 0);
   } else {
-    a.outh = a.h1h = a.fagh = a.h2h = a.fbgh = a.senses16 = nullptr;
+    a.outh = a.h1h = a.fagh = a.h2h = a.fbgh = a.senses16 = a.fah = a.fbh = nullptr;
   }
   arena16.release();
   if (mixed) {
@@ -249,7 +253,9 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     LayerActs& A = a.layer[l];
     const uint32_t s0 = kLayerBase + 4 * l;
     layernormForward(fp32Input(A.ln1), A.ln1m, A.ln1r, x, P(W.ln1w), P(W.ln1b), N, d, cfg.lnEps, stream, A.ln1h, mixed);
-    if (mixed) {  // bias add and the bf16 twin for the attention products in one pass
+    if (train && flashAttn && fusedLinear) {  // the fused kernels read only the bf16 qkv
+      linearForwardLt(blas, A.qkvh, nullptr, A.ln1h, W16(W.qkvw), P(W.qkvb), W16(W.qkvb), N, d, 3 * d, Epilogue::Bias);
+    } else if (mixed) {  // bias add and the bf16 twin for the attention products in one pass
       linear(A.qkv, A.ln1, A.ln1h, W.qkvw, kBiasLater, N, d, 3 * d);
       // training on the fused kernels reads only the bf16 twin (the KV-cache prefill copies fp32 rows)
       addBias(A.qkv, P(W.qkvb), N, 3 * d, stream, A.qkvh, !(train && flashAttn));
@@ -263,8 +269,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
                                stream);
     layernormForward(fp32Input(A.ln2), A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps, stream,
                      A.ln2h, mixed);
-    linear(A.fch, A.ln2, A.ln2h, W.fcw, kBiasLater, N, d, 4 * d);
-    biasGeluForward(fp32Input(A.fchg), A.fch, P(W.fcb), 4 * d, (long)N * 4 * d, stream, A.fchgh);
+    mlpHidden(A.fch, A.fchh, A.fchg, A.fchgh, A.ln2, A.ln2h, W.fcw, W.fcb, N, d, 4 * d, train);
     linear(a.branch, A.fchg, A.fchgh, W.fcprojw, kBiasLater, N, 4 * d, d);
     biasResidualDropoutForward(A.res3, A.res2, a.branch, P(W.fcprojb), d, (long)N * d,
                                site(train, p, r.rngSeed, s0 + 2), stream);
@@ -312,6 +317,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     h.x16 = feats16;
     h.wte16 = W16(wte);
     h.scratch16 = a.headScratch16;
+    h.rows16 = headRows16;
   }
   if (train) {
     h.dx = a.gX;
@@ -360,7 +366,7 @@ void DeviceModel::backward(const ForwardRequest& r) {
     // the residual gradient reaches each branch's output projection through that branch's dropout
     linearBack(a.gBig, W.fcprojw, W.fcprojb, {dres, tmp, site(true, p, r.rngSeed, s0 + 2)}, A.fchg, A.fchgh, N, 4 * d,
                d);
-    linearBack(a.gB, W.fcw, W.fcb, {a.gBig, a.gBig, {}, A.fch}, A.ln2, A.ln2h, N, d, 4 * d);
+    linearBack(a.gB, W.fcw, W.fcb, geluIn(a.gBig, A.fch, A.fchh), A.ln2, A.ln2h, N, d, 4 * d);
     layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d, stream, lnBack);
     linearBack(a.gB, W.projw, W.projb, {dres, tmp, site(true, p, r.rngSeed, s0 + 1)}, A.atty, A.attyh, N, d, d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
@@ -397,7 +403,6 @@ void DeviceModel::adamwStep(const std::vector<TensorInfo>& tensors, float lr, fl
     BP_CUDA(cudaMemsetAsync(m.p, 0, sizeof(float) * numParams, stream));
     BP_CUDA(cudaMemsetAsync(v.p, 0, sizeof(float) * numParams, stream));
   }
-  if (gradScaleBeforeStep != 1.0f) cuda::scale(grads.p, numParams, gradScaleBeforeStep, stream);
   const float c1 = 1.0f - (float)std::pow((double)b1, (double)step);
   const float c2 = 1.0f - (float)std::pow((double)b2, (double)step);
   if (adamBlockCount == 0) {
@@ -419,13 +424,24 @@ void DeviceModel::adamwStep(const std::vector<TensorInfo>& tensors, float lr, fl
     adamBlockCount = (int)plan.size();
   }
   adamwAll(params.p, grads.p, m.p, v.p, adamBlocks.p, adamBlockCount, lr, b1, b2, eps, wd, c1, c2, stream,
-           mixed ? params16.p : nullptr);
+           mixed ? params16.p : nullptr, gradScaleBeforeStep);
 }
 
 void DeviceModel::refreshShadow() {
   if (!mixed) return;
   BP_CUDA(cudaSetDevice(device));
   toBf16(params16.p, params.p, numParams, stream);
+}
+
+void DeviceModel::mlpHidden(float* pre, bf16* pre16, float* act, bf16* act16, const float* inp, const bf16* inp16,
+                            long w, long b, int N, int IC, int OC, bool train) {
+  if (fusedLinear) {
+    linearForwardLt(blas, act16, pre16, inp16, W16(w), P(b), W16(b), N, IC, OC,
+                    train ? Epilogue::BiasGeluAux : Epilogue::BiasGelu);
+    return;
+  }
+  linear(pre, inp, inp16, w, kBiasLater, N, IC, OC);
+  biasGeluForward(fp32Input(act), pre, P(b), OC, (long)N * OC, stream, act16);
 }
 
 void DeviceModel::linear(float* out, const float* inp, const bf16* inp16, long w, long b, int N, int IC, int OC) {
@@ -440,7 +456,7 @@ void DeviceModel::linear(float* out, const float* inp, const bf16* inp16, long w
 void DeviceModel::linearBack(float* dinp, long w, long b, const GradIn& g, const float* inp, const bf16* inp16, int N,
                              int IC, int OC) {
   if (mixed) {
-    prepareGrad16(a.g16, G(b), g.src, N, OC, g.drop, g.geluPre, stream);
+    prepareGrad16(a.g16, G(b), g.src, N, OC, g.drop, g.geluPre, g.geluPre16, stream);
     linearBackward16(blas, dinp, G(w), a.g16, inp16, W16(w), N, IC, OC, false);
     return;
   }

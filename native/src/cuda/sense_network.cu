@@ -36,16 +36,19 @@ void DeviceModel::senseForward(const int32_t* tok, int N, bool train, uint32_t s
   residualDropoutForward(a.r1, a.r0, a.h0, Nd, senseSite(train, p, seed, 11), stream);
   layernormForward(fp32Input(a.h1), a.h1m, a.h1r, a.r1, P(sense.ln1w), P(sense.ln1b), N, d, cfg.lnEps, stream, a.h1h,
                    mixed);
-  linear(a.fa, a.h1, a.h1h, sense.faw, kBiasLater, N, d, h);
-  biasGeluForward(fp32Input(a.fag), a.fa, P(sense.fab), h, (long)N * h, stream, a.fagh);
+  mlpHidden(a.fa, a.fah, a.fag, a.fagh, a.h1, a.h1h, sense.faw, sense.fab, N, d, h, train);
   linear(a.branch, a.fag, a.fagh, sense.fapw, kBiasLater, N, h, d);
   biasResidualDropoutForward(a.r2, a.r1, a.branch, P(sense.fapb), d, Nd, senseSite(train, p, seed, 12), stream);
   layernormForward(fp32Input(a.h2), a.h2m, a.h2r, a.r2, P(sense.ln2w), P(sense.ln2b), N, d, cfg.lnEps, stream, a.h2h,
                    mixed);
-  linear(a.fb, a.h2, a.h2h, sense.fbw, kBiasLater, N, d, h);
-  biasGeluForward(fp32Input(a.fbg), a.fb, P(sense.fbb), h, (long)N * h, stream, a.fbgh);
-  linear(a.senses, a.fbg, a.fbgh, sense.fbpw, mixed ? kBiasLater : sense.fbpb, N, h, (int)kd);
-  if (mixed) addBias(a.senses, P(sense.fbpb), N, (int)kd, stream, a.senses16);  // and the bf16 twin for the mixing
+  mlpHidden(a.fb, a.fbh, a.fbg, a.fbgh, a.h2, a.h2h, sense.fbw, sense.fbb, N, d, h, train);
+  if (train && fusedLinear && !iv) {  // training reads only the bf16 senses
+    linearForwardLt(blas, a.senses16, nullptr, a.fbgh, W16(sense.fbpw), P(sense.fbpb), W16(sense.fbpb), N, h, (int)kd,
+                    Epilogue::Bias);
+  } else {
+    linear(a.senses, a.fbg, a.fbgh, sense.fbpw, mixed ? kBiasLater : sense.fbpb, N, h, (int)kd);
+    if (mixed) addBias(a.senses, P(sense.fbpb), N, (int)kd, stream, a.senses16);  // and the bf16 twin for the mixing
+  }
   sensesRounded = mixed && !(iv && iv->replaceCount > 0);
   if (iv && iv->replaceCount > 0) {
     replaceSensesKernel<<<N, 256, 0, stream>>>(a.senses, tok, iv->replaceIds.p, iv->replaceVectors.p, iv->replaceCount,
@@ -59,11 +62,11 @@ void DeviceModel::senseBackward(const int32_t* tok, int N, uint32_t seed, float 
   const int d = cfg.d, h = cfg.senseHidden, k = cfg.senses;
   const long Nd = (long)N * d;
   linearBack(a.gBig2, sense.fbpw, sense.fbpb, {a.gBig}, a.fbg, a.fbgh, N, h, k * d);
-  linearBack(a.gA, sense.fbw, sense.fbb, {a.gBig2, a.gBig2, {}, a.fb}, a.h2, a.h2h, N, d, h);
+  linearBack(a.gA, sense.fbw, sense.fbb, geluIn(a.gBig2, a.fb, a.fbh), a.h2, a.h2h, N, d, h);
   BP_CUDA(cudaMemsetAsync(a.gB, 0, sizeof(float) * Nd, stream));
   layernormBackward(a.gB, G(sense.ln2w), G(sense.ln2b), a.gA, a.r2, P(sense.ln2w), a.h2m, a.h2r, N, d, stream, lnBack);
   linearBack(a.gBig2, sense.fapw, sense.fapb, {a.gB, a.gA, senseSite(true, p, seed, 12)}, a.fag, a.fagh, N, h, d);
-  linearBack(a.gA, sense.faw, sense.fab, {a.gBig2, a.gBig2, {}, a.fa}, a.h1, a.h1h, N, d, h);
+  linearBack(a.gA, sense.faw, sense.fab, geluIn(a.gBig2, a.fa, a.fah), a.h1, a.h1h, N, d, h);
   layernormBackward(a.gB, G(sense.ln1w), G(sense.ln1b), a.gA, a.r1, P(sense.ln1w), a.h1m, a.h1r, N, d, stream, lnBack);
   dropoutCopy(a.gA, a.gB, Nd, senseSite(true, p, seed, 11), stream);
   layernormBackward(a.gB, G(sense.ln0w), G(sense.ln0b), a.gA, a.r0, P(sense.ln0w), a.h0m, a.h0r, N, d, stream, lnBack);

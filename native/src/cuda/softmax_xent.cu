@@ -105,10 +105,11 @@ __global__ void __launch_bounds__(kXentThreads) xentRegisterKernel(const float* 
 
 void headForwardBackward(const Blas& b, const HeadArgs& a) {
   const int N = a.N, d = a.d, V = a.V;
+  const bool mixed = a.x16 != nullptr;
+  int g0 = 0;  // first row of the bf16 dlogits gathered in scratch16 and not yet multiplied out
   for (int r0 = 0; r0 < N; r0 += a.chunk) {
     const int n = std::min(a.chunk, N - r0);
     float* L = a.scratch;
-    const bool mixed = a.x16 != nullptr;
     if (mixed)
       gemm16(b, false, true, n, V, d, 1.0f, a.x16 + (long)r0 * d, d, a.wte16, d, 0.0f, L, V);
     else
@@ -119,7 +120,7 @@ void headForwardBackward(const Blas& b, const HeadArgs& a) {
       BP_CUDA(cudaStreamSynchronize(b.stream));
     }
     if (!a.targets) continue;
-    bf16* L16 = mixed && a.dx ? a.scratch16 : nullptr;
+    bf16* L16 = mixed && a.dx ? a.scratch16 + (long)(r0 - g0) * V : nullptr;
     if (mixed && V % 4 == 0 && V <= 4 * kXentThreads * kXentVecs)
       xentRegisterKernel<<<n, kXentThreads, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V,
                                                            a.dx != nullptr, a.dscale, L16);
@@ -128,8 +129,11 @@ void headForwardBackward(const Blas& b, const HeadArgs& a) {
                                           mixed);
     BP_LAUNCHED();
     if (a.dx && mixed) {
-      gemm16(b, false, false, n, d, V, 1.0f, L16, V, a.wte16, d, 0.0f, a.dx + (long)r0 * d, d);
-      gemm16(b, true, false, V, d, n, 1.0f, L16, V, a.x16 + (long)r0 * d, d, 1.0f, a.dwte, d);
+      const int end = r0 + n, rows = end - g0;
+      if (end < N && rows + a.chunk <= a.rows16) continue;  // room for the next chunk: keep gathering
+      gemm16(b, false, false, rows, d, V, 1.0f, a.scratch16, V, a.wte16, d, 0.0f, a.dx + (long)g0 * d, d);
+      gemm16(b, true, false, V, d, rows, 1.0f, a.scratch16, V, a.x16 + (long)g0 * d, d, 1.0f, a.dwte, d);
+      g0 = end;
     } else if (a.dx) {
       gemm(b, false, false, n, d, V, 1.0f, L, V, a.wte, d, 0.0f, a.dx + (long)r0 * d, d);
       gemm(b, true, false, V, d, n, 1.0f, L, V, a.x + (long)r0 * d, d, 1.0f, a.dwte, d);
