@@ -169,11 +169,11 @@ run_ours() {
     run_step "train-ours-backpack-small-$prec" 25 train.jsonl "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" "$prec"
   done
   # the batched attention products (in chunks of 2 sequences, their best setting) instead of the fused kernels
-  run_step "train-ours-backpack-small-batched-attn" 20 train.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=2 \
+  run_step "train-ours-backpack-${SIZES_TRAIN##* }-batched-attn" 20 train.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=2 \
     "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
   # the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues
   for arch in backpack gpt2; do
-    run_step "train-ours-$arch-small-no-lt" 15 train.jsonl env BACKPACK_CUDA_LT=0 \
+    run_step "train-ours-$arch-${SIZES_TRAIN##* }-no-lt" 15 train.jsonl env BACKPACK_CUDA_LT=0 \
       "$H" train "$arch" "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
   done
 
@@ -182,6 +182,11 @@ run_ours() {
     for arch in backpack gpt2; do
       run_step "forward-ours-$arch-$size" 15 forward.jsonl "$H" forward "$arch" "$size" "$FWD_B" 512 "$RUNS" bf16
     done
+  done
+  # the eval path on plain cuBLAS products plus element-wise bias/GELU kernels (an A/B for the cuBLASLt epilogues)
+  for arch in backpack gpt2; do
+    run_step "forward-ours-$arch-${FWD_SIZES##* }-no-lt" 15 forward.jsonl env BACKPACK_CUDA_LT=0 \
+      "$H" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" bf16
   done
 
   (( FP32 )) && for arch in backpack gpt2; do

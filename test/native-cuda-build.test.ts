@@ -46,15 +46,15 @@ if (!haveToolkit && !process.env.CI) {
       for (const s of sources) expect(ninja).toContain(`src/cuda/${s}.o`);
     });
 
-    test('the library holds the CUDA engine and links cudart, cuBLAS and NCCL', () => {
+    test('the library holds the CUDA engine and links cudart, cuBLAS, cuBLASLt and NCCL', () => {
       const nm = spawnSync('nm', ['-C', '--defined-only', artifact], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
       expect(nm.status).toBe(0);
-      for (const sym of ['bp::cuda::Engine::trainStep', 'bp::cuda::Engine::optimizerStep', 'bp::cuda::attentionBackward', 'bp::cuda::flashAttentionForward', 'bp::cuda::flashAttentionBackward', 'bp::cuda::backpackBackward', 'bp::cuda::headForwardBackward', 'bp::cuda::DeviceModel::cacheDecode', 'bp::cuda::registerAddon'])
+      for (const sym of ['bp::cuda::Engine::trainStep', 'bp::cuda::Engine::optimizerStep', 'bp::cuda::attentionBackward', 'bp::cuda::flashAttentionForward', 'bp::cuda::flashAttentionBackward', 'bp::cuda::backpackBackward', 'bp::cuda::headForwardBackward', 'bp::cuda::DeviceModel::cacheDecode', 'bp::cuda::linearForwardLt', 'bp::cuda::registerAddon'])
         expect(nm.stdout).toContain(sym);
       const dyn = spawnSync('nm', ['-D', '--defined-only', artifact], { encoding: 'utf8' });
       expect(dyn.stdout).toContain('napi_register_module_v1');
       const ldd = spawnSync('ldd', [artifact], { encoding: 'utf8' });
-      for (const lib of ['libcudart.so.13', 'libcublas.so.13', 'libnccl.so.2']) expect(ldd.stdout).toMatch(new RegExp(`${lib.replace(/\./g, '\\.')} => /`));
+      for (const lib of ['libcudart.so.13', 'libcublas.so.13', 'libcublasLt.so.13', 'libnccl.so.2']) expect(ldd.stdout).toMatch(new RegExp(`${lib.replace(/\./g, '\\.')} => /`));
     });
 
     test('loads in Node; without a GPU a CUDA model is refused with a clear error', () => {

@@ -110,9 +110,13 @@ def main(out):
         p(f"timed runs per model: {', '.join(map(str, runs))} (after warm-up)")
         p(f"{'size':<6} {'model':<12} {'ours bf16':>10} {'ours fp32':>10} {'PyTorch bf16':>13} {'paper A100':>11}")
 
+        def default(r):  # not a run with an engine knob set (those are listed below the table)
+            return r.get("lt") != 0 and r.get("flash") != 0
+
         def pick(impl, size, arch, prec=None):
             return next((r["mean_s"] for r in fwd if r.get("impl", "").startswith(impl) and r.get("size") == size
-                         and r.get("arch") == arch and (prec is None or r.get("precision") == prec)), None)
+                         and r.get("arch") == arch and (prec is None or r.get("precision") == prec) and default(r)),
+                        None)
 
         for size in ("micro", "mini", "small"):
             for arch in ("backpack", "gpt2"):
@@ -125,6 +129,10 @@ def main(out):
             if o_b and o_t:
                 p(f"{size:<6} Backpack/Transformer (ours, bf16): {o_b / o_t:.2f}x  "
                   f"(paper: {PAPER_TABLE7[(size, 'backpack')] / PAPER_TABLE7[(size, 'gpt2')]:.2f}x)")
+        for r in fwd:
+            if "mean_s" in r and r.get("lt") == 0:
+                p(f"{r['size']:<6} {NAME[r['arch']]:<12} ours bf16 without the cuBLASLt epilogues (BACKPACK_CUDA_LT=0): "
+                  f"{r['mean_s']:.4f}")
 
     gen = read(out, "generate.jsonl")
     p("")
