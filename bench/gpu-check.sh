@@ -129,14 +129,14 @@ if [[ -z "$H" ]]; then
   H=false
 fi
 
-# STEPS: timed optimizer steps of our training runs (ours take ~25-60 ms, so 30 cost ~1 s and cut the noise);
-# PEER_STEPS: the PyTorch peers' (their cost is compile time). ACC_*: the recipe-shaped run (micro-batch
+# STEPS: timed optimizer steps per training run, ours and the peers' (a step takes ~10-60 ms, so 30 cost ~1 s and
+# cut the noise: 10-step PyTorch runs moved by up to 30% between calls). ACC_*: the recipe-shaped run (micro-batch
 # ACC_B x 512, ACC gradient-accumulation steps, ACC_STEPS timed optimizer steps, at ACC_SIZE).
 if (( QUICK )); then
-  SIZES_TRAIN="micro"; STEPS=2; PEER_STEPS=2; TRAIN_B=2; FWD_SIZES="micro"; FWD_B=2; RUNS=2; GEN_NEW=8
+  SIZES_TRAIN="micro"; STEPS=2; TRAIN_B=2; FWD_SIZES="micro"; FWD_B=2; RUNS=2; GEN_NEW=8
   ACC_SIZE=micro; ACC_B=2; ACC=2; ACC_STEPS=1
 else
-  SIZES_TRAIN="micro small"; STEPS=30; PEER_STEPS=10; TRAIN_B=16; FWD_SIZES="micro mini small"; FWD_B=32; GEN_NEW=128
+  SIZES_TRAIN="micro small"; STEPS=30; TRAIN_B=16; FWD_SIZES="micro mini small"; FWD_B=32; GEN_NEW=128
   ACC_SIZE=small; ACC_B=32; ACC=8; ACC_STEPS=3
 fi
 
@@ -207,7 +207,7 @@ TB="$ROOT/bench/gpu/torch_baseline.py"
 run_peers() {
   for size in $(echo "$SIZES_TRAIN" | tr ' ' '\n' | sort -r); do  # small first: the headline comparison
     for arch in backpack gpt2; do
-      run_step "train-torch-$arch-$size" 60 train.jsonl python3 "$TB" train "$arch" "$size" "$TRAIN_B" 512 "$PEER_STEPS" --compile
+      run_step "train-torch-$arch-$size" 60 train.jsonl python3 "$TB" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" --compile
     done
     [[ "$size" == "$ACC_SIZE" ]] && for arch in backpack gpt2; do  # the recipe shape, same as ours
       run_step "train-torch-$arch-$ACC_SIZE-accum$ACC" 60 train.jsonl \
