@@ -149,6 +149,8 @@ run_ours() {
   # (and on the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues)
   run_step parity-batched-attn 20 parity.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=1 BACKPACK_CUDA_LT=0 \
     "$H" parity
+  # the gradient operands written in bf16 by their producers (not yet the default)
+  run_step parity-grad16 20 parity.jsonl env BACKPACK_CUDA_GRAD16=1 "$H" parity
   # the fused attention kernels on multi-block shapes, against the batched path (plus their time at Small)
   run_step attention 20 parity.jsonl "$H" attention
   run_step layernorm 10 parity.jsonl "$H" layernorm
@@ -171,6 +173,13 @@ run_ours() {
   # the batched attention products (in chunks of 2 sequences, their best setting) instead of the fused kernels
   run_step "train-ours-backpack-${SIZES_TRAIN##* }-batched-attn" 20 train.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=2 \
     "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
+  # the gradient operands written in bf16 by their producers (an A/B before it becomes the default)
+  for arch in backpack gpt2; do
+    run_step "train-ours-$arch-${SIZES_TRAIN##* }-grad16" 15 train.jsonl env BACKPACK_CUDA_GRAD16=1 \
+      "$H" train "$arch" "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
+    run_step "train-ours-$arch-$ACC_SIZE-accum$ACC-grad16" 20 train.jsonl env BACKPACK_CUDA_GRAD16=1 \
+      "$H" train "$arch" "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
+  done
   # the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues
   for arch in backpack gpt2; do
     run_step "train-ours-$arch-${SIZES_TRAIN##* }-no-lt" 15 train.jsonl env BACKPACK_CUDA_LT=0 \

@@ -41,15 +41,16 @@ struct Run {  // one path's outputs
 };
 
 // Flash: the fused kernels with the dropout mask kept as bits between the passes (as the model runs them);
-// FlashRecompute: the same without the bits (the backward kernels hash the mask again).
-enum class Path { Fp32, Batched16, Flash, FlashRecompute };
+// FlashRecompute: the same without the bits (the backward kernels hash the mask again); FlashGrad16: as Flash,
+// with dqkv written in bf16 (BACKPACK_CUDA_GRAD16), widened back to fp32 here.
+enum class Path { Fp32, Batched16, Flash, FlashRecompute, FlashGrad16 };
 
 Run runPath(Path path, const Blas& blas, const float* qkv, const bf16* qkv16, const float* dout, AttnShape s, Site drop,
             int timedReps) {
   const long N = (long)s.B * s.T, TT = (long)s.T * s.T;
   Buf<float> out(N * s.C), lse((long)s.B * s.H * s.T), dqkv(N * 3 * s.C);
-  Buf<bf16> out16(N * s.C), dout16(N * s.C);
-  const bool fused = path == Path::Flash || path == Path::FlashRecompute;
+  Buf<bf16> out16(N * s.C), dout16(N * s.C), dqkv16(N * 3 * s.C);
+  const bool fused = path != Path::Fp32 && path != Path::Batched16;
   const int seqs = fused ? s.B : 1;
   Buf<float> scratch(fused ? flashBackwardScratchFloats(s) : (long)seqs * 3 * s.H * TT);
   Buf<const float*> ptrs(10L * s.B * s.H);
@@ -58,14 +59,22 @@ Run runPath(Path path, const Blas& blas, const float* qkv, const bf16* qkv16, co
   const bf16* q16 = path == Path::Fp32 ? nullptr : qkv16;
   auto once = [&] {
     attentionForward(blas, out.p, lse.p, qkv, s, drop, w, q16, q16 ? out16.p : nullptr);
-    attentionBackward(blas, dqkv.p, dout, out.p, qkv, lse.p, s, drop, w, q16, q16 ? dout16.p : nullptr);
+    attentionBackward(blas, dqkv.p, dout, out.p, qkv, lse.p, s, drop, w, q16, q16 ? dout16.p : nullptr,
+                      path == Path::FlashGrad16 ? dqkv16.p : nullptr);
   };
   once();
   BP_CUDA(cudaStreamSynchronize(blas.stream));
   Run r;
   r.out = pull(out.p, N * s.C);
   r.lse = pull(lse.p, (long)s.B * s.H * s.T);
-  r.dqkv = pull(dqkv.p, N * 3 * s.C);
+  if (path == Path::FlashGrad16) {
+    std::vector<bf16> h(N * 3 * s.C);
+    BP_CUDA(cudaMemcpy(h.data(), dqkv16.p, sizeof(bf16) * h.size(), cudaMemcpyDeviceToHost));
+    r.dqkv.resize(h.size());
+    for (size_t i = 0; i < h.size(); i++) r.dqkv[i] = __bfloat162float(h[i]);
+  } else {
+    r.dqkv = pull(dqkv.p, N * 3 * s.C);
+  }
   if (timedReps > 0) r.ms = check::meanMs(once, timedReps, blas.stream);
   return r;
 }
@@ -117,6 +126,7 @@ int attentionCheck() {
     const Run bat = runPath(Path::Batched16, blas, qkvR.p, qkv16.p, dout.p, s, drop, k.reps);
     const Run fla = runPath(Path::Flash, blas, qkvR.p, qkv16.p, dout.p, s, drop, k.reps);
     const Run rec = runPath(Path::FlashRecompute, blas, qkvR.p, qkv16.p, dout.p, s, drop, 0);
+    const Run g16 = runPath(Path::FlashGrad16, blas, qkvR.p, qkv16.p, dout.p, s, drop, 0);
     const long C3 = 3L * s.C;
     auto part = [&](int which) { return [=](size_t i) { return (long)(i % C3) / s.C == which; }; };
     auto all = [](size_t) { return true; };
@@ -138,6 +148,10 @@ int attentionCheck() {
       return m;
     };
     const double maskDiff = maxDiff(rec.dqkv, fla.dqkv);
+    // the bf16 gradient output is the fp32 one rounded to nearest, element for element
+    std::vector<float> rounded(fla.dqkv.size());
+    for (size_t i = 0; i < rounded.size(); i++) rounded[i] = __bfloat162float(__float2bfloat16_rn(fla.dqkv[i]));
+    const double grad16Diff = maxDiff(g16.dqkv, rounded);
     char shape[96];
     std::snprintf(shape, sizeof shape, "B=%d T=%d H=%d hs=%d dropout=%.1f", k.B, k.T, k.H, k.hs, k.p);
     for (const Item& it : items) {
@@ -151,6 +165,10 @@ int attentionCheck() {
     std::printf("{\"check\":\"parity\",\"arch\":\"attention\",\"precision\":\"bf16\",\"what\":\"fused dqkv, kept vs "
                 "recomputed dropout mask (%s)\",\"rel_err\":%.3e,\"tol\":0,\"ok\":%s}\n",
                 shape, maskDiff, maskDiff == 0.0 ? "true" : "false");
+    failures += grad16Diff != 0.0;
+    std::printf("{\"check\":\"parity\",\"arch\":\"attention\",\"precision\":\"bf16\",\"what\":\"fused dqkv written in bf16 "
+                "vs the fp32 one rounded (%s)\",\"rel_err\":%.3e,\"tol\":0,\"ok\":%s}\n",
+                shape, grad16Diff, grad16Diff == 0.0 ? "true" : "false");
     if (k.reps > 0)
       std::printf("{\"check\":\"attention-time\",\"shape\":\"%s\",\"fused_ms\":%.3f,\"batched_bf16_ms\":%.3f,"
                   "\"speedup\":%.2f}\n",

@@ -322,6 +322,8 @@ int cmdParity() {
   // with the attention chunk knob set, the bf16 attention runs several chunks even on the tiny batch
   if (const char* e = std::getenv("BACKPACK_CUDA_FLASH")) rep.tag += std::string(" [flash=") + e + "]";
   if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS")) rep.tag += std::string(" [attn-seqs=") + e + "]";
+  if (const char* e = std::getenv("BACKPACK_CUDA_LT")) rep.tag += std::string(" [lt=") + e + "]";
+  if (const char* e = std::getenv("BACKPACK_CUDA_GRAD16")) rep.tag += std::string(" [grad16=") + e + "]";
   auto guarded = [&](const char* arch, const char* prec, double f, double g, double a) {
     try {
       parityFor(arch, prec, rep, f, g, a);
@@ -410,6 +412,8 @@ std::string gemmFields(const cuda::Engine& gpu, const std::string& prec) {
   if (const char* e = std::getenv("BACKPACK_CUDA_FLASH")) out += ",\"flash\":" + std::to_string(std::atoi(e));
   // 0: the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues
   if (const char* e = std::getenv("BACKPACK_CUDA_LT")) out += ",\"lt\":" + std::to_string(std::atoi(e));
+  // 1: gradient operands written in bf16 by their producers (see native/src/cuda/device_model.cuh)
+  if (const char* e = std::getenv("BACKPACK_CUDA_GRAD16")) out += ",\"grad16\":" + std::to_string(std::atoi(e));
   return out;
 }
 // One optimizer step = zeroGrad, `accum` micro-batches of B x T (forward + backward each), AdamW with clipping.

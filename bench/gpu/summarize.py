@@ -97,6 +97,7 @@ def main(out):
                 impl = r["impl"] + (" batched-attn" if flash == 0 else "")
                 impl += f" attn-seqs={r['attn_seqs']}" if "attn_seqs" in r and flash == 0 else ""
                 impl += " no-lt" if r.get("lt") == 0 else ""  # plain cuBLAS + element-wise bias/GELU kernels
+                impl += " grad16" if r.get("grad16") == 1 else ""  # bf16 gradient operands from their producers
                 p(f"{NAME[arch] + '-' + size.capitalize():<20} {impl:<28} {r['precision']:<14} {dims:>16} "
                   f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}{gemm}")
 
@@ -110,8 +111,8 @@ def main(out):
         p(f"timed runs per model: {', '.join(map(str, runs))} (after warm-up)")
         p(f"{'size':<6} {'model':<12} {'ours bf16':>10} {'ours fp32':>10} {'PyTorch bf16':>13} {'paper A100':>11}")
 
-        def default(r):  # not a run with an engine knob set (those are listed below the table)
-            return r.get("lt") != 0 and r.get("flash") != 0
+        def default(r):  # not a run with an engine knob set
+            return r.get("lt") != 0 and r.get("flash") != 0 and r.get("grad16") != 1
 
         def pick(impl, size, arch, prec=None):
             return next((r["mean_s"] for r in fwd if r.get("impl", "").startswith(impl) and r.get("size") == size

@@ -207,11 +207,13 @@ void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, A
 }
 
 void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* out, const float* qkv,
-                       const float* lse, AttnShape s, Site drop, AttnWork w, const bf16* qkv16, bf16* dout16) {
+                       const float* lse, AttnShape s, Site drop, AttnWork w, const bf16* qkv16, bf16* dout16,
+                       bf16* dqkv16) {
   if (qkv16 && w.flash) {
-    flashAttentionBackward(dqkv, dout, out, qkv16, lse, s, drop, w.keepBits, w.scratch, dout16, b.stream);
+    flashAttentionBackward(dqkv, dqkv16, dout, out, qkv16, lse, s, drop, w.keepBits, w.scratch, dout16, b.stream);
     return;
   }
+  check(!dqkv16, "attention: a bf16 gradient output needs the fused kernels");
   if (qkv16) {
     attentionBackward16(b, dqkv, dout, qkv16, lse, s, drop, w, dout16);
     return;

@@ -87,6 +87,10 @@ class DeviceModel {
   // cuBLASLt products with the bias add (and GELU) in their epilogue, bf16 out (mixed mode, unless its probe
   // failed or BACKPACK_CUDA_LT=0): the MLPs' hidden layers, and in training qkv and the sense vectors
   bool fusedLinear = false;
+  // Gradient operands straight from their producers in bf16 (BACKPACK_CUDA_GRAD16=1, mixed mode; not yet the
+  // default: their speed and parity wait for a GPU run): the cuBLASLt GELU-gradient product writes an MLP's hidden
+  // gradient (geluGrad16), the fused attention writes dqkv (qkvGrad16); the bias gradients then come from those.
+  bool geluGrad16 = false, qkvGrad16 = false;
   // LayerNorm backward kernel: shared atomics in fp32/TF32, register partials (vectorised) in mixed mode
   LnBackward lnBack = LnBackward::SharedAtomics;
   DevBuf<bf16> params16;
@@ -140,6 +144,24 @@ class DeviceModel {
   }
   void linearBack(float* dinp, long w, long b, const GradIn& g, const float* inp, const bf16* inp16, int N, int IC,
                   int OC);
+  // Backward of a linear layer whose output gradient its producer wrote in bf16 (dout16): bias gradient from it,
+  // then the weight gradient and dinp (fp32).
+  void linearBackFrom16(float* dinp, long w, long b, const bf16* dout16, const bf16* inp16, int N, int IC, int OC);
+  // Backward of x -> fc -> GELU -> proj from proj's output gradient g into dx (fp32, overwritten); dhidden: fp32
+  // scratch for GELU's output gradient [N][H] (unused with geluGrad16).
+  struct MlpOff {
+    long fcw, fcb, projw, projb;
+  };
+  struct MlpActs {  // the forward pass's x, GELU's input (pre) and output (act), each with its bf16 twin
+    const float* x;
+    const bf16* x16;
+    const float* pre;
+    const bf16* pre16;
+    const float* act;
+    const bf16* act16;
+  };
+  void mlpBackward(float* dx, float* dhidden, const MlpOff& W, const GradIn& g, const MlpActs& A, int N, int IC,
+                   int H, int OC);
   void ensureActivations(int B, int T);
   void upload(const int32_t* tokens, const int32_t* targets, int B, int T);
   void senseForward(const int32_t* dTokens, int N, bool train, uint32_t seed, float p, DeviceInterventions* iv);
@@ -171,6 +193,8 @@ class DeviceModel {
     bf16 *lnfh, *outh, *h1h, *fagh, *h2h, *fbgh, *g16, *headScratch16;
     bf16* senses16;  // the sense vectors' bf16 twin (Backpack, mixed mode), valid while sensesRounded
     bf16 *fah, *fbh;  // the sense MLPs' GELU inputs in bf16 (fusedLinear only; fa, fb are not written then)
+    bf16* gBig16;     // an MLP's hidden gradient from the GELU-gradient product (geluGrad16 only)
+    bf16* gq16;       // dqkv in bf16 from the fused attention (qkvGrad16 only)
   } a{};
   DevBuf<bf16> arena16;
   int headChunk = 0, headRows16 = 0;  // logits rows per chunk; bf16 dlogits rows gathered (HeadArgs)

@@ -304,8 +304,16 @@ __global__ void flashPrepKernel(float* D, bf16* dout16, const float* dout, const
 // grid (key blocks, B*H): dK, dV of the block's keys (fp32, overwritten) over the query blocks qb >= kb.
 // Per warp, with 16 key rows: S^T = K Q^T and dPd^T = V dO^T, then dV += Pd^T dO and dK += dS^T Q; dS^T goes
 // to global memory (bf16 fragments) for the dQ kernel.
-template <int HS>
-__global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, const bf16* qkv, const bf16* dout16,
+// Two adjacent gradient columns, as fp32 or (the mixed mode's GEMM operand straight away) bf16
+__device__ __forceinline__ void storePair(float* p, float x, float y) {
+  *reinterpret_cast<float2*>(p) = make_float2(x, y);
+}
+__device__ __forceinline__ void storePair(bf16* p, float x, float y) {
+  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(x, y);
+}
+
+template <int HS, typename Out>
+__global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(Out* dqkv, const bf16* qkv, const bf16* dout16,
                                                                   const float* lse, const float* D, uint4* dS,
                                                                   int T, int H, int C, float scale, float p,
                                                                   uint32_t key, const uint64_t* keepBits) {
@@ -395,21 +403,21 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(float* dqkv, c
   for (int half = 0; half < 2; half++) {
     const int row = half ? keyB : keyA;
     if (row >= T) continue;
-    float* dK = dqkv + ((long)b * T + row) * ld + C + h * HS;
-    float* dV = dK + C;
+    Out* dK = dqkv + ((long)b * T + row) * ld + C + h * HS;
+    Out* dV = dK + C;
 #pragma unroll
     for (int n = 0; n < NT; n++) {
       const int c = n * 8 + 2 * t;
-      *reinterpret_cast<float2*>(dK + c) = make_float2(dk[n][2 * half] * scale, dk[n][2 * half + 1] * scale);
-      *reinterpret_cast<float2*>(dV + c) = make_float2(dv[n][2 * half], dv[n][2 * half + 1]);
+      storePair(dK + c, dk[n][2 * half] * scale, dk[n][2 * half + 1] * scale);
+      storePair(dV + c, dv[n][2 * half], dv[n][2 * half + 1]);
     }
   }
 }
 
 // grid (query blocks, B*H): dQ of the block's queries (fp32, overwritten) = scale * sum over key blocks kb <= qb
 // of dS K, with dS from the tiles the dK/dV kernel stored (transposed into A fragments by movmatrix).
-template <int HS>
-__global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, const bf16* qkv, const uint4* dS, int T,
+template <int HS, typename Out>
+__global__ void __launch_bounds__(kThreads) flashBackwardQKernel(Out* dqkv, const bf16* qkv, const uint4* dS, int T,
                                                                  int H, int C, float scale) {
   constexpr int NT = HS / 8;
   __shared__ __align__(16) BlockTiles<HS, 1> tiles;  // key rows
@@ -445,11 +453,11 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(float* dqkv, co
   for (int half = 0; half < 2; half++) {
     const int row = half ? rowB : rowA;
     if (row >= T) continue;
-    float* dQ = dqkv + ((long)b * T + row) * ld + h * HS;
+    Out* dQ = dqkv + ((long)b * T + row) * ld + h * HS;
 #pragma unroll
     for (int n = 0; n < NT; n++) {
       const int c = n * 8 + 2 * t;
-      *reinterpret_cast<float2*>(dQ + c) = make_float2(dq[n][2 * half] * scale, dq[n][2 * half + 1] * scale);
+      storePair(dQ + c, dq[n][2 * half] * scale, dq[n][2 * half + 1] * scale);
     }
   }
 }
@@ -462,15 +470,23 @@ void launchForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnS
                                                     bits);
   BP_LAUNCHED();
 }
-template <int HS>
-void launchBackward(float* dqkv, const bf16* qkv16, const bf16* dout16, const float* lse, const float* D, uint4* dS,
+template <int HS, typename Out>
+void launchBackward(Out* dqkv, const bf16* qkv16, const bf16* dout16, const float* lse, const float* D, uint4* dS,
                     AttnShape s, Site drop, const uint64_t* bits, cudaStream_t st) {
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
-  flashBackwardKVKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, dS, s.T, s.H, s.C, s.scale,
-                                                       drop.p, drop.key, bits);
+  flashBackwardKVKernel<HS, Out><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, dS, s.T, s.H, s.C, s.scale,
+                                                            drop.p, drop.key, bits);
   BP_LAUNCHED();
-  flashBackwardQKernel<HS><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dS, s.T, s.H, s.C, s.scale);
+  flashBackwardQKernel<HS, Out><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dS, s.T, s.H, s.C, s.scale);
   BP_LAUNCHED();
+}
+template <int HS>
+void launchBackward(float* dqkv, bf16* dqkv16, const bf16* qkv16, const bf16* dout16, const float* lse,
+                    const float* D, uint4* dS, AttnShape s, Site drop, const uint64_t* bits, cudaStream_t st) {
+  if (dqkv16)
+    launchBackward<HS, bf16>(dqkv16, qkv16, dout16, lse, D, dS, s, drop, bits, st);
+  else
+    launchBackward<HS, float>(dqkv, qkv16, dout16, lse, D, dS, s, drop, bits, st);
 }
 
 }  // namespace
@@ -502,9 +518,9 @@ void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv1
   }
 }
 
-void flashAttentionBackward(float* dqkv, const float* dout, const float* out, const bf16* qkv16, const float* lse,
-                            AttnShape s, Site drop, const uint64_t* keepBits, float* scratch, bf16* dout16,
-                            cudaStream_t st) {
+void flashAttentionBackward(float* dqkv, bf16* dqkv16, const float* dout, const float* out, const bf16* qkv16,
+                            const float* lse, AttnShape s, Site drop, const uint64_t* keepBits, float* scratch,
+                            bf16* dout16, cudaStream_t st) {
   float* D = scratch;
   uint4* dS = reinterpret_cast<uint4*>(scratch + dsOffsetFloats(s));
   const int hs = s.C / s.H;
@@ -512,11 +528,11 @@ void flashAttentionBackward(float* dqkv, const float* dout, const float* out, co
   flashPrepKernel<<<blocksFor(warps, 8), 256, 0, st>>>(D, dout16, dout, out, s.B, s.T, s.H, hs, s.C);
   BP_LAUNCHED();
   switch (hs) {
-    case 16: launchBackward<16>(dqkv, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
-    case 32: launchBackward<32>(dqkv, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
-    case 48: launchBackward<48>(dqkv, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
-    case 64: launchBackward<64>(dqkv, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
-    case 80: launchBackward<80>(dqkv, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
+    case 16: launchBackward<16>(dqkv, dqkv16, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
+    case 32: launchBackward<32>(dqkv, dqkv16, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
+    case 48: launchBackward<48>(dqkv, dqkv16, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
+    case 64: launchBackward<64>(dqkv, dqkv16, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
+    case 80: launchBackward<80>(dqkv, dqkv16, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;
     default: throw Error("flash attention: head size " + std::to_string(hs) + " not instantiated");
   }
 }

@@ -21,7 +21,8 @@ namespace bp::cuda {
 namespace {
 
 void ltCheck(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLASLt ") + what + " failed with status " + std::to_string((int)s));
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw Error(std::string("cuBLASLt ") + what + " failed with status " + std::to_string((int)s));
 }
 
 // The largest power of two (up to 256) dividing the address: the alignment the chosen kernel may assume.
@@ -37,9 +38,25 @@ cublasLtEpilogue_t ltEpilogue(Epilogue e) {
     case Epilogue::Bias: return CUBLASLT_EPILOGUE_BIAS;
     case Epilogue::BiasGelu: return CUBLASLT_EPILOGUE_GELU_BIAS;
     case Epilogue::BiasGeluAux: return CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
+    case Epilogue::DGelu: return CUBLASLT_EPILOGUE_DGELU;
   }
   return CUBLASLT_EPILOGUE_DEFAULT;
 }
+bool hasBias(Epilogue e) { return e != Epilogue::DGelu; }
+bool hasAux(Epilogue e) { return e == Epilogue::BiasGeluAux || e == Epilogue::DGelu; }
+
+// One product in cuBLAS's column-major terms, every matrix bf16: D (m x n, ld m) = op(A) B with A stored k x m
+// (transA) or m x k, B stored k x n; the epilogue's bias runs along D's m rows, its aux matrix is laid out like D.
+struct Product {
+  bool transA;
+  int m, n, k;
+  const bf16* A;
+  const bf16* B;
+  bf16* D;
+  Epilogue e;
+  const void* bias;  // fp32 or bf16 (LtContext::fp32Bias); null when the epilogue takes none
+  bf16* aux;         // null when the epilogue takes none
+};
 
 // One product shape with its descriptors and the algorithm the heuristic picked; the bias and aux pointers are
 // set per call (pointers of the same alignment as the ones the algorithm was picked for).
@@ -47,6 +64,12 @@ struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  void destroy() {
+    cublasLtMatrixLayoutDestroy(a);
+    cublasLtMatrixLayoutDestroy(b);
+    cublasLtMatrixLayoutDestroy(d);
+    cublasLtMatmulDescDestroy(desc);
+  }
 };
 
 }  // namespace
@@ -56,52 +79,53 @@ struct LtContext {
   void* workspace = nullptr;
   size_t workspaceBytes = 32u << 20;
   bool fp32Bias = true;  // the bias vector in fp32 (else its bf16 shadow); settled by the probe
-  // (N, IC, OC, epilogue and bias type, alignments of inp, w, out, bias, aux)
-  using Key = std::tuple<int, int, int, int, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t>;
+  bool dgelu = false;    // the GELU-gradient epilogue passed the probe
+  // (transA, m, n, k, epilogue, bias type, alignments of A, B, D, bias, aux)
+  using Key = std::tuple<bool, int, int, int, int, bool, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t>;
   std::map<Key, Plan> plans;
   ~LtContext() {
-    for (auto& [k, p] : plans) {
-      cublasLtMatrixLayoutDestroy(p.a);
-      cublasLtMatrixLayoutDestroy(p.b);
-      cublasLtMatrixLayoutDestroy(p.d);
-      cublasLtMatmulDescDestroy(p.desc);
-    }
+    for (auto& [k, p] : plans) p.destroy();
     if (workspace) cudaFree(workspace);
     if (handle) cublasLtDestroy(handle);
   }
 };
 
-// The plan for this call's shape and alignments, built on first use. Returns null when the heuristic has no
+// The plan for this product's shape and alignments, built on first use. Returns null when the heuristic has no
 // algorithm for it.
-static Plan* planFor(LtContext& lt, int N, int IC, int OC, Epilogue e, const void* inp, const void* w, const void* out,
-                     const void* bias, const void* aux) {
-  const LtContext::Key key{N, IC, OC, 2 * (int)e + lt.fp32Bias, alignmentOf(inp), alignmentOf(w), alignmentOf(out), alignmentOf(bias),
-                           aux ? alignmentOf(aux) : 0u};
+static Plan* planFor(LtContext& lt, const Product& q) {
+  const LtContext::Key key{q.transA,          q.m,           q.n,           q.k,
+                           (int)q.e,          lt.fp32Bias,   alignmentOf(q.A), alignmentOf(q.B),
+                           alignmentOf(q.D),  q.bias ? alignmentOf(q.bias) : 0u, q.aux ? alignmentOf(q.aux) : 0u};
   if (auto it = lt.plans.find(key); it != lt.plans.end()) return &it->second;
   Plan p;
   ltCheck(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "descriptor");
-  const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
-  const cublasLtEpilogue_t epi = ltEpilogue(e);
-  const int32_t biasType = lt.fp32Bias ? CUDA_R_32F : CUDA_R_16BF;
+  const cublasOperation_t opA = q.transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = CUBLAS_OP_N;
+  const cublasLtEpilogue_t epi = ltEpilogue(q.e);
   auto set = [&](cublasLtMatmulDescAttributes_t attr, const void* v, size_t n) {
     ltCheck(cublasLtMatmulDescSetAttribute(p.desc, attr, v, n), "descriptor attribute");
   };
-  set(CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof opT);
-  set(CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof opN);
+  set(CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA);
+  set(CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB);
   set(CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
-  set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &biasType, sizeof biasType);
-  set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
-  if (aux) {
-    const int64_t ld = OC;
-    set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux);
+  if (hasBias(q.e)) {
+    const int32_t biasType = lt.fp32Bias ? CUDA_R_32F : CUDA_R_16BF;
+    set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &biasType, sizeof biasType);
+    set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, &q.bias, sizeof q.bias);
+  }
+  if (hasAux(q.e)) {
+    const int64_t ld = q.m;
+    set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &q.aux, sizeof q.aux);
     set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof ld);
   }
-  ltCheck(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, IC, OC, IC), "layout");
-  ltCheck(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, IC, N, IC), "layout");
-  ltCheck(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, OC, N, OC), "layout");
+  if (q.transA)
+    ltCheck(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, q.k, q.m, q.k), "layout");
+  else
+    ltCheck(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, q.m, q.k, q.m), "layout");
+  ltCheck(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, q.k, q.n, q.k), "layout");
+  ltCheck(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, q.m, q.n, q.m), "layout");
   cublasLtMatmulPreference_t pref = nullptr;
   ltCheck(cublasLtMatmulPreferenceCreate(&pref), "preference");
-  const uint32_t alA = std::get<5>(key), alB = std::get<4>(key), alD = std::get<6>(key);
+  const uint32_t alA = std::get<6>(key), alB = std::get<7>(key), alD = std::get<8>(key);
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt.workspaceBytes,
                                        sizeof lt.workspaceBytes);
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &alA, sizeof alA);
@@ -114,43 +138,66 @@ static Plan* planFor(LtContext& lt, int N, int IC, int OC, Epilogue e, const voi
       cublasLtMatmulAlgoGetHeuristic(lt.handle, p.desc, p.a, p.b, p.d, p.d, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (s != CUBLAS_STATUS_SUCCESS || found == 0) {
-    cublasLtMatrixLayoutDestroy(p.a);
-    cublasLtMatrixLayoutDestroy(p.b);
-    cublasLtMatrixLayoutDestroy(p.d);
-    cublasLtMatmulDescDestroy(p.desc);
+    p.destroy();
     return nullptr;
   }
   p.algo = result.algo;
   return &lt.plans.emplace(key, p).first->second;
 }
 
-static bool tryLinear(const Blas& b, bf16* out16, bf16* pre16, const bf16* inp16, const bf16* w16, const void* bias,
-                      int N, int IC, int OC, Epilogue e) {
+// Runs q; false when cuBLASLt has no algorithm for it or refuses it.
+static bool run(const Blas& b, const Product& q) {
   LtContext& lt = *b.lt;
-  Plan* p = planFor(lt, N, IC, OC, e, inp16, w16, out16, bias, e == Epilogue::BiasGeluAux ? pre16 : nullptr);
+  Plan* p = planFor(lt, q);
   if (!p) return false;
-  ltCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias), "bias");
-  if (e == Epilogue::BiasGeluAux)
-    ltCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &pre16, sizeof pre16),
-            "aux");
+  auto set = [&](cublasLtMatmulDescAttributes_t attr, const void* v, size_t n) {
+    ltCheck(cublasLtMatmulDescSetAttribute(p->desc, attr, v, n), "descriptor attribute");
+  };
+  if (hasBias(q.e)) set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, &q.bias, sizeof q.bias);
+  if (hasAux(q.e)) set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &q.aux, sizeof q.aux);
   const float one = 1.0f, zero = 0.0f;
-  const cublasStatus_t s = cublasLtMatmul(lt.handle, p->desc, &one, w16, p->a, inp16, p->b, &zero, out16, p->d, out16,
-                                          p->d, &p->algo, lt.workspace, lt.workspaceBytes, b.stream);
+  const cublasStatus_t s = cublasLtMatmul(lt.handle, p->desc, &one, q.A, p->a, q.B, p->b, &zero, q.D, p->d, q.D, p->d,
+                                          &p->algo, lt.workspace, lt.workspaceBytes, b.stream);
   return s == CUBLAS_STATUS_SUCCESS;
+}
+
+static void runOrThrow(const Blas& b, const Product& q, const char* what) {
+  b.flopsBf16 += 2.0 * q.m * q.n * q.k;
+  if (!run(b, q))
+    throw Error(std::string("cuBLASLt has no kernel for the fused ") + what + " " + std::to_string(q.m) + "x" +
+                std::to_string(q.n) + "x" + std::to_string(q.k) +
+                " (run with BACKPACK_CUDA_LT=0 to use plain cuBLAS products)");
+}
+
+// Row-major out[N][OC] = inp[N][IC] w[OC][IC]^T is the column-major out^T = w^T inp^T: A = w (transposed).
+static Product forwardProduct(bf16* out16, bf16* pre16, const bf16* inp16, const bf16* w16, const void* bias, int N,
+                              int IC, int OC, Epilogue e) {
+  return Product{true, OC, N, IC, w16, inp16, out16, e, bias, e == Epilogue::BiasGeluAux ? pre16 : nullptr};
+}
+
+// Row-major dinp[N][IC] = dout[N][OC] w[OC][IC] is the column-major dinp^T = w^T-as-stored (IC x OC) dout^T.
+static Product geluBackwardProduct(bf16* dinp16, const bf16* dout16, const bf16* w16, const bf16* pre16, int N,
+                                   int IC, int OC) {
+  return Product{false, IC, N, OC, w16, dout16, dinp16, Epilogue::DGelu, nullptr, const_cast<bf16*>(pre16)};
 }
 
 void linearForwardLt(const Blas& b, bf16* out16, bf16* pre16, const bf16* inp16, const bf16* w16, const float* bias,
                      const bf16* bias16, int N, int IC, int OC, Epilogue e) {
   if (N <= 0) return;
-  b.flopsBf16 += 2.0 * N * OC * IC;
   const void* bp = b.lt->fp32Bias ? static_cast<const void*>(bias) : static_cast<const void*>(bias16);
-  if (!tryLinear(b, out16, pre16, inp16, w16, bp, N, IC, OC, e))
-    throw Error("cuBLASLt has no kernel for the fused linear layer " + std::to_string(N) + "x" + std::to_string(IC) +
-                " -> " + std::to_string(OC) + " (run with BACKPACK_CUDA_LT=0 to use plain cuBLAS products)");
+  runOrThrow(b, forwardProduct(out16, pre16, inp16, w16, bp, N, IC, OC, e), "linear layer");
 }
 
-// A 64x64x64 product of ones (each output 64 + bias) against the expected values, per epilogue: tells whether
-// this cuBLASLt runs the fused layers, and whether it takes the bias in fp32 or only in the output's bf16.
+void linearBackwardDataGeluLt(const Blas& b, bf16* dinp16, const bf16* dout16, const bf16* w16, const bf16* pre16,
+                              int N, int IC, int OC) {
+  if (N <= 0) return;
+  runOrThrow(b, geluBackwardProduct(dinp16, dout16, w16, pre16, N, IC, OC), "GELU-gradient product");
+}
+
+// 64x64x64 products of ones against known values. The forward epilogues (output 64 + bias[c], through GELU)
+// tell whether this cuBLASLt runs the fused layers and whether it takes the bias in fp32 or only in the output's
+// bf16; the GELU-gradient epilogue (output 64 * gelu'(64 + bias[c]), from the GELU input the last forward kept)
+// whether the backward product can use it too.
 static bool probe(Blas& b) {
   constexpr int n = 64;
   std::vector<bf16> ones(n * n, __float2bfloat16_rn(1.0f)), biasH(n);
@@ -167,30 +214,32 @@ static bool probe(Blas& b) {
   BP_CUDA(cudaMemcpyAsync(x, ones.data(), sizeof(bf16) * n * n, cudaMemcpyHostToDevice, b.stream));
   BP_CUDA(cudaMemcpyAsync(b16, biasH.data(), sizeof(bf16) * n, cudaMemcpyHostToDevice, b.stream));
   BP_CUDA(cudaMemcpyAsync(b32, bias.data(), sizeof(float) * n, cudaMemcpyHostToDevice, b.stream));
+  // runs q, then compares every element of m (row-major [64][64]) with want(column)
+  auto check = [&](const Product& q, const bf16* m, auto want) {
+    if (!run(b, q)) return false;
+    std::vector<bf16> h(n * n);
+    BP_CUDA(cudaMemcpyAsync(h.data(), m, sizeof(bf16) * n * n, cudaMemcpyDeviceToHost, b.stream));
+    BP_CUDA(cudaStreamSynchronize(b.stream));
+    for (int i = 0; i < n * n; i++) {
+      const float w = want(i % n);
+      if (!(std::fabs(__bfloat162float(h[i]) - w) <= 1e-2f * (1.0f + std::fabs(w)))) return false;
+    }
+    return true;
+  };
+  auto z = [&](int c) { return 64.0f + bias[c]; };
   bool ok = false;
   for (bool fp32Bias : {true, false}) {
     b.lt->fp32Bias = fp32Bias;
-    ok = true;
-    for (Epilogue e : {Epilogue::Bias, Epilogue::BiasGelu, Epilogue::BiasGeluAux}) {
-      if (!ok) break;
-      if (!tryLinear(b, out, pre, x, x, fp32Bias ? (const void*)b32 : (const void*)b16, n, n, n, e)) {
-        ok = false;
-        break;
-      }
-      std::vector<bf16> o(n * n), q(n * n);
-      BP_CUDA(cudaMemcpyAsync(o.data(), out, sizeof(bf16) * n * n, cudaMemcpyDeviceToHost, b.stream));
-      BP_CUDA(cudaMemcpyAsync(q.data(), pre, sizeof(bf16) * n * n, cudaMemcpyDeviceToHost, b.stream));
-      BP_CUDA(cudaStreamSynchronize(b.stream));
-      for (int r = 0; r < n && ok; r++)
-        for (int c = 0; c < n && ok; c++) {  // out[r][c] = 64 + bias[c]
-          const float z = 64.0f + bias[c];
-          const float want = e == Epilogue::Bias ? z : geluValue(z);
-          ok = std::fabs(__bfloat162float(o[r * n + c]) - want) <= 1e-2f * (1.0f + std::fabs(want));
-          if (ok && e == Epilogue::BiasGeluAux) ok = std::fabs(__bfloat162float(q[r * n + c]) - z) <= 1e-2f * (1.0f + std::fabs(z));
-        }
-    }
+    const void* bp = fp32Bias ? static_cast<const void*>(b32) : static_cast<const void*>(b16);
+    auto fwd = [&](Epilogue e) { return forwardProduct(out, pre, x, x, bp, n, n, n, e); };
+    ok = check(fwd(Epilogue::Bias), out, z) &&
+         check(fwd(Epilogue::BiasGelu), out, [&](int c) { return geluValue(z(c)); }) &&
+         check(fwd(Epilogue::BiasGeluAux), out, [&](int c) { return geluValue(z(c)); }) &&
+         check(fwd(Epilogue::BiasGeluAux), pre, z);
     if (ok) break;
   }
+  b.lt->dgelu = ok && check(geluBackwardProduct(out, x, x, pre, n, n, n), out,
+                            [&](int c) { return 64.0f * geluGrad(z(c)); });
   cudaFree(x);
   cudaFree(out);
   cudaFree(pre);
@@ -210,5 +259,7 @@ bool enableLt(Blas& b) {
   b.lt.reset();
   return false;
 }
+
+bool ltGeluBackwardWorks(const Blas& b) { return b.lt && b.lt->dgelu; }
 
 }  // namespace bp::cuda

@@ -43,9 +43,10 @@ void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
 bool bf16GemmWorks(const Blas& b, bool batched);
 // ---- gemm_lt.cu: bf16 linear layers with the bias add (and GELU) fused into the product's epilogue, bf16 out.
 enum class Epilogue {
-  Bias,        // out = x W^T + b
-  BiasGelu,    // out = gelu(x W^T + b)
-  BiasGeluAux  // the same, and pre = x W^T + b (GELU's input, for the backward pass)
+  Bias,         // out = x W^T + b
+  BiasGelu,     // out = gelu(x W^T + b)
+  BiasGeluAux,  // the same, and pre = x W^T + b (GELU's input, for the backward pass)
+  DGelu         // backward: dinp = (dout W) * gelu'(pre)
 };
 // Sets up cuBLASLt on b (its stream) and probes the three epilogues against known results; false (b.lt null)
 // when they fail or BACKPACK_CUDA_LT=0. Callers then keep the plain products plus element-wise kernels.
@@ -54,6 +55,11 @@ bool enableLt(Blas& b);
 // this cuBLASLt takes only that. Throws when cuBLASLt has no kernel for the shape.
 void linearForwardLt(const Blas& b, bf16* out16, bf16* pre16, const bf16* inp16, const bf16* w16, const float* bias,
                      const bf16* bias16, int N, int IC, int OC, Epilogue e);
+// The backward product of the layer after a GELU, straight into the GELU input's gradient as the next GEMM's bf16
+// operand: dinp16[N][IC] = (dout16[N][OC] w16[OC][IC]) * gelu'(pre16[N][IC]). Usable when ltGeluBackwardWorks.
+void linearBackwardDataGeluLt(const Blas& b, bf16* dinp16, const bf16* dout16, const bf16* w16, const bf16* pre16,
+                              int N, int IC, int OC);
+bool ltGeluBackwardWorks(const Blas& b);
 // dst = bf16(src), round to nearest even (weights' shadow copies, activations and gradients that feed GEMMs).
 void toBf16(bf16* dst, const float* src, long n, cudaStream_t st);
 
@@ -127,6 +133,9 @@ void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w
 // column sums, in fp32, into db (optional): the bias gradient.
 void prepareGrad16(bf16* dout16, float* db, const float* src, int N, int OC, Site drop, const float* geluPre,
                    const bf16* geluPre16, cudaStream_t st);
+// db[c] += sum over rows of g[r][c]: the bias gradient where the output gradient's producer wrote it in bf16
+// (the cuBLASLt GELU-gradient product, the fused attention's bf16 dqkv) and prepareGrad16 does not run.
+void biasGradFrom16(float* db, const bf16* g, int N, int OC, cudaStream_t st);
 // From dout16 (prepareGrad16's output, with the bias gradient already taken): dinp = dout16 w16 (fp32, += with
 // accumulate), dw += dout16^T inp16 (fp32).
 void linearBackward16(const Blas& b, float* dinp, float* dw, const bf16* dout16, const bf16* inp16, const bf16* w16,
@@ -164,9 +173,10 @@ struct AttnWork {
 // (fused kernels only).
 void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w,
                       const bf16* qkv16 = nullptr, bf16* out16 = nullptr);
+// dqkv16 (fused kernels only): dqkv is written there in bf16 instead, ready as the qkv layer's GEMM operand.
 void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* out, const float* qkv,
                        const float* lse, AttnShape s, Site drop, AttnWork w, const bf16* qkv16 = nullptr,
-                       bf16* dout16 = nullptr);
+                       bf16* dout16 = nullptr, bf16* dqkv16 = nullptr);
 
 // ---- flash_attention.cu: the fused kernels behind AttnWork::flash (bf16 tensor cores, fp32 accumulation)
 bool flashAttentionSupported(const AttnShape& s);
@@ -176,10 +186,11 @@ long flashKeepWords(const AttnShape& s);
 void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
                            uint64_t* keepBits, cudaStream_t st);
 // keepBits: the forward pass's mask (null: the mask is recomputed); scratch: flashBackwardScratchFloats(s)
-// floats, 16-byte aligned (D and the dS tiles the dQ kernel reads); dout16: scratch of B*T*C bf16 (dout rounded)
-void flashAttentionBackward(float* dqkv, const float* dout, const float* out, const bf16* qkv16, const float* lse,
-                            AttnShape s, Site drop, const uint64_t* keepBits, float* scratch, bf16* dout16,
-                            cudaStream_t st);
+// floats, 16-byte aligned (D and the dS tiles the dQ kernel reads); dout16: scratch of B*T*C bf16 (dout rounded).
+// The gradient goes to dqkv (fp32), or to dqkv16 (bf16) when that is set.
+void flashAttentionBackward(float* dqkv, bf16* dqkv16, const float* dout, const float* out, const bf16* qkv16,
+                            const float* lse, AttnShape s, Site drop, const uint64_t* keepBits, float* scratch,
+                            bf16* dout16, cudaStream_t st);
 long flashBackwardScratchFloats(const AttnShape& s);
 
 // ---- contextualization.cu: Backpack weights alpha for a chunk of sequences, in the mixing layout [b][i][j][l]

@@ -68,19 +68,39 @@ __device__ __forceinline__ float gradAt(const float* src, long i, float p, uint3
   return p > 0.0f ? x * dkeep(p, key, (uint32_t)i) : x;
 }
 
-// GELU's input at elements i..i+3, from fp32 or (the fused-epilogue layers) bf16
-__device__ __forceinline__ float4 geluPre4(const float* pre, const bf16* pre16, long i) {
-  if (pre) return *reinterpret_cast<const float4*>(pre + i);
-  const uint2 u = *reinterpret_cast<const uint2*>(pre16 + i);
+// Four bf16 at p (8-byte aligned) as floats
+__device__ __forceinline__ float4 loadBf16x4(const bf16* p) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
   const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
   const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
   return make_float4(lo.x, lo.y, hi.x, hi.y);
 }
 
+// GELU's input at elements i..i+3, from fp32 or (the fused-epilogue layers) bf16
+__device__ __forceinline__ float4 geluPre4(const float* pre, const bf16* pre16, long i) {
+  return pre ? *reinterpret_cast<const float4*>(pre + i) : loadBf16x4(pre16 + i);
+}
+
+// Adds a block's column totals into db (see prepareGrad16's layout): sum[e] is this thread's partial of column
+// (blockIdx.x * 32 + threadIdx.x) * VW + e over its rows; one atomic add per column and block.
+template <int VW>
+__device__ __forceinline__ void addColumnSums(float* db, const float (&sum)[VW], int OC) {
+  __shared__ float part[8][32 * VW + 1];
+#pragma unroll
+  for (int e = 0; e < VW; e++) part[threadIdx.y][threadIdx.x * VW + e] = sum[e];
+  __syncthreads();
+  // 32*VW column totals, one thread each (threads of row lanes 0..VW-1)
+  const int col = threadIdx.y * 32 + threadIdx.x, c = blockIdx.x * 32 * VW + col;
+  if (col < 32 * VW && c < OC) {
+    float t = 0.0f;
+    for (int y = 0; y < 8; y++) t += part[y][col];
+    atomicAdd(&db[c], t);
+  }
+}
+
 template <int VW>
 __global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int N, int OC, float p, uint32_t key,
                                   const float* geluPre, const bf16* geluPre16) {
-  __shared__ float part[8][32 * VW + 1];
   const int c0 = (blockIdx.x * 32 + threadIdx.x) * VW;
   const int r0 = blockIdx.y * kGradRows, r1 = min(N, r0 + kGradRows);
   float sum[VW] = {};
@@ -108,17 +128,39 @@ __global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int
       for (int e = 0; e < VW; e++) sum[e] += g[e];
     }
   }
-  if (!db) return;
-#pragma unroll
-  for (int e = 0; e < VW; e++) part[threadIdx.y][threadIdx.x * VW + e] = sum[e];
-  __syncthreads();
-  // 32*VW column totals, one thread each (threads of row lanes 0..VW-1)
-  const int col = threadIdx.y * 32 + threadIdx.x, c = blockIdx.x * 32 * VW + col;
-  if (col < 32 * VW && c < OC) {
-    float t = 0.0f;
-    for (int y = 0; y < 8; y++) t += part[y][col];
-    atomicAdd(&db[c], t);
+  if (db) addColumnSums<VW>(db, sum, OC);
+}
+
+// The bias gradient from an output gradient its producer already wrote in bf16: db[c] += sum_r g[r][c].
+template <int VW>
+__global__ void biasGradKernel(float* db, const bf16* g, int N, int OC) {
+  const int c0 = (blockIdx.x * 32 + threadIdx.x) * VW;
+  const int r0 = blockIdx.y * kGradRows, r1 = min(N, r0 + kGradRows);
+  float sum[VW] = {};
+  if (c0 < OC) {
+#pragma unroll 4
+    for (int r = r0 + threadIdx.y; r < r1; r += 8) {
+      const long i = (long)r * OC + c0;
+      if constexpr (VW == 4) {
+        const float4 x = loadBf16x4(g + i);
+        sum[0] += x.x, sum[1] += x.y, sum[2] += x.z, sum[3] += x.w;
+      } else {
+        sum[0] += __bfloat162float(g[i]);
+      }
+    }
   }
+  addColumnSums<VW>(db, sum, OC);
+}
+
+void biasGradFrom16(float* db, const bf16* g, int N, int OC, cudaStream_t st) {
+  if (N <= 0 || OC <= 0) return;
+  const dim3 block(32, 8);
+  const int rowBlocks = (N + kGradRows - 1) / kGradRows;
+  if (OC % 4 == 0 && reinterpret_cast<uintptr_t>(g) % 8 == 0)
+    biasGradKernel<4><<<dim3((OC + 127) / 128, rowBlocks), block, 0, st>>>(db, g, N, OC);
+  else
+    biasGradKernel<1><<<dim3((OC + 31) / 32, rowBlocks), block, 0, st>>>(db, g, N, OC);
+  BP_LAUNCHED();
 }
 
 void prepareGrad16(bf16* dout16, float* db, const float* src, int N, int OC, Site drop, const float* geluPre,

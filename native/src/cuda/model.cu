@@ -52,6 +52,10 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
                 !(flashEnv && std::string(flashEnv) == "0");
     if (mixed) lnBack = LnBackward::Vectorized;
     fusedLinear = mixed && enableLt(blas);
+    const char* g16Env = std::getenv("BACKPACK_CUDA_GRAD16");
+    const bool grad16 = g16Env && std::string(g16Env) == "1";
+    geluGrad16 = grad16 && fusedLinear && ltGeluBackwardWorks(blas);
+    qkvGrad16 = grad16 && flashAttn;
   }
   std::unordered_map<std::string, long> off;
   for (const TensorInfo& t : tensors) off[t.key] = t.offset;
@@ -182,6 +186,8 @@ void DeviceModel::ensureActivations(int B, int T) {
     take16(&L.ln2h, N * d); take16(&L.fchgh, N * 4 * d); take16(&L.fchh, fusedLinear ? N * 4 * d : 0);
   }
   take16(&a.lnfh, N * d);
+  take16(&a.gBig16, geluGrad16 ? N * std::max(4 * d, bp ? h : 0L) : 0);
+  take16(&a.gq16, qkvGrad16 ? N * 3 * d : 0);
   take16(&a.g16, N * std::max({big, big2, 3 * d}));
   take16(&a.headScratch16, (long)headRows16 * cfg.vocab);
   if (bp) {
@@ -364,15 +370,17 @@ void DeviceModel::backward(const ForwardRequest& r) {
     const float* xin = l == 0 ? a.encoded : a.layer[l - 1].res3;
     const uint32_t s0 = kLayerBase + 4 * l;
     // the residual gradient reaches each branch's output projection through that branch's dropout
-    linearBack(a.gBig, W.fcprojw, W.fcprojb, {dres, tmp, site(true, p, r.rngSeed, s0 + 2)}, A.fchg, A.fchgh, N, 4 * d,
-               d);
-    linearBack(a.gB, W.fcw, W.fcb, geluIn(a.gBig, A.fch, A.fchh), A.ln2, A.ln2h, N, d, 4 * d);
+    mlpBackward(a.gB, a.gBig, {W.fcw, W.fcb, W.fcprojw, W.fcprojb}, {dres, tmp, site(true, p, r.rngSeed, s0 + 2)},
+                {A.ln2, A.ln2h, A.fch, A.fchh, A.fchg, A.fchgh}, N, d, 4 * d, d);
     layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d, stream, lnBack);
     linearBack(a.gB, W.projw, W.projb, {dres, tmp, site(true, p, r.rngSeed, s0 + 1)}, A.atty, A.attyh, N, d, d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
     attentionBackward(blas, a.gBig, a.gB, A.atty, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork(A), A.qkvh,
-                      a.g16);
-    linearBack(tmp, W.qkvw, W.qkvb, {a.gBig}, A.ln1, A.ln1h, N, d, 3 * d);
+                      a.g16, qkvGrad16 ? a.gq16 : nullptr);
+    if (qkvGrad16)
+      linearBackFrom16(tmp, W.qkvw, W.qkvb, a.gq16, A.ln1h, N, d, 3 * d);
+    else
+      linearBack(tmp, W.qkvw, W.qkvb, {a.gBig}, A.ln1, A.ln1h, N, d, 3 * d);
     layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream, lnBack);
   }
   dropoutForward(dres, Nd, site(true, p, r.rngSeed, kEmbed), stream);
@@ -442,6 +450,25 @@ void DeviceModel::mlpHidden(float* pre, bf16* pre16, float* act, bf16* act16, co
   }
   linear(pre, inp, inp16, w, kBiasLater, N, IC, OC);
   biasGeluForward(fp32Input(act), pre, P(b), OC, (long)N * OC, stream, act16);
+}
+
+void DeviceModel::linearBackFrom16(float* dinp, long w, long b, const bf16* dout16, const bf16* inp16, int N, int IC,
+                                   int OC) {
+  biasGradFrom16(G(b), dout16, N, OC, stream);
+  linearBackward16(blas, dinp, G(w), dout16, inp16, W16(w), N, IC, OC, false);
+}
+
+void DeviceModel::mlpBackward(float* dx, float* dhidden, const MlpOff& W, const GradIn& g, const MlpActs& A, int N,
+                              int IC, int H, int OC) {
+  if (geluGrad16) {  // proj's backward product applies GELU's derivative and writes fc's bf16 operand
+    prepareGrad16(a.g16, G(W.projb), g.src, N, OC, g.drop, nullptr, nullptr, stream);
+    linearBackward16(blas, nullptr, G(W.projw), a.g16, A.act16, W16(W.projw), N, H, OC, false);
+    linearBackwardDataGeluLt(blas, a.gBig16, a.g16, W16(W.projw), A.pre16, N, H, OC);
+    linearBackFrom16(dx, W.fcw, W.fcb, a.gBig16, A.x16, N, IC, H);
+    return;
+  }
+  linearBack(dhidden, W.projw, W.projb, g, A.act, A.act16, N, H, OC);
+  linearBack(dx, W.fcw, W.fcb, geluIn(dhidden, A.pre, A.pre16), A.x, A.x16, N, IC, H);
 }
 
 void DeviceModel::linear(float* out, const float* inp, const bf16* inp16, long w, long b, int N, int IC, int OC) {

@@ -61,12 +61,12 @@ void DeviceModel::senseForward(const int32_t* tok, int N, bool train, uint32_t s
 void DeviceModel::senseBackward(const int32_t* tok, int N, uint32_t seed, float p) {
   const int d = cfg.d, h = cfg.senseHidden, k = cfg.senses;
   const long Nd = (long)N * d;
-  linearBack(a.gBig2, sense.fbpw, sense.fbpb, {a.gBig}, a.fbg, a.fbgh, N, h, k * d);
-  linearBack(a.gA, sense.fbw, sense.fbb, geluIn(a.gBig2, a.fb, a.fbh), a.h2, a.h2h, N, d, h);
+  mlpBackward(a.gA, a.gBig2, {sense.fbw, sense.fbb, sense.fbpw, sense.fbpb}, {a.gBig},
+              {a.h2, a.h2h, a.fb, a.fbh, a.fbg, a.fbgh}, N, d, h, k * d);
   BP_CUDA(cudaMemsetAsync(a.gB, 0, sizeof(float) * Nd, stream));
   layernormBackward(a.gB, G(sense.ln2w), G(sense.ln2b), a.gA, a.r2, P(sense.ln2w), a.h2m, a.h2r, N, d, stream, lnBack);
-  linearBack(a.gBig2, sense.fapw, sense.fapb, {a.gB, a.gA, senseSite(true, p, seed, 12)}, a.fag, a.fagh, N, h, d);
-  linearBack(a.gA, sense.faw, sense.fab, geluIn(a.gBig2, a.fa, a.fah), a.h1, a.h1h, N, d, h);
+  mlpBackward(a.gA, a.gBig2, {sense.faw, sense.fab, sense.fapw, sense.fapb}, {a.gB, a.gA, senseSite(true, p, seed, 12)},
+              {a.h1, a.h1h, a.fa, a.fah, a.fag, a.fagh}, N, d, h, d);
   layernormBackward(a.gB, G(sense.ln1w), G(sense.ln1b), a.gA, a.r1, P(sense.ln1w), a.h1m, a.h1r, N, d, stream, lnBack);
   dropoutCopy(a.gA, a.gB, Nd, senseSite(true, p, seed, 11), stream);
   layernormBackward(a.gB, G(sense.ln0w), G(sense.ln0b), a.gA, a.r0, P(sense.ln0w), a.h0m, a.h0r, N, d, stream, lnBack);
