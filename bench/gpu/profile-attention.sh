@@ -4,13 +4,7 @@
 # bf16 Transformer-Small training step (batch 16 x 512, dropout 0.1) after the harness's 3 warm-up steps.
 #   OUT=dir bench/gpu/profile-attention.sh [gpt2|backpack]     (default: gpt2)
 # Reuses the harness gpu-check.sh built in /tmp/backpack-gpu-check, else builds it. Writes $OUT/attention-<arch>.txt.
-set -uo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-OUT="${OUT:-/tmp/profile-attention}"; mkdir -p "$OUT"
-BUILD="${BUILD_DIR:-/tmp/backpack-gpu-check}"
-[[ -x "$BUILD/harness" ]] || "$ROOT/bench/gpu/build-harness.sh" "$BUILD" > "$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
-NCU="$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)"
-[[ -n "$NCU" ]] || { echo "profile-attention: no ncu (Nsight Compute) on this machine"; exit 1; }
+source "$(dirname "$0")/ncu-setup.sh"
 arch="${1:-gpt2}"
 layers=12  # Small: one launch of each kernel per layer and step; skip the warm-up steps' launches
 report="$OUT/attention-$arch.txt"

@@ -4,13 +4,7 @@
 #   OUT=dir bench/gpu/profile-kernels.sh [backpack|gpt2 ...]     (default: both)
 # BATCH=32 ACCUM=8: the recipe shape instead (one warm-up and one timed optimizer step of ACCUM micro-batches).
 # Reuses the harness gpu-check.sh built in /tmp/backpack-gpu-check, else builds it. Writes $OUT/kernels-<arch>.txt.
-set -uo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-OUT="${OUT:-/tmp/profile-kernels}"; mkdir -p "$OUT"
-BUILD="${BUILD_DIR:-/tmp/backpack-gpu-check}"
-[[ -x "$BUILD/harness" ]] || "$ROOT/bench/gpu/build-harness.sh" "$BUILD" > "$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
-NCU="$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)"
-[[ -n "$NCU" ]] || { echo "profile-kernels: no ncu (Nsight Compute) on this machine"; exit 1; }
+source "$(dirname "$0")/ncu-setup.sh"
 for arch in "${@:-backpack gpt2}"; do
   for a in $arch; do
     args=(train "$a" small "${BATCH:-16}" 512 1 bf16 --accum "${ACCUM:-1}")

@@ -98,58 +98,56 @@ __device__ __forceinline__ void addColumnSums(float* db, const float (&sum)[VW],
   }
 }
 
-template <int VW>
-__global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int N, int OC, float p, uint32_t key,
-                                  const float* geluPre, const bf16* geluPre16) {
+// One block of prepareGrad16's layout: visit(i, sum) for the element index i = r * OC + c0 of each of this
+// thread's rows r (c0: its first column; sum: its VW column partials), then the column sums into db (when set).
+template <int VW, class Visit>
+__device__ __forceinline__ void columnBlock(float* db, int N, int OC, Visit visit) {
   const int c0 = (blockIdx.x * 32 + threadIdx.x) * VW;
   const int r0 = blockIdx.y * kGradRows, r1 = min(N, r0 + kGradRows);
   float sum[VW] = {};
   if (c0 < OC) {
 #pragma unroll 4
-    for (int r = r0 + threadIdx.y; r < r1; r += 8) {
-      const long i = (long)r * OC + c0;
-      float g[VW];
-      if constexpr (VW == 4) {  // whole float4s: OC % 4 == 0 and aligned rows
-        const float4 x = *reinterpret_cast<const float4*>(src + i);
-        g[0] = x.x, g[1] = x.y, g[2] = x.z, g[3] = x.w;
-        if (geluPre || geluPre16) {
-          const float4 z = geluPre4(geluPre, geluPre16, i);
-          g[0] *= geluGrad(z.x), g[1] *= geluGrad(z.y), g[2] *= geluGrad(z.z), g[3] *= geluGrad(z.w);
-        } else if (p > 0.0f) {
-#pragma unroll
-          for (int e = 0; e < 4; e++) g[e] *= dkeep(p, key, (uint32_t)(i + e));
-        }
-        store4(dout16 + i, 0, make_float4(g[0], g[1], g[2], g[3]));
-      } else {
-        g[0] = gradAt(src, i, p, key, geluPre, geluPre16);
-        dout16[i] = __float2bfloat16_rn(g[0]);
-      }
-#pragma unroll
-      for (int e = 0; e < VW; e++) sum[e] += g[e];
-    }
+    for (int r = r0 + threadIdx.y; r < r1; r += 8) visit((long)r * OC + c0, sum);
   }
   if (db) addColumnSums<VW>(db, sum, OC);
+}
+
+template <int VW>
+__global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int N, int OC, float p, uint32_t key,
+                                  const float* geluPre, const bf16* geluPre16) {
+  columnBlock<VW>(db, N, OC, [&](long i, float(&sum)[VW]) {
+    float g[VW];
+    if constexpr (VW == 4) {  // whole float4s: OC % 4 == 0 and aligned rows
+      const float4 x = *reinterpret_cast<const float4*>(src + i);
+      g[0] = x.x, g[1] = x.y, g[2] = x.z, g[3] = x.w;
+      if (geluPre || geluPre16) {
+        const float4 z = geluPre4(geluPre, geluPre16, i);
+        g[0] *= geluGrad(z.x), g[1] *= geluGrad(z.y), g[2] *= geluGrad(z.z), g[3] *= geluGrad(z.w);
+      } else if (p > 0.0f) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) g[e] *= dkeep(p, key, (uint32_t)(i + e));
+      }
+      store4(dout16 + i, 0, make_float4(g[0], g[1], g[2], g[3]));
+    } else {
+      g[0] = gradAt(src, i, p, key, geluPre, geluPre16);
+      dout16[i] = __float2bfloat16_rn(g[0]);
+    }
+#pragma unroll
+    for (int e = 0; e < VW; e++) sum[e] += g[e];
+  });
 }
 
 // The bias gradient from an output gradient its producer already wrote in bf16: db[c] += sum_r g[r][c].
 template <int VW>
 __global__ void biasGradKernel(float* db, const bf16* g, int N, int OC) {
-  const int c0 = (blockIdx.x * 32 + threadIdx.x) * VW;
-  const int r0 = blockIdx.y * kGradRows, r1 = min(N, r0 + kGradRows);
-  float sum[VW] = {};
-  if (c0 < OC) {
-#pragma unroll 4
-    for (int r = r0 + threadIdx.y; r < r1; r += 8) {
-      const long i = (long)r * OC + c0;
-      if constexpr (VW == 4) {
-        const float4 x = loadBf16x4(g + i);
-        sum[0] += x.x, sum[1] += x.y, sum[2] += x.z, sum[3] += x.w;
-      } else {
-        sum[0] += __bfloat162float(g[i]);
-      }
+  columnBlock<VW>(db, N, OC, [&](long i, float(&sum)[VW]) {
+    if constexpr (VW == 4) {
+      const float4 x = loadBf16x4(g + i);
+      sum[0] += x.x, sum[1] += x.y, sum[2] += x.z, sum[3] += x.w;
+    } else {
+      sum[0] += __bfloat162float(g[i]);
     }
-  }
-  addColumnSums<VW>(db, sum, OC);
+  });
 }
 
 void biasGradFrom16(float* db, const bf16* g, int N, int OC, cudaStream_t st) {
