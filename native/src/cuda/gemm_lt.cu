@@ -1,8 +1,9 @@
 // bf16 linear layers on cuBLASLt whose epilogue adds the bias (and applies GELU) and writes bf16 directly: the
 // plain cuBLAS path writes fp32 and a second kernel reads it back to add the bias, apply GELU and round. Used
 // where every consumer of the output reads bf16 (the MLPs' hidden layer, qkv for the fused attention, the sense
-// vectors in training). Row-major out[N][OC] = inp[N][IC] w[OC][IC]^T is the column-major out^T = w^T inp^T,
-// so cuBLASLt sees A = w (transposed), B = inp, and the bias runs along D's rows (OC).
+// vectors in training), and, with BACKPACK_CUDA_GRAD16, for the backward product that applies GELU's derivative.
+// The products are written in cuBLAS's column-major terms (Product); forwardProduct and geluBackwardProduct map
+// the row-major layers onto them.
 #include <cublasLt.h>
 
 #include <cmath>
@@ -93,9 +94,12 @@ struct LtContext {
 // The plan for this product's shape and alignments, built on first use. Returns null when the heuristic has no
 // algorithm for it.
 static Plan* planFor(LtContext& lt, const Product& q) {
-  const LtContext::Key key{q.transA,          q.m,           q.n,           q.k,
-                           (int)q.e,          lt.fp32Bias,   alignmentOf(q.A), alignmentOf(q.B),
-                           alignmentOf(q.D),  q.bias ? alignmentOf(q.bias) : 0u, q.aux ? alignmentOf(q.aux) : 0u};
+  const LtContext::Key key{q.transA,         q.m,
+                           q.n,              q.k,
+                           (int)q.e,         lt.fp32Bias,
+                           alignmentOf(q.A), alignmentOf(q.B),
+                           alignmentOf(q.D), q.bias ? alignmentOf(q.bias) : 0u,
+                           q.aux ? alignmentOf(q.aux) : 0u};
   if (auto it = lt.plans.find(key); it != lt.plans.end()) return &it->second;
   Plan p;
   ltCheck(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "descriptor");

@@ -48,8 +48,9 @@ enum class Epilogue {
   BiasGeluAux,  // the same, and pre = x W^T + b (GELU's input, for the backward pass)
   DGelu         // backward: dinp = (dout W) * gelu'(pre)
 };
-// Sets up cuBLASLt on b (its stream) and probes the three epilogues against known results; false (b.lt null)
-// when they fail or BACKPACK_CUDA_LT=0. Callers then keep the plain products plus element-wise kernels.
+// Sets up cuBLASLt on b (its stream) and probes the forward epilogues against known results; false (b.lt null)
+// when they fail or BACKPACK_CUDA_LT=0. Callers then keep the plain products plus element-wise kernels. The
+// GELU-gradient epilogue is probed too (ltGeluBackwardWorks).
 bool enableLt(Blas& b);
 // out16[N][OC] (and pre16 with BiasGeluAux); the bias in fp32, or its bf16 shadow bias16 where the probe found
 // this cuBLASLt takes only that. Throws when cuBLASLt has no kernel for the shape.
@@ -247,7 +248,7 @@ struct HeadArgs {
   const bf16* x16 = nullptr;    // [N][d]
   const bf16* wte16 = nullptr;  // [V][d]
   bf16* scratch16 = nullptr;    // >= rows16*V
-  int rows16 = 0;               // a multiple of chunk
+  int rows16 = 0;               // >= chunk: whole chunks, or all N rows
 };
 void headForwardBackward(const Blas& b, const HeadArgs& a);
 

@@ -51,7 +51,8 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
     flashAttn = mixed && flashAttentionSupported(AttnShape{1, 1, c.d, c.nHead, 1.0f}) &&
                 !(flashEnv && std::string(flashEnv) == "0");
     if (mixed) lnBack = LnBackward::Vectorized;
-    fusedLinear = mixed && enableLt(blas);
+    // (cuBLASLt's GELU input matrix needs leading dimensions divisible by 8: every layer width here is d or h based)
+    fusedLinear = mixed && c.d % 8 == 0 && c.senseHidden % 8 == 0 && enableLt(blas);
     const char* g16Env = std::getenv("BACKPACK_CUDA_GRAD16");
     const bool grad16 = g16Env && std::string(g16Env) == "1";
     geluGrad16 = grad16 && fusedLinear && ltGeluBackwardWorks(blas);
