@@ -81,6 +81,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 export class DevServer {
   private proc?: ChildProcess;
   private outputTail = '';
+  private logStart = 0; // the log file's size when the current launch began
   private exited?: Promise<number | null>;
 
   private constructor(
@@ -105,6 +106,19 @@ export class DevServer {
   }
 
   static async start(opts: DevServerOptions = {}): Promise<DevServer> {
+    // Free ports are only free when probed: another process can take one before the server binds it. A start
+    // on ports chosen here is retried on fresh ones; ports the caller named are not.
+    const attempts = opts.port === undefined && (opts.headless || opts.uiPort === undefined) ? 3 : 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await DevServer.startOnce(opts);
+      } catch (err) {
+        if (attempt >= attempts || !/address already in use/.test((err as Error).message)) throw err;
+      }
+    }
+  }
+
+  private static async startOnce(opts: DevServerOptions): Promise<DevServer> {
     const cli = opts.cli ?? findTemporalCli();
     if (!cli) throw new Error(installInstructions());
     const ip = opts.ip ?? '127.0.0.1';
@@ -129,6 +143,7 @@ export class DevServer {
 
   private async launch(): Promise<void> {
     const out = this.opts.logFile ? fs.openSync(this.opts.logFile, 'a') : undefined;
+    if (out !== undefined) this.logStart = fs.fstatSync(out).size;
     const stdio = this.opts.inheritOutput ? 'inherit' : out !== undefined ? ['ignore', out, out] : ['ignore', 'pipe', 'pipe'];
     const proc = spawn(this.cli, this.args, { stdio: stdio as never });
     if (out !== undefined) fs.closeSync(out);
@@ -148,7 +163,7 @@ export class DevServer {
     let exitCode: number | null | undefined;
     void this.exited!.then((c) => (exitCode = c ?? -1));
     while (Date.now() < deadline) {
-      if (exitCode !== undefined) throw new Error(`temporal dev server exited with code ${exitCode}:\n${this.outputTail}`);
+      if (exitCode !== undefined) throw new Error(`temporal dev server exited with code ${exitCode}:\n${this.recentOutput()}`);
       try {
         const conn = await Connection.connect({ address: this.address, connectTimeout: 1000 });
         try {
@@ -164,7 +179,17 @@ export class DevServer {
       }
       await new Promise((r) => setTimeout(r, 250));
     }
-    throw new Error(`temporal dev server at ${this.address} not ready: ${lastError}\n${this.outputTail}`);
+    throw new Error(`temporal dev server at ${this.address} not ready: ${lastError}\n${this.recentOutput()}`);
+  }
+
+  /** The current launch's last output: kept in memory, or the end of what it wrote to its log file. */
+  private recentOutput(): string {
+    if (!this.opts.logFile) return this.outputTail;
+    try {
+      return fs.readFileSync(this.opts.logFile).subarray(this.logStart).toString('utf8').slice(-4000);
+    } catch {
+      return `(no output in ${this.opts.logFile})`;
+    }
   }
 
   /** Resolves with the exit code once the server process ends. */
