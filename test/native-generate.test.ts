@@ -162,3 +162,23 @@ describe('interventions', () => {
     for (let i = 0; i < k * d; i++) expect(r[i]).toBeCloseTo(c[i], 5);
   });
 });
+
+describe('bad token ids', () => {
+  test('forward, trainStep and senseVectors name the offending id and where it stands', async () => {
+    const m = randomModel(backpack, 13);
+    const { vocabSize: V, realVocabSize: R } = backpack;
+    await expect(m.forward(Int32Array.from([1, 2, V, 3]), { batch: 2, seq: 2 })).rejects.toThrow(
+      new RegExp(`token id ${V} at index 2 outside 0\\.\\.${V - 1}`),
+    );
+    await expect(m.forward(Int32Array.from([1, -4]), { batch: 1, seq: 2 })).rejects.toThrow(/token id -4 at index 1/);
+    const ok = Int32Array.from([1, 2, 3, 4]);
+    await expect(m.trainStep(ok, Int32Array.from([1, 2, 3, R]), 2, 2, { dropout: 0, rngSeed: 1, gradScale: 1 })).rejects.toThrow(
+      new RegExp(`target id ${R} at index 3 is not a real vocabulary item`),
+    );
+    await expect(m.senseVectors(Int32Array.from([5, V + 7]))).rejects.toThrow(new RegExp(`token id ${V + 7} outside the vocabulary`));
+    // and a valid batch still runs afterwards
+    const r = await m.trainStep(ok, Int32Array.from([1, 2, 3, -1]), 2, 2, { dropout: 0, rngSeed: 1, gradScale: 1 });
+    expect(r.count).toBe(3);
+    expect(Number.isFinite(r.loss)).toBe(true);
+  });
+});

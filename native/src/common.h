@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bp {
@@ -35,6 +36,12 @@ struct Cancelled : std::runtime_error {
 
 inline void check(bool ok, const std::string& what) {
   if (!ok) throw Error(what);
+}
+// The same with the message built only on failure, for checks inside loops over every token: a message string
+// built for each of 16k tokens costs milliseconds per batch, longer than a GPU forward pass of a small model.
+template <class Message, class = decltype(std::string(std::declval<Message&>()()))>
+inline void check(bool ok, Message&& what) {
+  if (!ok) throw Error(what());
 }
 
 }  // namespace bp

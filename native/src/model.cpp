@@ -176,11 +176,15 @@ double Model::forward(const ForwardRequest& r, long* counted) {
   const int B = r.B, T = r.T, d = cfg.d, N = B * T, V = cfg.vocab;
   ensureActivations(B, T);
   for (int i = 0; i < N; i++) {
-    check(r.tokens[i] >= 0 && r.tokens[i] < V, "token id " + std::to_string(r.tokens[i]) + " at index " +
-                                                     std::to_string(i) + " outside 0.." + std::to_string(V - 1));
+    check(r.tokens[i] >= 0 && r.tokens[i] < V, [&] {
+      return "token id " + std::to_string(r.tokens[i]) + " at index " + std::to_string(i) + " outside 0.." +
+             std::to_string(V - 1);
+    });
     if (r.targets)
-      check(r.targets[i] < cfg.realVocab, "target id " + std::to_string(r.targets[i]) + " at index " +
-                                              std::to_string(i) + " is not a real vocabulary item");
+      check(r.targets[i] < cfg.realVocab, [&] {
+        return "target id " + std::to_string(r.targets[i]) + " at index " + std::to_string(i) +
+               " is not a real vocabulary item";
+      });
   }
   positions.resize(N);
   for (int i = 0; i < N; i++) positions[i] = i % T;

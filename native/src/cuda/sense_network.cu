@@ -79,7 +79,8 @@ void DeviceModel::senseVectors(const int32_t* ids, int n, float* out, DeviceInte
   check(cfg.arch == Arch::Backpack, "sense vectors exist only for Backpack models");
   const long kd = (long)cfg.senses * cfg.d;
   for (int i = 0; i < n; i++)
-    check(ids[i] >= 0 && ids[i] < cfg.vocab, "token id " + std::to_string(ids[i]) + " outside the vocabulary");
+    check(ids[i] >= 0 && ids[i] < cfg.vocab,
+          [&] { return "token id " + std::to_string(ids[i]) + " outside the vocabulary"; });
   const int chunk = std::min(cfg.maxPos, 512);
   ensureActivations(1, std::min(std::max(n, 1), chunk));
   for (int off = 0; off < n; off += capT) {

@@ -199,7 +199,8 @@ void Session::step(bool usePast, bool useClean, bool commitPast, Trace& tr, cons
   check(P >= 0 && P <= T, "pplm: a delta over " + std::to_string(P) + " positions, but only " +
                               std::to_string(T) + " are cached");
   for (int r = 0; r < R; r++)
-    check(tokens[r] >= 0 && tokens[r] < V, "pplm: token id " + std::to_string(tokens[r]) + " outside the vocabulary");
+    check(tokens[r] >= 0 && tokens[r] < V,
+          [&] { return "pplm: token id " + std::to_string(tokens[r]) + " outside the vocabulary"; });
   auto cacheOf = [&](int r) -> Cache& { return r < nPast ? past_ : clean_; };
   auto rowOf = [&](int r) { return r < nPast ? r : r - nPast; };
   auto commits = [&](int r) { return r < nPast ? commitPast : true; };

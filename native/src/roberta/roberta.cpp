@@ -190,12 +190,16 @@ void Classifier::forward(const ForwardRequest& r) {
     int seen = 0;
     for (long i = start[b]; i < start[b + 1]; i++) {
       const int id = r.ids[i];
-      check(id >= 0 && id < c.vocab, "roberta: token id " + std::to_string(id) + " at position " +
-                                         std::to_string(i - start[b]) + " of sequence " + std::to_string(b) +
-                                         " is outside the vocabulary (0.." + std::to_string(c.vocab - 1) + ")");
+      check(id >= 0 && id < c.vocab, [&] {
+        return "roberta: token id " + std::to_string(id) + " at position " + std::to_string(i - start[b]) +
+               " of sequence " + std::to_string(b) + " is outside the vocabulary (0.." + std::to_string(c.vocab - 1) +
+               ")";
+      });
       const int pos = id == c.padId ? c.padId : c.padId + (++seen);
-      check(pos < c.maxPositions, "roberta: sequence " + std::to_string(b) + " is longer than the " +
-                                      std::to_string(c.maxPositions - c.padId - 1) + " positions the model has");
+      check(pos < c.maxPositions, [&] {
+        return "roberta: sequence " + std::to_string(b) + " is longer than the " +
+               std::to_string(c.maxPositions - c.padId - 1) + " positions the model has";
+      });
       const float* we = at(wordEmb_) + (size_t)id * d;
       const float* pe = at(posEmb_) + (size_t)pos * d;
       const float* te = at(typeEmb_);
