@@ -406,6 +406,7 @@ std::string gemmFields(const cuda::Engine& gpu, const std::string& prec) {
   char buf[128];
   std::snprintf(buf, sizeof buf, ",\"gemm\":\"%s\",\"gemm_bf16_flop_share\":%.3f", kind, share);
   std::string out = buf;
+  out += ",\"paths\":\"" + gpu.kernelPaths() + "\"";  // the optional kernel paths that actually ran
   // the engine's attention chunk knob (see native/src/cuda/model.cu), when a run sets it
   if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS")) out += ",\"attn_seqs\":" + std::to_string(std::atoi(e));
   // the attention the run asked for: 0 the batched products instead of the fused kernels

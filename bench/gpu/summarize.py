@@ -93,6 +93,7 @@ def main(out):
                 gemm = ""
                 if "gemm" in r:  # the operand type the engine's GEMMs actually ran with, and bf16's share of FLOPs
                     gemm = f"  {r['gemm']} ({r.get('gemm_bf16_flop_share', 0) * 100:.0f}% of GEMM FLOPs on bf16)"
+                    gemm += f" [{r['paths']}]" if r.get("paths") else ""  # the optional kernel paths that ran
                 flash = r.get("flash")  # 0: the batched attention products instead of the fused kernels
                 impl = r["impl"] + (" batched-attn" if flash == 0 else "")
                 impl += f" attn-seqs={r['attn_seqs']}" if "attn_seqs" in r and flash == 0 else ""

@@ -269,6 +269,20 @@ Engine::GemmFlops Engine::gemmFlops() const {
   return GemmFlops{b.flopsBf16, b.flopsFp32};
 }
 
+std::string Engine::kernelPaths() const {
+  const DeviceModel& r = *replicas[0];
+  std::string s;
+  auto add = [&](bool on, const char* name) {
+    if (on) s += (s.empty() ? "" : ",") + std::string(name);
+  };
+  add(r.mixed, "bf16");
+  add(r.flashAttn, "flash");
+  add(r.fusedLinear, "lt");
+  add(r.geluGrad16, "grad16-gelu");
+  add(r.qkvGrad16, "grad16-qkv");
+  return s;
+}
+
 void Engine::resetGemmFlops() {
   for (auto& r : replicas) r->blas.flopsBf16 = r->blas.flopsFp32 = 0.0;
 }

@@ -54,6 +54,9 @@ class Engine {
   };
   GemmFlops gemmFlops() const;
   void resetGemmFlops();
+  // The optional kernel paths the first replica runs, comma-separated (bf16, flash, lt, grad16-gelu, grad16-qkv):
+  // what a benchmark line measured, whatever the environment asked for.
+  std::string kernelPaths() const;
 
  private:
   std::vector<std::unique_ptr<DeviceModel>> replicas;
