@@ -4,11 +4,19 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "../common.h"
 
 namespace bp::cuda {
+
+// Whether the environment variable `name` is set to exactly `value` (the engine's on/off knobs).
+inline bool envIs(const char* name, const char* value) {
+  const char* e = std::getenv(name);
+  return e && std::strcmp(e, value) == 0;
+}
 
 [[noreturn]] void cudaFail(cudaError_t e, const char* what, const char* file, int line);
 #define BP_CUDA(call)                                                       \

@@ -253,7 +253,7 @@ static bool probe(Blas& b) {
 }
 
 bool enableLt(Blas& b) {
-  if (const char* e = std::getenv("BACKPACK_CUDA_LT"); e && std::string(e) == "0") return false;
+  if (envIs("BACKPACK_CUDA_LT", "0")) return false;
   auto lt = std::make_shared<LtContext>();
   if (cublasLtCreate(&lt->handle) != CUBLAS_STATUS_SUCCESS) return false;
   BP_CUDA(cudaMalloc(&lt->workspace, lt->workspaceBytes));

@@ -47,14 +47,12 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
     if (!mixed) std::fprintf(stderr, "backpack: cuBLAS refused bf16-operand GEMMs; bf16 mode uses fp32 operands\n");
     else if (!attn16)
       std::fprintf(stderr, "backpack: cuBLAS refused batched bf16 GEMMs; attention uses fp32 operands\n");
-    const char* flashEnv = std::getenv("BACKPACK_CUDA_FLASH");
     flashAttn = mixed && flashAttentionSupported(AttnShape{1, 1, c.d, c.nHead, 1.0f}) &&
-                !(flashEnv && std::string(flashEnv) == "0");
+                !envIs("BACKPACK_CUDA_FLASH", "0");
     if (mixed) lnBack = LnBackward::Vectorized;
     // (cuBLASLt's GELU input matrix needs leading dimensions divisible by 8: every layer width here is d or h based)
     fusedLinear = mixed && c.d % 8 == 0 && c.senseHidden % 8 == 0 && enableLt(blas);
-    const char* g16Env = std::getenv("BACKPACK_CUDA_GRAD16");
-    const bool grad16 = g16Env && std::string(g16Env) == "1";
+    const bool grad16 = envIs("BACKPACK_CUDA_GRAD16", "1");
     geluGrad16 = grad16 && fusedLinear && ltGeluBackwardWorks(blas);
     qkvGrad16 = grad16 && flashAttn;
   }
