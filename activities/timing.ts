@@ -22,7 +22,7 @@ export const forwardTimeParams = z
     /** 'cpu', 'cuda[:N]', or 'auto' (the node's first assigned GPU when it has one, else the CPU). */
     device: z.string().default('auto'),
     /** Matmul arithmetic (see model.train's precision). */
-    precision: z.enum(['fp32', 'tf32', 'bf16']).default('fp32'),
+    precision: z.enum(['fp32', 'tf32', 'bf16', 'fp16']).default('fp32'),
     threads: z.number().int().positive().optional(),
   })
   .strict();

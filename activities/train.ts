@@ -17,6 +17,7 @@ import { train, unigramEntropy, type TrainSettings } from '../native/trainer';
 import type { ModelConfig } from '../native/types';
 import { findReleasedModel, RELEASED_MODELS } from '../native/interop/released';
 import { importActivity, importParams } from './import';
+import { DEFAULT_LOSS_SCALE, type LossScaleSettings } from '../native/loss-scale';
 
 export const trainParams = z
   .object({
@@ -58,8 +59,17 @@ export const trainParams = z
     threads: z.number().int().min(0).default(0),
     /** 'cpu', 'cuda[:N,...]', or 'auto' (the node's assigned GPUs when it has any, else the CPU). */
     device: z.string().default('auto'),
-    /** Matmul arithmetic: fp32 (exact), tf32 (CUDA only; fp32 on the CPU) or bf16 (CUDA tensor cores; AMX tiles on CPUs that have them), fp32 accumulation and master weights. */
-    precision: z.enum(['fp32', 'tf32', 'bf16']).default('fp32'),
+    /**
+     * Matmul arithmetic: fp32 (exact), tf32 (CUDA only; fp32 on the CPU), bf16 (CUDA tensor cores; AMX tiles on
+     * CPUs that have them) or fp16 (CUDA tensor cores, the paper's recipe; needs loss scaling), fp32 accumulation
+     * and master weights.
+     */
+    precision: z.enum(['fp32', 'tf32', 'bf16', 'fp16']).default('fp32'),
+    /** Dynamic loss scaling: 'auto' turns it on for fp16 only (as the paper's GradScaler); 'dynamic' or 'off' force it. */
+    lossScale: z.enum(['auto', 'dynamic', 'off']).default('auto'),
+    /** The dynamic scale's start and its growth interval in clean steps (GradScaler's defaults). */
+    lossScaleInit: z.number().positive().max(2 ** 127).default(DEFAULT_LOSS_SCALE.initial),
+    lossScaleGrowthInterval: z.number().int().positive().default(DEFAULT_LOSS_SCALE.growthInterval),
   })
   .strict();
 
@@ -87,6 +97,12 @@ export function modelConfigFor(p: TrainParams, realVocabSize: number): ModelConf
   if (arch === 'backpack') Object.assign(c, { numSenses: p.numSenses, senseIntermediateScale: p.senseIntermediateScale, shrinkSenseMlp: p.shrinkSenseMlp });
   if (c.nPositions < p.seqLen) throw new NonRetryableError(`nPositions ${c.nPositions} is shorter than seqLen ${p.seqLen}`);
   return c;
+}
+
+/** The loss-scaling settings a run uses: on for fp16 unless turned off, on for others only when asked. */
+export function lossScaleFor(p: Pick<TrainParams, 'precision' | 'lossScale' | 'lossScaleInit' | 'lossScaleGrowthInterval'>): LossScaleSettings | undefined {
+  const on = p.lossScale === 'dynamic' || (p.lossScale === 'auto' && p.precision === 'fp16');
+  return on ? { ...DEFAULT_LOSS_SCALE, initial: p.lossScaleInit, growthInterval: p.lossScaleGrowthInterval } : undefined;
 }
 
 /** 'auto' means the GPUs the engine assigned to this node (all of them: data parallel), else the CPU. */
@@ -121,6 +137,7 @@ export const trainActivity = defineActivity({
       weightDecay: p.weightDecay, beta1: p.beta1, beta2: p.beta2, eps: p.eps, clip: p.clip, dropout: p.dropout, seed: p.seed,
       evalInterval: p.evalInterval, evalWindows: p.evalWindows, checkpointInterval: p.checkpointInterval, logInterval: p.logInterval,
       device: { device: resolveTrainDevice(p.device, ctx.devices.gpus), precision: p.precision },
+      lossScale: lossScaleFor(p),
     };
     const started = Date.now();
     const result = await train(config, settings, trainStream, valStream, {
@@ -140,7 +157,8 @@ export const trainActivity = defineActivity({
     if (fs.existsSync(tokenizerJson)) fs.copyFileSync(tokenizerJson, path.join(ctx.outDir, 'model', 'tokenizer.json'));
     await writeParquetTable(path.join(ctx.outDir, 'metrics.parquet'), {
       step: { type: 'INT64' }, loss: { type: 'DOUBLE' }, val_loss: { type: 'DOUBLE', optional: true }, lr: { type: 'DOUBLE' }, grad_norm: { type: 'DOUBLE' }, tokens_per_s: { type: 'DOUBLE' },
-    }, result.metrics.map((m) => ({ ...m, val_loss: m.val_loss ?? undefined })));
+      loss_scale: { type: 'DOUBLE' },
+    }, result.metrics.map((m) => ({ ...m, val_loss: m.val_loss ?? undefined, loss_scale: m.loss_scale ?? 1 })));
     const summary = {
       arch: config.arch,
       device: settings.device?.device,
@@ -153,6 +171,7 @@ export const trainActivity = defineActivity({
       tokenizer: meta.tokenizer,
       realVocabSize: meta.vocabSize,
       resumedFromStep: result.resumedFrom ?? null,
+      skippedSteps: result.skippedSteps,
       tokensPerSecond: result.tokensPerSecond,
       seconds: (Date.now() - started) / 1000,
     };

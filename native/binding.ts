@@ -70,7 +70,7 @@ export interface RawModel {
     cancel?: Int32Array,
   ): Promise<{ lossSum: number; count: number }>;
   zeroGrad(): void;
-  optimizerStep(opts: { lr: number; weightDecay: number; beta1: number; beta2: number; eps: number; clip: number }): Promise<number>;
+  optimizerStep(opts: { lr: number; weightDecay: number; beta1: number; beta2: number; eps: number; clip: number; unscale?: number }): Promise<number>;
   senseVectors(ids: Int32Array, interventions?: RawInterventions): Promise<Float32Array>;
   cacheReset(rows: number, capacity: number): void;
   cachePrefill(row0: number, n: number, tokens: Int32Array, seq: number, interventions?: RawInterventions): Promise<Float32Array>;

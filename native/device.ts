@@ -5,7 +5,7 @@
  */
 import { addon, type RawConfig, type RawModel } from './binding';
 
-export type Precision = 'fp32' | 'tf32' | 'bf16';
+export type Precision = 'fp32' | 'tf32' | 'bf16' | 'fp16';
 
 export interface DeviceOptions {
   /** 'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'cuda:N,M,...' (default 'cpu'). */
@@ -13,7 +13,8 @@ export interface DeviceOptions {
   /**
    * Matmul arithmetic: fp32 (strict, default); tf32 (CUDA tensor cores; fp32 on the CPU); bf16 (CUDA: bf16
    * tensor-core GEMMs; CPU: AMX bf16 tiles where the CPU has them, else fp32), always with fp32 accumulation and
-   * fp32 master weights.
+   * fp32 master weights; fp16 (CUDA only: fp16 tensor-core GEMMs, the paper's training arithmetic; train it with
+   * loss scaling).
    */
   precision?: Precision;
 }
@@ -58,6 +59,7 @@ export function resolveDevice(spec: string | undefined): ResolvedDevice {
 /** The raw addon model for a resolved device. */
 export function createRawModel(config: RawConfig, device: ResolvedDevice, precision: Precision = 'fp32'): RawModel {
   if (device.kind === 'cpu') {
+    if (precision === 'fp16') throw new Error(`precision fp16 needs the CUDA backend (device cuda or cuda:N); the CPU engine computes in fp32, or bf16 on AMX tiles`);
     const model = new (addon().NativeModel)(config);
     model.setMatmulPrecision?.(precision === 'bf16' ? 'bf16' : 'fp32');
     return model;

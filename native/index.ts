@@ -74,6 +74,11 @@ export interface OptimizerOptions {
   eps: number;
   /** Global-norm clipping threshold (<= 0 disables). */
   clip: number;
+  /**
+   * 1 / the loss scale the gradients were accumulated with (trainStep's gradScale included it); divided out before
+   * clipping. Default 1. A step whose unscaled gradient norm is not finite is skipped and returns that norm.
+   */
+  unscale?: number;
 }
 
 export function buildInfo(): BuildInfo {

@@ -11,6 +11,7 @@ import { writeTextAtomic } from './interop/atomic';
 import { CheckpointError, readWeights, WEIGHTS_FILE } from './checkpoint';
 import { createModel, loadModel, type NativeModel, type DeviceOptions } from './index';
 import { hash32, streamKey, mix32 } from './rng';
+import { DynamicLossScaler, type LossScaleSettings, type LossScaleState } from './loss-scale';
 import type { ModelConfig } from './types';
 
 export interface TrainSettings {
@@ -34,6 +35,8 @@ export interface TrainSettings {
   logInterval: number;
   /** Engine device and precision (a resumed run must use the same ones to stay bit-identical). */
   device?: DeviceOptions;
+  /** Dynamic loss scaling (fp16 training); absent: gradients unscaled, and a non-finite one stops the run. */
+  lossScale?: LossScaleSettings;
 }
 
 export interface MetricRow {
@@ -41,8 +44,11 @@ export interface MetricRow {
   loss: number;
   val_loss: number | null;
   lr: number;
+  /** Of the unscaled gradients, before clipping; NaN where the step was skipped for a loss-scale overflow. */
   grad_norm: number;
   tokens_per_s: number;
+  /** The loss scale this step's gradients carried (1 without loss scaling). */
+  loss_scale: number;
 }
 
 /** Learning rate at optimizer step t (0-based): linear warmup to the peak, then linear decay to 0 at `steps`. */
@@ -124,6 +130,7 @@ interface RunState {
   samples: number;
   seed: number;
   metrics: MetricRow[];
+  lossScale?: LossScaleState;
 }
 
 function checkpointDirs(root: string): { step: number; dir: string }[] {
@@ -184,6 +191,8 @@ export interface TrainResult {
   resumedFrom?: number;
   finalValLoss: number;
   tokensPerSecond: number;
+  /** Optimizer steps skipped for loss-scale overflows (0 without loss scaling). */
+  skippedSteps: number;
 }
 
 function dropoutSeed(seed: number, microStep: number): number {
@@ -206,6 +215,7 @@ export async function train(config: ModelConfig, s: TrainSettings, trainStream: 
     model = createModel(config, s.seed, s.device);
     state = { step: 0, adamStep: 0, samples: 0, seed: s.seed, metrics: [] };
   }
+  const scaler = s.lossScale ? new DynamicLossScaler(s.lossScale, state.lossScale) : undefined;
   const { batchSize: B, seqLen: T, gradAccum } = s;
   const inputs = new Int32Array(B * T), targets = new Int32Array(B * T);
   const tokensPerStep = B * T * gradAccum;
@@ -218,19 +228,27 @@ export async function train(config: ModelConfig, s: TrainSettings, trainStream: 
     const t0 = Date.now();
     await model.zeroGrad();
     let lossSum = 0;
+    const lossScale = scaler?.scale ?? 1;
     for (let a = 0; a < gradAccum; a++) {
       const ws = Array.from({ length: B }, (_, b) => sampler.window(state.samples + b));
       state.samples += B;
       fillBatch(trainStream, ws, T, inputs, targets);
       const micro = state.step * gradAccum + a;
-      const r = await model.trainStep(inputs, targets, B, T, { dropout: s.dropout, rngSeed: dropoutSeed(s.seed, micro), gradScale: 1 / gradAccum, signal: hooks.signal });
+      const r = await model.trainStep(inputs, targets, B, T, { dropout: s.dropout, rngSeed: dropoutSeed(s.seed, micro), gradScale: lossScale / gradAccum, signal: hooks.signal });
       lossSum += r.loss;
     }
     const lr = learningRate(state.step, s);
-    const gradNorm = await model.optimizerStep({ lr, weightDecay: s.weightDecay, beta1: s.beta1, beta2: s.beta2, eps: s.eps, clip: s.clip });
+    const gradNorm = await model.optimizerStep({ lr, weightDecay: s.weightDecay, beta1: s.beta1, beta2: s.beta2, eps: s.eps, clip: s.clip, unscale: 1 / lossScale });
     state.step++;
     lastLoss = lossSum / gradAccum;
     if (!Number.isFinite(lastLoss)) throw new Error(`training diverged at step ${state.step}: loss ${lastLoss}`);
+    // A non-finite norm means the engine skipped the step (parameters and moments untouched).
+    if (!scaler && !Number.isFinite(gradNorm)) throw new Error(`training diverged at step ${state.step}: gradient norm ${gradNorm}`);
+    if (scaler) {
+      scaler.update(Number.isFinite(gradNorm), state.step);
+      if (!Number.isFinite(gradNorm)) hooks.log?.(`step ${state.step}: gradients overflowed at loss scale ${lossScale}; step skipped, scale now ${scaler.scale}`);
+      state.lossScale = scaler.state();
+    }
     const dt = (Date.now() - t0) / 1000;
     tokensPerSecond = (tokensPerStep * (state.step - startStep)) / Math.max(1e-3, (Date.now() - started) / 1000);
     let valLoss: number | null = null;
@@ -238,7 +256,7 @@ export async function train(config: ModelConfig, s: TrainSettings, trainStream: 
       valLoss = await validationLoss(model, valStream, T, B, s.evalWindows, hooks.signal);
     }
     if (state.step % s.logInterval === 0 || valLoss !== null || state.step === 1) {
-      state.metrics.push({ step: state.step, loss: lastLoss, val_loss: valLoss, lr, grad_norm: gradNorm, tokens_per_s: tokensPerStep / Math.max(1e-3, dt) });
+      state.metrics.push({ step: state.step, loss: lastLoss, val_loss: valLoss, lr, grad_norm: gradNorm, tokens_per_s: tokensPerStep / Math.max(1e-3, dt), loss_scale: lossScale });
     }
     hooks.onProgress?.({ step: state.step, steps: s.steps, loss: lastLoss, tokensPerSecond, etaSeconds: ((s.steps - state.step) * tokensPerStep) / Math.max(1, tokensPerSecond), valLoss: valLoss ?? undefined });
     if (s.checkpointInterval > 0 && state.step % s.checkpointInterval === 0 && state.step < s.steps) {
@@ -248,7 +266,7 @@ export async function train(config: ModelConfig, s: TrainSettings, trainStream: 
   }
   const last = [...state.metrics].reverse().find((m) => m.val_loss !== null);
   const finalValLoss = last?.val_loss ?? (await validationLoss(model, valStream, T, B, s.evalWindows, hooks.signal));
-  return { model, metrics: state.metrics, resumedFrom, finalValLoss, tokensPerSecond };
+  return { model, metrics: state.metrics, resumedFrom, finalValLoss, tokensPerSecond, skippedSteps: scaler?.state().skippedSteps ?? 0 };
 }
 
 export { WEIGHTS_FILE, readWeights };

@@ -185,10 +185,10 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
     cpu.zeroGrad();
     const double lc = cpu.forward(t, &cnt);
     cpu.backward(t);
-    cpu.optimizerStep(lr, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
+    cpu.optimizerStep({lr, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f});
     gpu.zeroGrad();
     const double lg = gpu.trainStep(t, &cnt);
-    gpu.optimizerStep(lr, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
+    gpu.optimizerStep({lr, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f});
     lossErr = std::max(lossErr, std::fabs(lg - lc) / std::fabs(lc));
   }
   gpu.pullParams();
@@ -381,8 +381,8 @@ int cmdDataParallel() {
       one.pullGrads();
       many.pullGrads();
       gradErr = std::max(gradErr, relErr(many.host.grads.data(), one.host.grads.data(), (long)one.host.grads.size()));
-      one.optimizerStep(1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
-      many.optimizerStep(1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f);
+      one.optimizerStep({1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f});
+      many.optimizerStep({1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f});
     }
     one.pullParams();
     many.pullParams();
@@ -450,7 +450,7 @@ int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int
       count += cnt;
     }
     loss = sum / count;
-    gpu.optimizerStep(6e-4f, 0.1f, 0.9f, 0.999f, 1e-8f, 1.0f);
+    gpu.optimizerStep({6e-4f, 0.1f, 0.9f, 0.999f, 1e-8f, 1.0f});
   };
   // warm-up: 3 steps as before; with accumulation one step already runs accum >= 2 micro-batches
   for (int i = 0, warm = accum > 1 ? 1 : 3; i < warm; i++) step(i);

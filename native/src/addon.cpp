@@ -40,9 +40,7 @@ struct CpuEngine {
     return loss;
   }
   void zeroGrad() { host.zeroGrad(); }
-  double optimizerStep(float lr, float wd, float b1, float b2, float eps, float clip) {
-    return host.optimizerStep(lr, wd, b1, b2, eps, clip);
-  }
+  double optimizerStep(const bp::OptimizerArgs& o) { return host.optimizerStep(o); }
   void senseVectors(const int32_t* ids, int n, float* out, const bp::Interventions* iv) {
     host.senseVectors(ids, n, out, iv);
   }

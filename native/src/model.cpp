@@ -348,16 +348,18 @@ const float* Model::scaledSenses(int N, const float* senseScale) {
 
 void Model::zeroGrad() { std::fill(grads.begin(), grads.end(), 0.0f); }
 
-double Model::optimizerStep(float lr, float weightDecay, float beta1, float beta2, float eps, float clip) {
+double Model::optimizerStep(const OptimizerArgs& o) {
+  const double norm = std::sqrt(sumSquares(grads.data(), (long)grads.size())) * o.unscale;
+  if (!std::isfinite(norm)) return norm;
   if (m.size() != params.size()) {
     m.assign(params.size(), 0.0f);
     v.assign(params.size(), 0.0f);
   }
-  const double norm = std::sqrt(sumSquares(grads.data(), (long)grads.size()));
-  if (clip > 0.0f && norm > clip) scale(grads.data(), (long)grads.size(), (float)(clip / (norm + 1e-6)));
+  const float factor = gradientFactor(o, norm);
+  if (factor != 1.0f) scale(grads.data(), (long)grads.size(), factor);
   adamStep++;
   BP_PROFILE("adamw");
-  AdamWArgs args{lr, beta1, beta2, eps, weightDecay, adamStep};
+  AdamWArgs args{o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, adamStep};
   for (const TensorInfo& t : tensors)
     adamwUpdate(params.data() + t.offset, grads.data() + t.offset, m.data() + t.offset, v.data() + t.offset, t.size,
                 args, t.decay);

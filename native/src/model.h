@@ -58,6 +58,21 @@ struct ForwardRequest {
   const std::atomic<int>* cancel = nullptr;
 };
 
+// One optimizer step. The gradients hold `lossScale` times the true gradient (loss scaling: fp16 training scales
+// the loss so small gradients survive in fp16); unscale = 1 / lossScale divides it out before clipping and AdamW.
+struct OptimizerArgs {
+  float lr = 6e-4f, weightDecay = 0.1f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float clip = 1.0f;  // global-norm threshold (<= 0: no clipping)
+  float unscale = 1.0f;
+};
+
+// The factor an optimizer step multiplies the gradients by: unscale, and the global-norm clip of the unscaled
+// gradients (norm: theirs). Power-of-two loss scales cancel exactly, so a scaled run steps like an unscaled one.
+inline float gradientFactor(const OptimizerArgs& o, double norm) {
+  const double clipFactor = o.clip > 0.0f && norm > o.clip ? o.clip / (norm + 1e-6) : 1.0;
+  return (float)(o.unscale * clipFactor);
+}
+
 struct KVCache {
   int rows = 0, cap = 0;
   std::vector<int> len;       // tokens cached per row
@@ -83,8 +98,10 @@ class Model {
   // Backward of the last train-mode forward; accumulates into grads.
   void backward(const ForwardRequest& req);
   void zeroGrad();
-  // Clip by global norm (if clip > 0) and apply AdamW; returns the pre-clip gradient norm.
-  double optimizerStep(float lr, float weightDecay, float beta1, float beta2, float eps, float clip);
+  // Unscale, clip by global norm (if clip > 0) and apply AdamW; returns the unscaled gradient norm before
+  // clipping. A non-finite norm (a loss-scale overflow, or divergence) skips the step: parameters, moments and
+  // the step count stay as they were, and the caller decides (lower the loss scale, or stop).
+  double optimizerStep(const OptimizerArgs& o);
 
   // Sense vectors of token ids: out [n][k][d].
   void senseVectors(const int32_t* ids, int n, float* out, const Interventions* iv);

@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <string>
@@ -293,16 +294,24 @@ class ModelBinding : public Napi::ObjectWrap<Derived> {
         info[5]);
   }
 
-  // optimizerStep({lr, weightDecay, beta1, beta2, eps, clip}) -> grad norm before clipping
+  // optimizerStep({lr, weightDecay, beta1, beta2, eps, clip, unscale}) -> unscaled grad norm before clipping
+  // (non-finite: the step was skipped)
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
     Napi::Object o = info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(info.Env());
-    const float lr = (float)numOpt(o, "lr", 6e-4), wd = (float)numOpt(o, "weightDecay", 0.1),
-                b1 = (float)numOpt(o, "beta1", 0.9), b2 = (float)numOpt(o, "beta2", 0.999),
-                eps = (float)numOpt(o, "eps", 1e-8), clip = (float)numOpt(o, "clip", 1.0);
+    bp::OptimizerArgs args;
+    args.lr = (float)numOpt(o, "lr", args.lr);
+    args.weightDecay = (float)numOpt(o, "weightDecay", args.weightDecay);
+    args.beta1 = (float)numOpt(o, "beta1", args.beta1);
+    args.beta2 = (float)numOpt(o, "beta2", args.beta2);
+    args.eps = (float)numOpt(o, "eps", args.eps);
+    args.clip = (float)numOpt(o, "clip", args.clip);
+    args.unscale = (float)numOpt(o, "unscale", 1.0);
+    if (!(args.unscale > 0.0f) || !std::isfinite(args.unscale))
+      throw Napi::RangeError::New(info.Env(), "optimizerStep: unscale must be a positive finite number (1 / loss scale)");
     auto norm = std::make_shared<double>(0.0);
     Backend* b = backend.get();
     return run(
-        info, [=](const std::atomic<int>*) { *norm = b->optimizerStep(lr, wd, b1, b2, eps, clip); },
+        info, [=](const std::atomic<int>*) { *norm = b->optimizerStep(args); },
         [=](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *norm); }, info.Env().Undefined());
   }
 

@@ -247,12 +247,13 @@ void Engine::zeroGrad() {
   for (auto& r : replicas) r->zeroGrad();
 }
 
-double Engine::optimizerStep(float lr, float weightDecay, float beta1, float beta2, float eps, float clip) {
-  const double norm = std::sqrt(replicas[0]->gradSumSquares());
-  const float s = clip > 0.0f && norm > clip ? (float)(clip / (norm + 1e-6)) : 1.0f;
+double Engine::optimizerStep(const OptimizerArgs& o) {
+  const double norm = std::sqrt(replicas[0]->gradSumSquares()) * o.unscale;
+  if (!std::isfinite(norm)) return norm;  // skipped; the all-reduced gradients are equal, so every replica agrees
+  const float s = gradientFactor(o, norm);
   adamStep++;
   onEach(replicas.size(), [&](size_t i) {
-    replicas[i]->adamwStep(host.tensors, lr, weightDecay, beta1, beta2, eps, adamStep, s);
+    replicas[i]->adamwStep(host.tensors, o.lr, o.weightDecay, o.beta1, o.beta2, o.eps, adamStep, s);
     replicas[i]->sync();
   });
   host.adamStep = adamStep;

@@ -41,7 +41,7 @@ class Engine {
   // Forward + backward of one micro-batch; rows are split over the replicas and gradients all-reduced.
   double trainStep(const ForwardRequest& r, long* counted);
   void zeroGrad();
-  double optimizerStep(float lr, float weightDecay, float beta1, float beta2, float eps, float clip);
+  double optimizerStep(const OptimizerArgs& o);  // as Model::optimizerStep
   void senseVectors(const int32_t* ids, int n, float* out, const Interventions* iv);
   void cacheReset(int rows, int cap);
   void cachePrefill(int row0, int n, const int32_t* tokens, int T, float* lastLogits, const Interventions* iv);
