@@ -7,14 +7,17 @@
 #      paper's recipe shape at Small: micro-batch 32 x 512 with 8 accumulation steps, i.e. 256 sequences per
 #      optimizer step (the per-GPU share of the authors' 1024 = 4 GPUs x 128 x 2),
 #   3. the paper's Table 7 forward timing (batch 32 x 512) at Micro/Mini/Small, ours vs PyTorch,
-#   4. KV-cache generation tokens/s, ours vs Hugging Face generate.
+#   4. KV-cache generation tokens/s, ours vs Hugging Face generate;
+#   and the fp16 build of the engine (the paper's arithmetic, with loss scaling): its parity, including a
+#   loss-scale overflow that must skip the step, and its training and forward times at Small.
 # Everything lands in $OUT (raw JSON lines per section, logs, summary.txt); the summary is also printed.
 #   OUT=dir bench/gpu-check.sh [--budget SECONDS] [--runs N] [--quick] [--no-peers] [--no-ours] [--no-fp32]
+#                              [--no-fp16]
 # --budget: wall-clock seconds for the whole check (sections that no longer fit are skipped and say so);
 # --runs: timed forward passes per Table 7 model (paper: 100); --quick: tiny settings to test the script itself;
 # --no-peers: skip the PyTorch / Hugging Face peers (a rerun of our side only); --no-ours: skip the build and our
 # engine (the peers alone); --no-fp32: skip the fp32/TF32 reference runs (training and forward), which the bf16
-# kernels do not touch.
+# kernels do not touch; --no-fp16: skip the fp16 build and its runs.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$ROOT/bench/results/gpu-local}"
@@ -24,6 +27,7 @@ QUICK=0
 PEERS=1
 OURS=1
 FP32=1
+FP16=1
 while (( $# )); do
   case "$1" in
     --budget) BUDGET="${2:?--budget needs seconds}"; shift 2 ;;
@@ -32,6 +36,7 @@ while (( $# )); do
     --no-peers) PEERS=0; shift ;;
     --no-ours) OURS=0; shift ;;
     --no-fp32) FP32=0; shift ;;
+    --no-fp16) FP16=0; shift ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;  # the header comment
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -128,6 +133,23 @@ if [[ -z "$H" ]]; then
   note "no harness: the engine checks did not run; PyTorch peers still run below"
   H=false
 fi
+# The fp16 build of the engine, compiled in the background while the bf16 parity checks run (waited for before
+# any timing run, so the compiler does not share the CPU with a benchmark).
+H16=false
+FP16_BUILD_PID=""
+if (( OURS && FP16 )) && [[ "$H" != false ]]; then
+  if [[ "${SKIP_BUILD:-0}" == 1 && -x "$BUILD/harness-fp16" ]]; then
+    H16="$BUILD/harness-fp16"
+  else
+    "$ROOT/bench/gpu/build-harness.sh" "$BUILD" --fp16 > "$WORK/build-fp16.log" 2>&1 &
+    FP16_BUILD_PID=$!
+  fi
+fi
+wait_fp16_build() {
+  [[ -z "$FP16_BUILD_PID" ]] && return 0
+  if wait "$FP16_BUILD_PID"; then H16="$BUILD/harness-fp16"; note "built the fp16 harness"; else note "fp16 BUILD FAILED (see build-fp16.log)"; fi
+  FP16_BUILD_PID=""
+}
 
 # STEPS: timed optimizer steps per training run, ours and the peers' (a step takes ~10-60 ms, so 30 cost ~1 s and
 # cut the noise: 10-step PyTorch runs moved by up to 30% between calls). ACC_*: the recipe-shaped run (micro-batch
@@ -155,6 +177,8 @@ run_ours() {
   run_step attention 20 parity.jsonl "$H" attention
   run_step layernorm 10 parity.jsonl "$H" layernorm
   run_step data-parallel 20 parity.jsonl "$H" dp
+  wait_fp16_build
+  [[ "$H16" != false ]] && run_step parity-fp16 20 parity.jsonl "$H16" parity
 
   # ---- 3. ours: training throughput (bf16 GEMMs; fp32 once for reference)
   for size in $SIZES_TRAIN; do
@@ -180,6 +204,10 @@ run_ours() {
     run_step "train-ours-$arch-$ACC_SIZE-accum$ACC-grad16" 20 train.jsonl env BACKPACK_CUDA_GRAD16=1 \
       "$H" train "$arch" "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
   done
+  # the fp16 build (GradScaler's loss scale of 65536): the paper's arithmetic, on the same kernels
+  [[ "$H16" != false ]] && for arch in backpack gpt2; do
+    run_step "train-ours-$arch-${SIZES_TRAIN##* }-fp16" 15 train.jsonl "$H16" train "$arch" "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" fp16
+  done
   # the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues
   for arch in backpack gpt2; do
     run_step "train-ours-$arch-${SIZES_TRAIN##* }-no-lt" 15 train.jsonl env BACKPACK_CUDA_LT=0 \
@@ -198,6 +226,9 @@ run_ours() {
       "$H" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" bf16
   done
 
+  [[ "$H16" != false ]] && for arch in backpack gpt2; do
+    run_step "forward-ours-$arch-${FWD_SIZES##* }-fp16" 15 forward.jsonl "$H16" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" fp16
+  done
   (( FP32 )) && for arch in backpack gpt2; do
     run_step "forward-ours-$arch-${FWD_SIZES##* }-fp32" 15 forward.jsonl "$H" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" fp32
   done

@@ -66,7 +66,7 @@ export interface RawModel {
     targets: Int32Array,
     batch: number,
     seq: number,
-    opts: { dropout: number; rngSeed: number; gradScale: number },
+    opts: { dropout: number; rngSeed: number; gradScale: number; lastMicroBatch?: boolean },
     cancel?: Int32Array,
   ): Promise<{ lossSum: number; count: number }>;
   zeroGrad(): void;

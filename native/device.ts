@@ -27,8 +27,12 @@ export interface ResolvedDevice {
   name: string;
 }
 
+type CudaModelCtor = new (config: RawConfig, opts: { devices: number[]; precision: Precision }) => RawModel;
 interface CudaAddon {
-  CudaModel?: new (config: RawConfig, opts: { devices: number[]; precision: Precision }) => RawModel;
+  /** The default build of the CUDA engine: fp32, tf32, bf16. */
+  CudaModel?: CudaModelCtor;
+  /** The fp16 build (fp16 GEMM operands, native/src/cuda/half16.cuh). */
+  CudaModelFp16?: CudaModelCtor;
   cudaDevices?: () => { index: number; name: string }[];
 }
 
@@ -64,6 +68,8 @@ export function createRawModel(config: RawConfig, device: ResolvedDevice, precis
     model.setMatmulPrecision?.(precision === 'bf16' ? 'bf16' : 'fp32');
     return model;
   }
-  const Ctor = cudaAddon().CudaModel!;
+  const a = cudaAddon();
+  const Ctor = precision === 'fp16' ? a.CudaModelFp16 : a.CudaModel;
+  if (!Ctor) throw new Error(`precision ${precision}: this build of the native engine lacks its CUDA model; rebuild with BACKPACK_CUDA=1`);
   return new Ctor(config, { devices: device.devices, precision });
 }

@@ -61,8 +61,14 @@ export interface TrainStepOptions {
   dropout: number;
   /** Seed of this micro-batch's dropout masks (derive it from the run seed and the micro-step). */
   rngSeed: number;
-  /** Multiplier on the gradient of the mean loss (1/accumulation steps). */
+  /** Multiplier on the gradient of the mean loss (1/accumulation steps, times the loss scale if any). */
   gradScale: number;
+  /**
+   * Whether the optimizer step follows this micro-batch (default true). Data parallel over several GPUs, its
+   * backward pass all-reduces the gradients bucket by bucket; earlier micro-batches of a step (false) keep them
+   * local, so a step communicates once. Results are the same either way.
+   */
+  lastMicroBatch?: boolean;
   signal?: AbortSignal;
 }
 
@@ -358,7 +364,7 @@ export class NativeModel implements LanguageModel {
   trainStep(tokens: Int32Array, targets: Int32Array, batch: number, seq: number, opts: TrainStepOptions): Promise<{ loss: number; count: number }> {
     return this.enqueue(async () => {
       const r = await withCancel(opts.signal, (flag) =>
-        this.native.trainStep(tokens, targets, batch, seq, { dropout: opts.dropout, rngSeed: opts.rngSeed >>> 0, gradScale: opts.gradScale }, flag),
+        this.native.trainStep(tokens, targets, batch, seq, { dropout: opts.dropout, rngSeed: opts.rngSeed >>> 0, gradScale: opts.gradScale, lastMicroBatch: opts.lastMicroBatch ?? true }, flag),
       );
       return { loss: r.lossSum / Math.max(1, r.count), count: r.count };
     });

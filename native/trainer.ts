@@ -234,7 +234,7 @@ export async function train(config: ModelConfig, s: TrainSettings, trainStream: 
       state.samples += B;
       fillBatch(trainStream, ws, T, inputs, targets);
       const micro = state.step * gradAccum + a;
-      const r = await model.trainStep(inputs, targets, B, T, { dropout: s.dropout, rngSeed: dropoutSeed(s.seed, micro), gradScale: lossScale / gradAccum, signal: hooks.signal });
+      const r = await model.trainStep(inputs, targets, B, T, { dropout: s.dropout, rngSeed: dropoutSeed(s.seed, micro), gradScale: lossScale / gradAccum, lastMicroBatch: a === gradAccum - 1, signal: hooks.signal });
       lossSum += r.loss;
     }
     const lr = learningRate(state.step, s);

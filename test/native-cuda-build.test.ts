@@ -43,14 +43,17 @@ if (!haveToolkit && !process.env.CI) {
       // one compiled object per CUDA source file
       const sources = fs.readdirSync(path.join(root, 'native', 'src', 'cuda')).filter((f) => f.endsWith('.cu'));
       expect(sources.length).toBeGreaterThanOrEqual(12);
-      for (const s of sources) expect(ninja).toContain(`src/cuda/${s}.o`);
+      // ... in each build of the engine: bf16 operands (backpack_cuda) and fp16 operands (backpack_cuda_fp16)
+      for (const lib of ['backpack_cuda', 'backpack_cuda_fp16'])
+        for (const s of sources) expect(ninja).toContain(`${lib}.dir/src/cuda/${s}.o`);
     });
 
     test('the library holds the CUDA engine and links cudart, cuBLAS, cuBLASLt and NCCL', () => {
       const nm = spawnSync('nm', ['-C', '--defined-only', artifact], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
       expect(nm.status).toBe(0);
-      for (const sym of ['bp::cuda::Engine::trainStep', 'bp::cuda::Engine::optimizerStep', 'bp::cuda::attentionBackward', 'bp::cuda::flashAttentionForward', 'bp::cuda::flashAttentionBackward', 'bp::cuda::backpackBackward', 'bp::cuda::headForwardBackward', 'bp::cuda::DeviceModel::cacheDecode', 'bp::cuda::linearForwardLt', 'bp::cuda::registerAddon'])
-        expect(nm.stdout).toContain(sym);
+      for (const ns of ['bp::cuda::', 'bp::cuda_fp16::'])
+        for (const sym of ['Engine::trainStep', 'Engine::optimizerStep', 'attentionBackward', 'flashAttentionForward', 'flashAttentionBackward', 'backpackBackward', 'headForwardBackward', 'DeviceModel::cacheDecode', 'linearForwardLt', 'registerAddon'])
+          expect(nm.stdout).toContain(ns + sym);
       const dyn = spawnSync('nm', ['-D', '--defined-only', artifact], { encoding: 'utf8' });
       expect(dyn.stdout).toContain('napi_register_module_v1');
       const ldd = spawnSync('ldd', [artifact], { encoding: 'utf8' });
@@ -62,17 +65,20 @@ if (!haveToolkit && !process.env.CI) {
         const a = require(${JSON.stringify(artifact)});
         const info = a.buildInfo();
         const devices = a.cudaDevices();
-        let error = null;
-        if (devices.length === 0) {
-          try { new a.CudaModel({ arch: 'backpack', vocabSize: 48, realVocabSize: 45, nPositions: 16, nEmbd: 16, nLayer: 1, nHead: 2, numSenses: 4, senseHidden: 32, scaleAttnByInverseLayerIdx: true, layerNormEpsilon: 1e-5 }, { devices: [0], precision: 'bf16' }); }
-          catch (e) { error = e.message; }
-        }
-        console.log(JSON.stringify({ info, devices, error }));`;
+        const config = { arch: 'backpack', vocabSize: 48, realVocabSize: 45, nPositions: 16, nEmbd: 16, nLayer: 1, nHead: 2, numSenses: 4, senseHidden: 32, scaleAttnByInverseLayerIdx: true, layerNormEpsilon: 1e-5 };
+        const attempt = (Ctor, precision) => { try { new Ctor(config, { devices: [0], precision }); return null; } catch (e) { return e.message; } };
+        // a precision the build does not run is refused before any device is touched
+        const wrongPrecision = [attempt(a.CudaModel, 'fp16'), attempt(a.CudaModelFp16, 'bf16')];
+        const error = devices.length === 0 ? [attempt(a.CudaModel, 'bf16'), attempt(a.CudaModelFp16, 'fp16')] : null;
+        console.log(JSON.stringify({ info, devices, error, wrongPrecision, fp16: typeof a.CudaModelFp16 }));`;
       const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
       expect(r.stderr).toBe('');
-      const res = JSON.parse(r.stdout) as { info: { cuda: boolean }; devices: unknown[]; error: string | null };
+      const res = JSON.parse(r.stdout) as { info: { cuda: boolean }; devices: unknown[]; error: string[] | null; wrongPrecision: string[]; fp16: string };
       expect(res.info.cuda).toBe(true);
-      if (res.devices.length === 0) expect(res.error).toMatch(/CUDA device 0 does not exist \(0 visible\)/);
+      expect(res.fp16).toBe('function');
+      expect(res.wrongPrecision[0]).toMatch(/precision must be fp32, tf32, bf16 \(or fp16, on the fp16 build\), got 'fp16'/);
+      expect(res.wrongPrecision[1]).toMatch(/runs precision fp16 only, got 'bf16'/);
+      if (res.devices.length === 0) for (const e of res.error!) expect(e).toMatch(/CUDA device 0 does not exist \(0 visible\)/);
     });
   });
 }

@@ -1,7 +1,7 @@
 /**
  * CUDA backend vs CPU backend through the TypeScript facade, on a machine with a GPU and a CUDA build of the
  * addon: same parameters -> same logits, loss, alpha and gradients (fp32), same parameters after AdamW steps,
- * and the same seeded generation. Without a GPU the suite is skipped with a message (bench/gpu-check.sh runs
+ * and the same seeded generation; fp16 (loss-scaled) within 16-bit tolerances, skipping a step that overflows. Without a GPU the suite is skipped with a message (bench/gpu-check.sh runs
  * the same checks on a lent GPU without Node).
  */
 import { createModel, cudaDevices, type NativeModel } from '../native';
@@ -74,6 +74,28 @@ if (gpus() === 0) {
       const pc = cpu.getParams(), pg = gpu.getParams();
       const dc = pc.map((v, i) => v - p0[i]), dg = pg.map((v, i) => v - p0[i]);
       expect(relErr(dg, dc)).toBeLessThan(1e-3);
+    });
+
+    test('fp16 (its own build of the engine) with a loss scale: 16-bit tolerances; an overflowing scale skips the step', async () => {
+      const cpu = createModel(config, 3);
+      const gpu = createModel(config, 99, { device: 'cuda:0', precision: 'fp16' });
+      gpu.setParams(cpu.getParams());
+      const opts = { batch: B, seq: T, logits: true, targets };
+      const a = await cpu.forward(tokens, opts), b = await gpu.forward(tokens, opts);
+      expect(relErr(b.logits!, a.logits!)).toBeLessThan(3e-2);
+      await cpu.zeroGrad();
+      await gpu.zeroGrad();
+      await cpu.trainStep(tokens, targets, B, T, { dropout: 0, rngSeed: 5, gradScale: 1 });
+      await gpu.trainStep(tokens, targets, B, T, { dropout: 0, rngSeed: 5, gradScale: 1024 });
+      const gc = cpu.getGrads(), gg = gpu.getGrads().map((g) => g / 1024);
+      for (const t of cpu.tensors) expect([t.key, relErr(gg.subarray(t.offset, t.offset + t.size), gc.subarray(t.offset, t.offset + t.size)) < 1e-1]).toEqual([t.key, true]);
+      // 2^30 / (B*T) on the target's dlogit is far beyond fp16's 65504
+      await gpu.zeroGrad();
+      await gpu.trainStep(tokens, targets, B, T, { dropout: 0, rngSeed: 5, gradScale: 2 ** 30 });
+      const before = gpu.getParams();
+      expect(Number.isFinite(await gpu.optimizerStep({ lr: 1e-3, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, clip: 1, unscale: 2 ** -30 }))).toBe(false);
+      expect(Buffer.from(gpu.getParams().buffer).equals(Buffer.from(before.buffer))).toBe(true);
+      expect(gpu.getOptimizerState().step).toBe(0);
     });
 
     test('seeded generation gives the same tokens', async () => {

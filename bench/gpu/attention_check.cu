@@ -15,7 +15,7 @@
 #include "../../native/src/cuda/layers.cuh"
 #include "check_util.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 namespace {
 
 template <class T>
@@ -45,18 +45,18 @@ struct Run {  // one path's outputs
 // with dqkv written in bf16 (BACKPACK_CUDA_GRAD16), widened back to fp32 here.
 enum class Path { Fp32, Batched16, Flash, FlashRecompute, FlashGrad16 };
 
-Run runPath(Path path, const Blas& blas, const float* qkv, const bf16* qkv16, const float* dout, AttnShape s, Site drop,
+Run runPath(Path path, const Blas& blas, const float* qkv, const half16* qkv16, const float* dout, AttnShape s, Site drop,
             int timedReps) {
   const long N = (long)s.B * s.T, TT = (long)s.T * s.T;
   Buf<float> out(N * s.C), lse((long)s.B * s.H * s.T), dqkv(N * 3 * s.C);
-  Buf<bf16> out16(N * s.C), dout16(N * s.C), dqkv16(N * 3 * s.C);
+  Buf<half16> out16(N * s.C), dout16(N * s.C), dqkv16(N * 3 * s.C);
   const bool fused = path != Path::Fp32 && path != Path::Batched16;
   const int seqs = fused ? s.B : 1;
   Buf<float> scratch(fused ? flashBackwardScratchFloats(s) : (long)seqs * 3 * s.H * TT);
   Buf<const float*> ptrs(10L * s.B * s.H);
   Buf<uint64_t> bits(flashKeepWords(s));
   AttnWork w{seqs, scratch.p, ptrs.p, fused, path == Path::FlashRecompute ? nullptr : bits.p};
-  const bf16* q16 = path == Path::Fp32 ? nullptr : qkv16;
+  const half16* q16 = path == Path::Fp32 ? nullptr : qkv16;
   auto once = [&] {
     attentionForward(blas, out.p, lse.p, qkv, s, drop, w, q16, q16 ? out16.p : nullptr);
     attentionBackward(blas, dqkv.p, dout, out.p, qkv, lse.p, s, drop, w, q16, q16 ? dout16.p : nullptr,
@@ -68,10 +68,10 @@ Run runPath(Path path, const Blas& blas, const float* qkv, const bf16* qkv16, co
   r.out = pull(out.p, N * s.C);
   r.lse = pull(lse.p, (long)s.B * s.H * s.T);
   if (path == Path::FlashGrad16) {
-    std::vector<bf16> h(N * 3 * s.C);
-    BP_CUDA(cudaMemcpy(h.data(), dqkv16.p, sizeof(bf16) * h.size(), cudaMemcpyDeviceToHost));
+    std::vector<half16> h(N * 3 * s.C);
+    BP_CUDA(cudaMemcpy(h.data(), dqkv16.p, sizeof(half16) * h.size(), cudaMemcpyDeviceToHost));
     r.dqkv.resize(h.size());
-    for (size_t i = 0; i < h.size(); i++) r.dqkv[i] = __bfloat162float(h[i]);
+    for (size_t i = 0; i < h.size(); i++) r.dqkv[i] = widen16(h[i]);
   } else {
     r.dqkv = pull(dqkv.p, N * 3 * s.C);
   }
@@ -106,17 +106,17 @@ int attentionCheck() {
     for (auto& x : hq) x = nd(gen);
     for (auto& x : hd) x = nd(gen) / 1.5f;
     Buf<float> qkv(N * 3 * s.C), dout(N * s.C);
-    Buf<bf16> qkv16(N * 3 * s.C);
+    Buf<half16> qkv16(N * 3 * s.C);
     BP_CUDA(cudaMemcpy(qkv.p, hq.data(), sizeof(float) * hq.size(), cudaMemcpyHostToDevice));
     BP_CUDA(cudaMemcpy(dout.p, hd.data(), sizeof(float) * hd.size(), cudaMemcpyHostToDevice));
-    toBf16(qkv16.p, qkv.p, N * 3 * s.C, blas.stream);
+    toHalf16(qkv16.p, qkv.p, N * 3 * s.C, blas.stream);
     // The reference sees the bf16-rounded inputs, so only the kernels' own arithmetic differs.
     Buf<float> qkvR(N * 3 * s.C);
     {
       std::vector<float> r(hq.size());
-      std::vector<bf16> h16(hq.size());
-      BP_CUDA(cudaMemcpy(h16.data(), qkv16.p, sizeof(bf16) * h16.size(), cudaMemcpyDeviceToHost));
-      for (size_t i = 0; i < r.size(); i++) r[i] = __bfloat162float(h16[i]);
+      std::vector<half16> h16(hq.size());
+      BP_CUDA(cudaMemcpy(h16.data(), qkv16.p, sizeof(half16) * h16.size(), cudaMemcpyDeviceToHost));
+      for (size_t i = 0; i < r.size(); i++) r[i] = widen16(h16[i]);
       BP_CUDA(cudaMemcpy(qkvR.p, r.data(), sizeof(float) * r.size(), cudaMemcpyHostToDevice));
     }
     if (!flashAttentionSupported(s)) throw Error("attention check: shape not supported by the fused kernels");
@@ -150,7 +150,7 @@ int attentionCheck() {
     const double maskDiff = maxDiff(rec.dqkv, fla.dqkv);
     // the bf16 gradient output is the fp32 one rounded to nearest, element for element
     std::vector<float> rounded(fla.dqkv.size());
-    for (size_t i = 0; i < rounded.size(); i++) rounded[i] = __bfloat162float(__float2bfloat16_rn(fla.dqkv[i]));
+    for (size_t i = 0; i < rounded.size(); i++) rounded[i] = widen16(round16(fla.dqkv[i]));
     const double grad16Diff = maxDiff(g16.dqkv, rounded);
     char shape[96];
     std::snprintf(shape, sizeof shape, "B=%d T=%d H=%d hs=%d dropout=%.1f", k.B, k.T, k.H, k.hs, k.p);
@@ -180,4 +180,4 @@ int attentionCheck() {
   return failures;
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Builds bench/gpu/harness (the CUDA engine + CPU reference model, no Node) with nvcc and the host compiler.
-#   bench/gpu/build-harness.sh OUT_DIR
+#   bench/gpu/build-harness.sh OUT_DIR [--fp16]
+# --fp16: the fp16 build of the engine (native/src/cuda/half16.cuh) instead, as OUT_DIR/harness-fp16.
 # Finds the toolkit in $CUDA_HOME, on PATH, in /usr/local/cuda*, or in NVIDIA's pip wheels; NCCL is linked when
 # its header is found (single-GPU otherwise). Compiles for sm_80 and sm_90 (plus the local GPU's arch if newer).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-OUT="${1:?usage: build-harness.sh OUT_DIR}"
-mkdir -p "$OUT/obj"
+OUT="${1:?usage: build-harness.sh OUT_DIR [--fp16]}"
+NAME=harness; VARIANT=()
+if [[ "${2:-}" == --fp16 ]]; then NAME=harness-fp16; VARIANT=(-DBP_CUDA_FP16=1); fi
+OBJ="$OUT/obj-$NAME"
+mkdir -p "$OBJ"
 
 find_cuda() {
   if [[ -n "${CUDA_HOME:-}" && -x "$CUDA_HOME/bin/nvcc" ]]; then echo "$CUDA_HOME"; return; fi
@@ -70,8 +74,8 @@ JOBS="$(nproc 2>/dev/null || echo 4)"
 pids=()
 objs=()
 for src in "$ROOT"/native/src/cuda/*.cu "$ROOT"/bench/gpu/*.cu; do
-  obj="$OUT/obj/$(basename "$src" .cu).cu.o"; objs+=("$obj")
-  "$NVCC" -O3 -std=c++17 "${ARCHS[@]}" "${NCCL_FLAGS[@]}" -Xcompiler -fPIC -c "$src" -o "$obj" &
+  obj="$OBJ/$(basename "$src" .cu).cu.o"; objs+=("$obj")
+  "$NVCC" -O3 -std=c++17 "${ARCHS[@]}" "${NCCL_FLAGS[@]}" "${VARIANT[@]}" -Xcompiler -fPIC -c "$src" -o "$obj" &
   pids+=($!)
   while (( $(jobs -r | wc -l) >= JOBS )); do sleep 0.2; done
 done
@@ -79,8 +83,8 @@ done
 CPU_SOURCES=()
 for src in "$ROOT"/native/src/*.cpp; do [[ "$(basename "$src")" == addon.cpp ]] || CPU_SOURCES+=("$src"); done
 for src in "${CPU_SOURCES[@]}" "$ROOT"/native/src/layers/*.cpp "$ROOT"/bench/gpu/harness.cpp; do
-  obj="$OUT/obj/$(basename "$src" .cpp).o"; objs+=("$obj")
-  g++ -O3 -march=native -fopenmp -std=c++17 "${BLAS_FLAGS[@]}" -c "$src" -o "$obj" &
+  obj="$OBJ/$(basename "$src" .cpp).o"; objs+=("$obj")
+  g++ -O3 -march=native -fopenmp -std=c++17 "${BLAS_FLAGS[@]}" "${VARIANT[@]}" -c "$src" -o "$obj" &
   pids+=($!)
   while (( $(jobs -r | wc -l) >= JOBS )); do sleep 0.2; done
 done
@@ -91,6 +95,6 @@ for p in "${pids[@]}"; do wait "$p" || fail=1; done
 # cuBLAS (and NCCL) of the same major version on the machine that runs it.
 CUDART=(-lcudart)
 [[ -f "$LIBDIR/libcudart_static.a" ]] && CUDART=(-lcudart_static -lrt)
-g++ -o "$OUT/harness" "${objs[@]}" -fopenmp -L"$LIBDIR" "${CUDART[@]}" -lcublas -lcublasLt "${NCCL_LINK[@]}" "${BLAS_LINK[@]}" \
+g++ -o "$OUT/$NAME" "${objs[@]}" -fopenmp -L"$LIBDIR" "${CUDART[@]}" -lcublas -lcublasLt "${NCCL_LINK[@]}" "${BLAS_LINK[@]}" \
   -Wl,-rpath,"$LIBDIR" -lpthread -ldl
-echo "build-harness: built $OUT/harness"
+echo "build-harness: built $OUT/$NAME"

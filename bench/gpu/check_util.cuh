@@ -8,7 +8,7 @@
 
 #include "../../native/src/cuda/common.cuh"
 
-namespace bp::cuda::check {
+namespace bp::BP_CUDA_NS::check {
 
 // Mean milliseconds of `reps` calls of f on stream st, timed with CUDA events
 template <class F>
@@ -42,4 +42,4 @@ inline double relErr(const std::vector<float>& a, const std::vector<float>& b) {
   return relErr(a, b, [](size_t) { return true; });
 }
 
-}  // namespace bp::cuda::check
+}  // namespace bp::BP_CUDA_NS::check

@@ -9,7 +9,9 @@
 //                                           per optimizer step (gradient accumulation)
 //   harness forward ARCH SIZE B T RUNS PREC forward-pass time (Table 7 protocol: warm-up, then timed runs)
 //   harness generate ARCH SIZE ROWS PROMPT NEW PREC   KV-cache generation tokens/s
-// ARCH: backpack | gpt2; SIZE: micro | mini | small | tiny; PREC: fp32 | tf32 | bf16. Results: one JSON per line.
+// ARCH: backpack | gpt2; SIZE: micro | mini | small | tiny; PREC: fp32 | tf32 | bf16, or fp16 in the fp16 build
+// (BP_CUDA_FP16=1: build-harness.sh --fp16 writes harness-fp16; fp16 runs train with a loss scale, as fp16 AMP
+// does). Results: one JSON per line.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -24,7 +26,7 @@
 
 using namespace bp;
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 int attentionCheck();  // attention_check.cu: failures
 int layernormCheck();  // layernorm_check.cu: failures
 }
@@ -104,9 +106,11 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
                double tolAdam) {
   const Config c = makeConfig(arch, "tiny");
   const int B = 3, T = 16, N = B * T;
+  // fp16 trains with a loss scale (a power of two, so dividing it out of the gradients is exact)
+  const float lossScale = prec == "fp16" ? 1024.0f : 1.0f;
   Model cpu(c);
   cpu.initParams(7);
-  cuda::Engine gpu(c, {0}, prec);
+  BP_CUDA_NS::Engine gpu(c, {0}, prec);
   gpu.host.params = cpu.params;
   gpu.pushParams();
   auto tokens = randomTokens(N, c.realVocab, 1);
@@ -153,8 +157,10 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
     cpu.forward(t, &cnt);
     cpu.backward(t);
     gpu.zeroGrad();
+    t.gradScale = lossScale;
     gpu.trainStep(t, &cnt);
     gpu.pullGrads();
+    for (float& g : gpu.host.grads) g /= lossScale;
     double worst = 0.0;
     std::string worstKey;
     for (const TensorInfo& ti : cpu.tensors) {
@@ -187,8 +193,9 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
     cpu.backward(t);
     cpu.optimizerStep({lr, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f});
     gpu.zeroGrad();
+    t.gradScale = lossScale;
     const double lg = gpu.trainStep(t, &cnt);
-    gpu.optimizerStep({lr, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f});
+    gpu.optimizerStep({lr, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f, 1.0f / lossScale});
     lossErr = std::max(lossErr, std::fabs(lg - lc) / std::fabs(lc));
   }
   gpu.pullParams();
@@ -253,7 +260,7 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
   // refreshes) must equal a fresh upload of its own fp32 masters: same kernels, so the logits agree to the bit
   // unless the shadow is stale.
   {
-    cuda::Engine fresh(c, {0}, prec);
+    BP_CUDA_NS::Engine fresh(c, {0}, prec);
     fresh.host.params = gpu.host.params;
     fresh.pushParams();
     ForwardRequest f;
@@ -317,6 +324,33 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
            ",\"greedy_token_mismatches\":" + std::to_string(mismatches) + ",\"tokens\":" + std::to_string(seqC.size()));
 }
 
+// fp16: a loss scale beyond fp16's range overflows the gradient operands; the engine must report a non-finite norm
+// and leave the parameters untouched (the trainer then backs the scale off and goes on).
+void overflowCheck(const std::string& arch, const std::string& prec, Report& rep) {
+  const Config c = makeConfig(arch, "tiny");
+  const int B = 3, T = 16, N = B * T;
+  BP_CUDA_NS::Engine gpu(c, {0}, prec);
+  gpu.host.initParams(7);
+  gpu.pushParams();
+  auto tokens = randomTokens(N, c.realVocab, 1), targets = randomTokens(N, c.realVocab, 2);
+  ForwardRequest t;
+  t.tokens = tokens.data();
+  t.targets = targets.data();
+  t.B = B;
+  t.T = T;
+  t.train = true;
+  t.gradScale = 1073741824.0f;  // 2^30: the target's dlogit, ~2^30 / N, is far above fp16's 65504
+  long cnt = 0;
+  gpu.zeroGrad();
+  gpu.trainStep(t, &cnt);
+  const std::vector<float> before = gpu.host.params;
+  const double norm = gpu.optimizerStep({1e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f, 1.0f / t.gradScale});
+  gpu.pullParams();
+  const bool skipped = !std::isfinite(norm) && gpu.host.params == before;
+  rep.line(arch, prec, "loss-scale overflow: non-finite norm, step skipped, parameters untouched", skipped ? 0.0 : 1.0,
+           0.5, ",\"norm\":\"" + std::to_string(norm) + "\"");
+}
+
 int cmdParity() {
   Report rep;
   // with the attention chunk knob set, the bf16 attention runs several chunks even on the tiny batch
@@ -335,12 +369,24 @@ int cmdParity() {
     }
   };
   for (const char* arch : {"gpt2", "backpack"}) {
+#if defined(BP_CUDA_FP16) && BP_CUDA_FP16
+    // fp16 (11 significant bits) under bf16's tolerances, with a loss scale of 1024 on the GPU side
+    guarded(arch, "fp16", 3e-2, 1e-1, 5e-1);
+    try {
+      overflowCheck(arch, "fp16", rep);
+    } catch (const std::exception& e) {
+      rep.failures++;
+      std::printf("{\"check\":\"parity\",\"arch\":\"%s\",\"precision\":\"fp16\",\"what\":\"overflow error: %s\","
+                  "\"rel_err\":1e30,\"tol\":0,\"ok\":false}\n", arch, e.what());
+    }
+#else
     // fp32: float reordering only (forward 1e-5 of max|x|; gradients 1e-4 of each tensor's max; updates 5e-3)
     guarded(arch, "fp32", 1e-5, 1e-4, 5e-3);
     // bf16: GEMM operands rounded to bf16 (8 significant bits, 2^-9 ~ 2e-3 per rounding) with fp32 accumulation,
     // stated llm.c-style per quantity: logits/hidden 3e-2 of max|x|, each gradient tensor 1e-1 of its max,
     // losses 1e-2, updates 0.5 relative L2 (parameters / shadow sync: see parityFor)
     guarded(arch, "bf16", 3e-2, 1e-1, 5e-1);
+#endif
   }
   std::printf("{\"check\":\"parity-summary\",\"failures\":%d}\n", rep.failures);
   return rep.failures == 0 ? 0 : 1;
@@ -348,7 +394,7 @@ int cmdParity() {
 
 // ---- data parallel: the same global batch on every visible GPU (NCCL all-reduce) vs one GPU
 int cmdDataParallel() {
-  const int gpus = std::min(cuda::deviceCount(), 4);
+  const int gpus = std::min(BP_CUDA_NS::deviceCount(), 4);
   if (gpus < 2) {
     std::printf("{\"check\":\"data-parallel\",\"skipped\":\"%d GPU visible, needs 2\"}\n", gpus);
     return 0;
@@ -359,25 +405,33 @@ int cmdDataParallel() {
     const int B = 2 * gpus + 1, T = 16, N = B * T;  // uneven split on purpose
     std::vector<int> all;
     for (int g = 0; g < gpus; g++) all.push_back(g);
-    cuda::Engine one(c, {0}, "fp32"), many(c, all, "fp32");
+    BP_CUDA_NS::Engine one(c, {0}, "fp32"), many(c, all, "fp32");
     one.host.initParams(7);
     one.pushParams();
     many.host.params = one.host.params;
     many.pushParams();
     double lossErr = 0.0, gradErr = 0.0;
     long cnt = 0;
-    for (int s = 0; s < 3; s++) {
-      auto tok = randomTokens(N, c.realVocab, 300 + s), tg = randomTokens(N, c.realVocab, 400 + s);
-      ForwardRequest t;
-      t.tokens = tok.data();
-      t.targets = tg.data();
-      t.B = B;
-      t.T = T;
-      t.train = true;
+    // Steps 0-2: one micro-batch each. Steps 3-5: 3 micro-batches each, where the last one all-reduces during its
+    // backward pass (step 3), every one does (step 4: the engine must not count reduced sums twice), or none does
+    // (step 5: the optimizer step reduces).
+    for (int s = 0; s < 6; s++) {
+      const int accum = s < 3 ? 1 : 3;
       one.zeroGrad();
       many.zeroGrad();
-      const double l1 = one.trainStep(t, &cnt), l2 = many.trainStep(t, &cnt);
-      lossErr = std::max(lossErr, std::fabs(l2 - l1) / std::fabs(l1));
+      for (int a = 0; a < accum; a++) {
+        auto tok = randomTokens(N, c.realVocab, 300 + 10 * s + a), tg = randomTokens(N, c.realVocab, 400 + 10 * s + a);
+        ForwardRequest t;
+        t.tokens = tok.data();
+        t.targets = tg.data();
+        t.B = B;
+        t.T = T;
+        t.train = true;
+        t.gradScale = 1.0f / accum;
+        t.lastMicroBatch = s == 4 || (s != 5 && a == accum - 1);
+        const double l1 = one.trainStep(t, &cnt), l2 = many.trainStep(t, &cnt);
+        lossErr = std::max(lossErr, std::fabs(l2 - l1) / std::fabs(l1));
+      }
       one.pullGrads();
       many.pullGrads();
       gradErr = std::max(gradErr, relErr(many.host.grads.data(), one.host.grads.data(), (long)one.host.grads.size()));
@@ -389,7 +443,7 @@ int cmdDataParallel() {
     const std::string tag = std::to_string(gpus) + " GPUs vs 1";
     rep.line(arch, "fp32", "data parallel " + tag + ": losses", lossErr, 1e-6);
     rep.line(arch, "fp32", "data parallel " + tag + ": gradients", gradErr, 1e-5);
-    rep.line(arch, "fp32", "data parallel " + tag + ": parameters after 3 steps",
+    rep.line(arch, "fp32", "data parallel " + tag + ": parameters after 6 steps (3 with 3 accumulated micro-batches)",
              relErr(many.host.params.data(), one.host.params.data(), (long)one.host.params.size()), 1e-5);
   }
   return rep.failures == 0 ? 0 : 1;
@@ -397,12 +451,14 @@ int cmdDataParallel() {
 
 // ---- throughput
 
-// Which GEMMs actually ran, from the FLOPs the engine issued: "bf16-operands" when bf16-operand products carry
-// most of them (bf16 mode), else the fp32-operand arithmetic of the precision mode; plus the bf16 share.
-std::string gemmFields(const cuda::Engine& gpu, const std::string& prec) {
-  const cuda::Engine::GemmFlops f = gpu.gemmFlops();
-  const double total = f.bf16 + f.fp32, share = total > 0 ? f.bf16 / total : 0.0;
-  const char* kind = share > 0.5 ? "bf16-operands" : prec == "fp32" ? "fp32" : "fp32-operands/tf32";
+// Which GEMMs actually ran, from the FLOPs the engine issued: "bf16-operands" ("fp16-operands") when 16-bit
+// operand products carry most of them (the mixed modes), else the fp32-operand arithmetic of the precision mode;
+// plus the 16-bit share (named gemm_bf16_flop_share in either build, as the summaries read it).
+std::string gemmFields(const BP_CUDA_NS::Engine& gpu, const std::string& prec) {
+  const BP_CUDA_NS::Engine::GemmFlops f = gpu.gemmFlops();
+  const double total = f.half16 + f.fp32, share = total > 0 ? f.half16 / total : 0.0;
+  const char* mixed = prec == "fp16" ? "fp16-operands" : "bf16-operands";
+  const char* kind = share > 0.5 ? mixed : prec == "fp32" ? "fp32" : "fp32-operands/tf32";
   char buf[128];
   std::snprintf(buf, sizeof buf, ",\"gemm\":\"%s\",\"gemm_bf16_flop_share\":%.3f", kind, share);
   std::string out = buf;
@@ -421,7 +477,7 @@ std::string gemmFields(const cuda::Engine& gpu, const std::string& prec) {
 int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int steps, const std::string& prec,
              double peakTflops, int accum) {
   const Config c = makeConfig(arch, size);
-  cuda::Engine gpu(c, {0}, prec);
+  BP_CUDA_NS::Engine gpu(c, {0}, prec);
   gpu.host.initParams(1);
   gpu.pushParams();
   const long n = (long)B * T;
@@ -435,9 +491,12 @@ int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int
   // The engine scales each micro-batch's gradient by gradScale / (its counted targets). Every target counts here
   // and every micro-batch has B x T of them, so 1/accum makes the summed gradient the mean over all accum x B x T
   // tokens, as native/trainer.ts does.
-  r.gradScale = 1.0f / accum;
+  // fp16 also multiplies by a loss scale (GradScaler's initial 65536), divided out in the optimizer step.
+  const float lossScale = prec == "fp16" ? 65536.0f : 1.0f;
+  r.gradScale = lossScale / accum;
   long cnt = 0;
   double loss = 0.0;
+  int skipped = 0;  // optimizer steps skipped for a loss-scale overflow (reported; 0 expected)
   auto step = [&](int i) {
     gpu.zeroGrad();
     double sum = 0.0;
@@ -446,11 +505,12 @@ int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int
       r.tokens = tokens.data() + a * n;
       r.targets = targets.data() + a * n;
       r.rngSeed = (uint32_t)(i * accum + a);  // each micro-batch its own dropout masks
+      r.lastMicroBatch = a == accum - 1;      // data parallel: one all-reduce per step, overlapping this backward
       sum += gpu.trainStep(r, &cnt);
       count += cnt;
     }
     loss = sum / count;
-    gpu.optimizerStep({6e-4f, 0.1f, 0.9f, 0.999f, 1e-8f, 1.0f});
+    if (!std::isfinite(gpu.optimizerStep({6e-4f, 0.1f, 0.9f, 0.999f, 1e-8f, 1.0f, 1.0f / lossScale}))) skipped++;
   };
   // warm-up: 3 steps as before; with accumulation one step already runs accum >= 2 micro-batches
   for (int i = 0, warm = accum > 1 ? 1 : 3; i < warm; i++) step(i);
@@ -462,15 +522,15 @@ int cmdTrain(const std::string& arch, const std::string& size, int B, int T, int
   const double mfu = tps * 3.0 * forwardFlopsPerToken(c, T) / (peakTflops * 1e12);
   std::printf("{\"bench\":\"train\",\"impl\":\"ours\",\"arch\":\"%s\",\"size\":\"%s\",\"precision\":\"%s\",\"batch\":%d,"
               "\"seq\":%d,\"accum\":%d,\"params\":%ld,\"step_s\":%.4f,\"tokens_per_s\":%.0f,\"mfu\":%.4f,"
-              "\"peak_tflops\":%.0f,\"loss\":%.4f%s}\n",
+              "\"peak_tflops\":%.0f,\"loss\":%.4f,\"skipped_steps\":%d%s}\n",
               arch.c_str(), size.c_str(), prec.c_str(), B, T, accum, gpu.host.numParams(), dt, tps, mfu, peakTflops,
-              loss, gemmFields(gpu, prec).c_str());
+              loss, skipped, gemmFields(gpu, prec).c_str());
   return 0;
 }
 
 int cmdForward(const std::string& arch, const std::string& size, int B, int T, int runs, const std::string& prec) {
   const Config c = makeConfig(arch, size);
-  cuda::Engine gpu(c, {0}, prec);
+  BP_CUDA_NS::Engine gpu(c, {0}, prec);
   gpu.host.initParams(1);
   gpu.pushParams();
   auto tokens = randomTokens((long)B * T, c.realVocab, 5), targets = randomTokens((long)B * T, c.realVocab, 6);
@@ -499,7 +559,7 @@ int cmdForward(const std::string& arch, const std::string& size, int B, int T, i
 
 int cmdGenerate(const std::string& arch, const std::string& size, int rows, int P, int steps, const std::string& prec) {
   const Config c = makeConfig(arch, size);
-  cuda::Engine gpu(c, {0}, prec);
+  BP_CUDA_NS::Engine gpu(c, {0}, prec);
   gpu.host.initParams(1);
   gpu.pushParams();
   auto prompt = randomTokens((long)rows * P, c.realVocab, 9);
@@ -559,15 +619,15 @@ int main(int argc, char** argv) {
     if (argc < 2) return usage();
     const std::string cmd = argv[1];
     if (cmd == "parity" && argc == 2) {
-      if (cuda::deviceCount() == 0) {
+      if (BP_CUDA_NS::deviceCount() == 0) {
         std::printf("{\"check\":\"parity\",\"skipped\":\"no CUDA device\"}\n");
         return 3;
       }
       return cmdParity();
     }
     if (cmd == "dp" && argc == 2) return cmdDataParallel();
-    if (cmd == "attention" && argc == 2) return cuda::attentionCheck() == 0 ? 0 : 1;
-    if (cmd == "layernorm" && argc == 2) return cuda::layernormCheck() == 0 ? 0 : 1;
+    if (cmd == "attention" && argc == 2) return BP_CUDA_NS::attentionCheck() == 0 ? 0 : 1;
+    if (cmd == "layernorm" && argc == 2) return BP_CUDA_NS::layernormCheck() == 0 ? 0 : 1;
     if (cmd == "train") {
       // --accum N may stand anywhere after the command; the positional form is unchanged
       std::vector<const char*> a;

@@ -11,7 +11,7 @@
 #include "../../native/src/cuda/layers.cuh"
 #include "check_util.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 namespace {
 
 struct DeviceBuf {
@@ -105,4 +105,4 @@ int layernormCheck() {
   return failures;
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -91,16 +91,17 @@ def main(out):
             for r in group:
                 ratio = r["tokens_per_s"] / torch_tps if torch_tps and r["impl"] == "ours" else None
                 gemm = ""
-                if "gemm" in r:  # the operand type the engine's GEMMs actually ran with, and bf16's share of FLOPs
-                    gemm = f"  {r['gemm']} ({r.get('gemm_bf16_flop_share', 0) * 100:.0f}% of GEMM FLOPs on bf16)"
+                if "gemm" in r:  # the operand type the engine's GEMMs actually ran with, and the 16-bit share of FLOPs
+                    gemm = f"  {r['gemm']} ({r.get('gemm_bf16_flop_share', 0) * 100:.0f}% of GEMM FLOPs on 16-bit operands)"
                     gemm += f" [{r['paths']}]" if r.get("paths") else ""  # the optional kernel paths that ran
                 flash = r.get("flash")  # 0: the batched attention products instead of the fused kernels
                 impl = r["impl"] + (" batched-attn" if flash == 0 else "")
                 impl += f" attn-seqs={r['attn_seqs']}" if "attn_seqs" in r and flash == 0 else ""
                 impl += " no-lt" if r.get("lt") == 0 else ""  # plain cuBLAS + element-wise bias/GELU kernels
                 impl += " grad16" if r.get("grad16") == 1 else ""  # bf16 gradient operands from their producers
+                skipped = f"  {r['skipped_steps']} steps skipped (loss-scale overflow)" if r.get("skipped_steps") else ""
                 p(f"{NAME[arch] + '-' + size.capitalize():<20} {impl:<28} {r['precision']:<14} {dims:>16} "
-                  f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}{gemm}")
+                  f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}{gemm}{skipped}")
 
     fwd = read(out, "forward.jsonl")
     p("")
@@ -132,6 +133,9 @@ def main(out):
                 p(f"{size:<6} Backpack/Transformer (ours, bf16): {o_b / o_t:.2f}x  "
                   f"(paper: {PAPER_TABLE7[(size, 'backpack')] / PAPER_TABLE7[(size, 'gpt2')]:.2f}x)")
         for r in fwd:
+            if "mean_s" in r and r.get("precision") == "fp16" and r.get("impl") == "ours":
+                p(f"{r['size']:<6} {NAME[r['arch']]:<12} ours fp16 (the fp16 build; the paper's autocast arithmetic): "
+                  f"{r['mean_s']:.4f}")
             if "mean_s" in r and r.get("lt") == 0:
                 p(f"{r['size']:<6} {NAME[r['arch']]:<12} ours bf16 without the cuBLASLt epilogues (BACKPACK_CUDA_LT=0): "
                   f"{r['mean_s']:.4f}")

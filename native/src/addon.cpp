@@ -128,7 +128,8 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
   bp::roberta::registerAddon(env, exports);  // RobertaClassifier (topic classifier, PAPER.md §6.3)
 #ifdef BACKPACK_WITH_CUDA
-  bp::cuda::registerAddon(env, exports);  // CudaModel, cudaDevices()
+  bp::cuda::registerAddon(env, exports);       // CudaModel, cudaDevices()
+  bp::cuda_fp16::registerAddon(env, exports);  // CudaModelFp16
 #endif
   return exports;
 }

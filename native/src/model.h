@@ -55,6 +55,9 @@ struct ForwardRequest {
   float* alphaOut = nullptr;         // [B][k][T][T]
   const Interventions* interventions = nullptr;
   float gradScale = 1.0f;            // backward: multiplier on d(mean loss)
+  // Data parallel (CUDA, several GPUs): the optimizer step follows this micro-batch, so its backward pass
+  // all-reduces the gradients as they complete. Earlier micro-batches of a step keep theirs local (false).
+  bool lastMicroBatch = true;
   const std::atomic<int>* cancel = nullptr;
 };
 

@@ -256,7 +256,8 @@ class ModelBinding : public Napi::ObjectWrap<Derived> {
         info[4]);
   }
 
-  // trainStep(tokens, targets, B, T, {dropout, rngSeed, gradScale}, cancel?): forward + backward, grads accumulate
+  // trainStep(tokens, targets, B, T, {dropout, rngSeed, gradScale, lastMicroBatch}, cancel?): forward + backward,
+  // grads accumulate
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto tokens = std::make_shared<std::vector<int32_t>>(int32Vector(info[0], "tokens"));
@@ -268,6 +269,7 @@ class ModelBinding : public Napi::ObjectWrap<Derived> {
     const float dropout = (float)numOpt(o, "dropout", 0.0);
     const uint32_t seed = (uint32_t)numOpt(o, "rngSeed", 0);
     const float gradScale = (float)numOpt(o, "gradScale", 1.0);
+    const bool lastMicroBatch = !o.Has("lastMicroBatch") || o.Get("lastMicroBatch").ToBoolean();
     auto res = std::make_shared<std::pair<double, long>>(0.0, 0);
     Backend* b = backend.get();
     return run(
@@ -282,6 +284,7 @@ class ModelBinding : public Napi::ObjectWrap<Derived> {
           r.dropout = dropout;
           r.rngSeed = seed;
           r.gradScale = gradScale;
+          r.lastMicroBatch = lastMicroBatch;
           r.cancel = cancel;
           res->first = b->trainStep(r, &res->second);
         },

@@ -5,10 +5,10 @@
 
 #include "layers.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 __device__ __forceinline__ void adamwElement(float* p, float* g, float* m, float* v, long i, float lr, float b1,
-                                             float b2, float eps, float wd, float c1, float c2, bf16* p16, float gs) {
+                                             float b2, float eps, float wd, float c1, float c2, half16* p16, float gs) {
   float gi = g[i];
   if (gs != 1.0f) {
     gi *= gs;
@@ -21,11 +21,11 @@ __device__ __forceinline__ void adamwElement(float* p, float* g, float* m, float
   float mhat = mi / c1, vhat = vi / c2;
   const float pn = p[i] - lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
   p[i] = pn;
-  if (p16) p16[i] = __float2bfloat16_rn(pn);
+  if (p16) p16[i] = round16(pn);
 }
 
 __global__ void adamwAllKernel(float* p, float* g, float* m, float* v, const AdamBlock* blocks, float lr, float b1,
-                               float b2, float eps, float wd, float c1, float c2, bf16* p16, float gs) {
+                               float b2, float eps, float wd, float c1, float c2, half16* p16, float gs) {
   const AdamBlock blk = blocks[blockIdx.x];
   const float w = blk.decay ? wd : 0.0f;
   for (long i = blk.start + threadIdx.x; i < blk.end; i += blockDim.x)
@@ -40,7 +40,7 @@ void adamwPlan(std::vector<AdamBlock>& out, const long* offsets, const long* siz
 }
 
 void adamwAll(float* p, float* g, float* m, float* v, const AdamBlock* blocks, int nblocks, float lr, float b1,
-              float b2, float eps, float wd, float c1, float c2, cudaStream_t st, bf16* p16, float gradScale) {
+              float b2, float eps, float wd, float c1, float c2, cudaStream_t st, half16* p16, float gradScale) {
   if (nblocks <= 0) return;
   adamwAllKernel<<<nblocks, 256, 0, st>>>(p, g, m, v, blocks, lr, b1, b2, eps, wd, c1, c2, p16, gradScale);
   BP_LAUNCHED();
@@ -69,4 +69,4 @@ void sumSquares(double* acc, const float* x, long n, cudaStream_t st) {
   BP_LAUNCHED();
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -1,6 +1,7 @@
 // Node-API surface of the CUDA backend: `CudaModel` has the same methods as the CPU `NativeModel` (so the
 // TypeScript facade drives either), plus `cudaDevices()`. Heavy calls run on the libuv pool and resolve a
-// promise; inputs are copied on the JS thread first.
+// promise; inputs are copied on the JS thread first. Compiled once per build of the backend (namespace.h); the
+// fp16 build (addon_cuda_fp16.cpp) registers the same class as `CudaModelFp16`.
 #include "addon_cuda.h"
 
 #include <memory>
@@ -9,21 +10,28 @@
 
 #include "../model_binding.h"
 #include "engine.h"
+#include "namespace.h"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 namespace {
 
 using napi::has;
+
+#if defined(BP_CUDA_FP16) && BP_CUDA_FP16
+constexpr const char* kClassName = "CudaModelFp16";
+#else
+constexpr const char* kClassName = "CudaModel";
+#endif
 
 class CudaModelWrap : public napi::ModelBinding<CudaModelWrap, Engine> {
  public:
   static Napi::Function Init(Napi::Env env) {
     auto methods = sharedMethods();
     methods.push_back(InstanceMethod("deviceInfo", &CudaModelWrap::DeviceInfo));
-    return DefineClass(env, "CudaModel", methods);
+    return DefineClass(env, kClassName, methods);
   }
 
-  // new CudaModel(rawConfig, {devices: number[], precision: 'fp32'|'tf32'|'bf16'})
+  // new CudaModel(rawConfig, {devices: number[], precision: 'fp32'|'tf32'|'bf16'}); CudaModelFp16: precision 'fp16'
   explicit CudaModelWrap(const Napi::CallbackInfo& info) : ModelBinding(info) {
     Napi::Env env = info.Env();
     const Config c = napi::parseConfig(env, info[0], "CudaModel(config, options)");
@@ -73,8 +81,8 @@ Napi::Value CudaDevices(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void registerAddon(Napi::Env env, Napi::Object exports) {
-  exports.Set("CudaModel", CudaModelWrap::Init(env));
-  exports.Set("cudaDevices", Napi::Function::New(env, CudaDevices));
+  exports.Set(kClassName, CudaModelWrap::Init(env));
+  if (!exports.Has("cudaDevices")) exports.Set("cudaDevices", Napi::Function::New(env, CudaDevices));
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -7,12 +7,12 @@
 
 #include "layers.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 // Rows (h, i) of one sequence: S -> P (undropped, in place, zeros above the diagonal), Pd (dropped) if pd,
 // lse if lseOut. Mixed precision (Pd16 non-null): only the dropped probabilities are written, in bf16.
 __global__ void causalSoftmaxKernel(float* S, float* Pd, float* lseOut, int H, int T, long bhBase, float p,
-                                    uint32_t key, bf16* Pd16) {
+                                    uint32_t key, half16* Pd16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= H * T) return;
   int h = row / T, i = row % T;
@@ -29,7 +29,7 @@ __global__ void causalSoftmaxKernel(float* S, float* Pd, float* lseOut, int H, i
   for (int j = lane; j < T; j += 32) {
     float pj = j <= i ? __expf(s[j] - mx) * inv : 0.0f;
     if (Pd16) {
-      Pd16[(long)row * T + j] = __float2bfloat16_rn(pj * dkeep(p, key, (uint32_t)(base + j)));
+      Pd16[(long)row * T + j] = round16(pj * dkeep(p, key, (uint32_t)(base + j)));
       continue;
     }
     s[j] = pj;
@@ -40,7 +40,7 @@ __global__ void causalSoftmaxKernel(float* S, float* Pd, float* lseOut, int H, i
 
 // Recompute P from the saved lse: S -> P in place (and Pd; in mixed precision Pd16, the dropped P in bf16).
 __global__ void probsFromLseKernel(float* S, float* Pd, const float* lse, int H, int T, long bhBase, float p,
-                                   uint32_t key, bf16* Pd16) {
+                                   uint32_t key, half16* Pd16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= H * T) return;
   int h = row / T, i = row % T;
@@ -51,13 +51,13 @@ __global__ void probsFromLseKernel(float* S, float* Pd, const float* lse, int H,
     float pj = j <= i ? __expf(s[j] - l) : 0.0f;
     s[j] = pj;
     if (Pd) Pd[(long)row * T + j] = pj * dkeep(p, key, (uint32_t)(base + j));
-    if (Pd16) Pd16[(long)row * T + j] = __float2bfloat16_rn(pj * dkeep(p, key, (uint32_t)(base + j)));
+    if (Pd16) Pd16[(long)row * T + j] = round16(pj * dkeep(p, key, (uint32_t)(base + j)));
   }
 }
 
 // dPd -> dS in place: g = dPd * mask; dS = P (g - sum(P g)). Mixed precision: dS goes to dS16 (bf16) instead.
 __global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long bhBase, float p, uint32_t key,
-                                  bf16* dS16) {
+                                  half16* dS16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= H * T) return;
   int h = row / T, i = row % T;
@@ -74,7 +74,7 @@ __global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long b
   for (int j = lane; j < T; j += 32) {
     const float ds = j <= i ? pr[j] * (g[j] - dot) : 0.0f;
     if (dS16)
-      dS16[(long)row * T + j] = __float2bfloat16_rn(ds);
+      dS16[(long)row * T + j] = round16(ds);
     else
       g[j] = ds;
   }
@@ -97,20 +97,20 @@ static const float** tilesOf(const float** slot, const float* base, long TT, int
 // products and softmax: small chunks whose T x T scratch stays in L2 remain cheap to launch.
 // Chunk scratch: S [M][T][T] fp32, then the dropped probabilities in bf16 (where the fp32 path keeps Pd).
 // Pointer slots: Q, K, V, O [A each], Pd16 tiles, S tiles [M each].
-static void attentionForward16(const Blas& b, float* out, float* lse, const bf16* qkv16, AttnShape s, Site drop,
+static void attentionForward16(const Blas& b, float* out, float* lse, const half16* qkv16, AttnShape s, Site drop,
                                AttnWork w) {
   const int T = s.T, C = s.C, H = s.H, hs = C / H, A = s.B * H, M = w.seqs * H;
   const long TT = (long)T * T, ld3 = 3L * C;
-  const bf16** p16 = reinterpret_cast<const bf16**>(w.ptrs);
+  const half16** p16 = reinterpret_cast<const half16**>(w.ptrs);
   float* S = w.scratch;
-  bf16* Pd16 = reinterpret_cast<bf16*>(w.scratch + (long)M * TT);
+  half16* Pd16 = reinterpret_cast<half16*>(w.scratch + (long)M * TT);
   fillPointers(p16, qkv16, T * ld3, hs, H, A, b.stream);
   fillPointers(p16 + A, qkv16 + C, T * ld3, hs, H, A, b.stream);
   fillPointers(p16 + 2 * A, qkv16 + 2 * C, T * ld3, hs, H, A, b.stream);
   fillPointers(w.ptrs + 3 * A, out, (long)T * C, hs, H, A, b.stream);
   fillPointers(p16 + 4 * A, Pd16, TT, 0, 1, M, b.stream);
   fillPointers(w.ptrs + 4 * A + M, S, TT, 0, 1, M, b.stream);
-  const bf16* const* Pt = p16 + 4 * A;
+  const half16* const* Pt = p16 + 4 * A;
   float* const* St = (float* const*)(w.ptrs + 4 * A + M);
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
     const int n = std::min(w.seqs, s.B - b0), cnt = n * H, o = b0 * H;
@@ -126,15 +126,15 @@ static void attentionForward16(const Blas& b, float* out, float* lse, const bf16
 // Mixed precision backward (pointer arrays as in the forward pass). Chunk scratch: P fp32 | bf16 region (the
 // dropped P for dV, then dS) | G fp32, each M*T*T. Pointer slots: Q, K, V, dO (bf16), dQ, dK, dV [A each],
 // P, bf16, G tiles [M each].
-static void attentionBackward16(const Blas& b, float* dqkv, const float* dout, const bf16* qkv16, const float* lse,
-                                AttnShape s, Site drop, AttnWork w, bf16* dout16) {
+static void attentionBackward16(const Blas& b, float* dqkv, const float* dout, const half16* qkv16, const float* lse,
+                                AttnShape s, Site drop, AttnWork w, half16* dout16) {
   const int T = s.T, C = s.C, H = s.H, hs = C / H, A = s.B * H, M = w.seqs * H;
   const long TT = (long)T * T, ld3 = 3L * C;
-  const bf16** p16 = reinterpret_cast<const bf16**>(w.ptrs);
+  const half16** p16 = reinterpret_cast<const half16**>(w.ptrs);
   float* P = w.scratch;
-  bf16* R16 = reinterpret_cast<bf16*>(w.scratch + (long)M * TT);
+  half16* R16 = reinterpret_cast<half16*>(w.scratch + (long)M * TT);
   float* G = w.scratch + 2L * M * TT;
-  toBf16(dout16, dout, (long)s.B * T * C, b.stream);
+  toHalf16(dout16, dout, (long)s.B * T * C, b.stream);
   fillPointers(p16, qkv16, T * ld3, hs, H, A, b.stream);                        // Q
   fillPointers(p16 + A, qkv16 + C, T * ld3, hs, H, A, b.stream);                // K
   fillPointers(p16 + 2 * A, qkv16 + 2 * C, T * ld3, hs, H, A, b.stream);        // V
@@ -146,14 +146,14 @@ static void attentionBackward16(const Blas& b, float* dqkv, const float* dout, c
   fillPointers(p16 + 7 * A + M, R16, TT, 0, 1, M, b.stream);                    // Pd16, later dS16
   fillPointers(w.ptrs + 7 * A + 2 * M, G, TT, 0, 1, M, b.stream);               // G tiles
   float* const* Pt = (float* const*)(w.ptrs + 7 * A);
-  const bf16* const* Rt = p16 + 7 * A + M;
+  const half16* const* Rt = p16 + 7 * A + M;
   float* const* Gt = (float* const*)(w.ptrs + 7 * A + 2 * M);
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
     const int n = std::min(w.seqs, s.B - b0), cnt = n * H, o = b0 * H;
-    const bf16* const* Q = p16 + o;
-    const bf16* const* K = p16 + A + o;
-    const bf16* const* V = p16 + 2 * A + o;
-    const bf16* const* dO = p16 + 3 * A + o;
+    const half16* const* Q = p16 + o;
+    const half16* const* K = p16 + A + o;
+    const half16* const* V = p16 + 2 * A + o;
+    const half16* const* dO = p16 + 3 * A + o;
     float* const* dQ = (float* const*)(w.ptrs + 4 * A + o);
     float* const* dK = (float* const*)(w.ptrs + 5 * A + o);
     float* const* dV = (float* const*)(w.ptrs + 6 * A + o);
@@ -174,14 +174,14 @@ static void attentionBackward16(const Blas& b, float* dqkv, const float* dout, c
 }
 
 void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w,
-                      const bf16* qkv16, bf16* out16) {
+                      const half16* qkv16, half16* out16) {
   if (qkv16 && w.flash) {
     flashAttentionForward(out, out16, lse, qkv16, s, drop, w.keepBits, b.stream);
     return;
   }
   if (qkv16) {
     attentionForward16(b, out, lse, qkv16, s, drop, w);
-    if (out16) toBf16(out16, out, (long)s.B * s.T * s.C, b.stream);
+    if (out16) toHalf16(out16, out, (long)s.B * s.T * s.C, b.stream);
     return;
   }
   const int T = s.T, C = s.C, H = s.H, hs = C / H;
@@ -203,12 +203,12 @@ void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, A
     BP_LAUNCHED();
     gemmBatched(b, false, false, T, hs, T, 1.0f, Sp, T, V, 3 * C, 0.0f, (float* const*)O, C, cnt);
   }
-  if (out16) toBf16(out16, out, (long)s.B * T * C, b.stream);
+  if (out16) toHalf16(out16, out, (long)s.B * T * C, b.stream);
 }
 
 void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* out, const float* qkv,
-                       const float* lse, AttnShape s, Site drop, AttnWork w, const bf16* qkv16, bf16* dout16,
-                       bf16* dqkv16) {
+                       const float* lse, AttnShape s, Site drop, AttnWork w, const half16* qkv16, half16* dout16,
+                       half16* dqkv16) {
   if (qkv16 && w.flash) {
     flashAttentionBackward(dqkv, dqkv16, dout, out, qkv16, lse, s, drop, w.keepBits, w.scratch, dout16, b.stream);
     return;
@@ -253,4 +253,4 @@ void attentionBackward(const Blas& b, float* dqkv, const float* dout, const floa
   }
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

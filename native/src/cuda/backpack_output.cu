@@ -5,7 +5,7 @@
 
 #include "layers.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 __global__ void scaleSensesKernel(float* out, const float* senses, const float* scale, long total, int d) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -20,19 +20,19 @@ void scaleSenses(float* out, const float* senses, const float* scale, int N, int
 }
 
 // The bf16 twin of a chunk's alpha, after `chunks` fp32 buffers of the chunk in scratch
-static bf16* alpha16In(const AttnWork& w, int chunks, long chunkFloats) {
-  return reinterpret_cast<bf16*>(w.scratch + chunks * chunkFloats);
+static half16* alpha16In(const AttnWork& w, int chunks, long chunkFloats) {
+  return reinterpret_cast<half16*>(w.scratch + chunks * chunkFloats);
 }
 
 void backpackForward(const Blas& b, float* out, float* lse, const float* qk, const float* senses, CtxShape s,
-                     AttnWork w, const AlphaEdit* edit, float* alphaOutHost, const bf16* senses16) {
+                     AttnWork w, const AlphaEdit* edit, float* alphaOutHost, const half16* senses16) {
   const int T = s.T, d = s.d, k = s.k;
   const long kTT = (long)k * T * T, kd = (long)k * d;
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
     const int n = std::min(w.seqs, s.B - b0);
     float* scores = w.scratch;
     float* alpha = w.scratch + n * kTT;
-    bf16* alpha16 = senses16 ? alpha16In(w, 2, n * kTT) : nullptr;
+    half16* alpha16 = senses16 ? alpha16In(w, 2, n * kTT) : nullptr;
     alphaChunk(b, alpha, lse, qk, b0, n, s, scores, w.ptrs, edit, alpha16);
     // out_b [T][d] = alpha_b [T][T*k] . C_b [T*k][d], for every sequence of the chunk (bf16 or fp32 operands)
     auto mix = [&](const auto* a, const auto* C) {
@@ -54,19 +54,19 @@ void backpackForward(const Blas& b, float* out, float* lse, const float* qk, con
 }
 
 void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* dout, const float* qk,
-                      const float* senses, const float* lse, CtxShape s, AttnWork w, const bf16* senses16,
-                      bf16* dout16) {
+                      const float* senses, const float* lse, CtxShape s, AttnWork w, const half16* senses16,
+                      half16* dout16) {
   const int T = s.T, d = s.d, k = s.k;
   const long kTT = (long)k * T * T, kd = (long)k * d;
   float* lseTmp = const_cast<float*>(lse);  // recomputation rewrites the same values
-  if (senses16) toBf16(dout16, dout, (long)s.B * T * d, b.stream);
+  if (senses16) toHalf16(dout16, dout, (long)s.B * T * d, b.stream);
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
     const int n = std::min(w.seqs, s.B - b0);
     float* scores = w.scratch;
     float* alpha = w.scratch + n * kTT;
     float* dalpha = w.scratch + 2 * n * kTT;
     float* dS = w.scratch + 3 * n * kTT;
-    bf16* alpha16 = senses16 ? alpha16In(w, 4, n * kTT) : nullptr;
+    half16* alpha16 = senses16 ? alpha16In(w, 4, n * kTT) : nullptr;
     alphaChunk(b, alpha, lseTmp, qk, b0, n, s, scores, w.ptrs, nullptr, alpha16);
     // dalpha[T][T*k] = dO C^T ; dC[T*k][d] = alpha^T dO   (per sequence, batched; bf16 or fp32 operands)
     auto products = [&](const auto* dO, const auto* C, const auto* a) {
@@ -85,4 +85,4 @@ void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* do
   }
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

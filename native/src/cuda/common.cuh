@@ -9,8 +9,9 @@
 #include <string>
 
 #include "../common.h"
+#include "namespace.h"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 // Whether the environment variable `name` is set to exactly `value` (the engine's on/off knobs).
 inline bool envIs(const char* name, const char* value) {
@@ -22,7 +23,7 @@ inline bool envIs(const char* name, const char* value) {
 #define BP_CUDA(call)                                                       \
   do {                                                                      \
     cudaError_t e_ = (call);                                                \
-    if (e_ != cudaSuccess) ::bp::cuda::cudaFail(e_, #call, __FILE__, __LINE__); \
+    if (e_ != cudaSuccess) ::bp::BP_CUDA_NS::cudaFail(e_, #call, __FILE__, __LINE__); \
   } while (0)
 // After a kernel launch: reports bad launch configurations at the call site.
 #define BP_LAUNCHED() BP_CUDA(cudaGetLastError())
@@ -55,4 +56,4 @@ __device__ __forceinline__ float warpMax(float v) {
 
 inline unsigned blocksFor(long n, int threads) { return (unsigned)((n + threads - 1) / threads); }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

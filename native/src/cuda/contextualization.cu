@@ -4,12 +4,12 @@
 // viewed as [(j,l)][d] (see backpack_output.cu).
 #include "layers.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 // Rows (b, l, i) of a chunk: scores [b][l][i][j] -> alpha[b][(i*T + j)*k + l], lse[b][l][i]; alpha16
 // (optional): alpha rounded to bf16 as well.
 __global__ void alphaSoftmaxKernel(float* alpha, float* lse, const float* S, int n, int k, int T, AlphaEdit edit,
-                                   const uint8_t* keyMask, bf16* alpha16) {
+                                   const uint8_t* keyMask, half16* alpha16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= n * k * T) return;
   int b = row / (k * T), l = (row / T) % k, i = row % T;
@@ -28,7 +28,7 @@ __global__ void alphaSoftmaxKernel(float* alpha, float* lse, const float* S, int
     if (mask && mask[j]) a *= edit.factor;
     const long at = base + ((long)i * T + j) * k + l;
     alpha[at] = a;
-    if (alpha16) alpha16[at] = __float2bfloat16_rn(a);
+    if (alpha16) alpha16[at] = round16(a);
   }
   if (lane == 0) lse[row] = mx + __logf(sum);
 }
@@ -57,7 +57,7 @@ __global__ void alphaBackKernel(float* dS, const float* alpha, const float* dalp
 // alpha[b][i][:][:] is contiguous, so it is staged in shared memory (padded rows of k+1 against bank conflicts)
 // and written/read in its natural order. shared: T*(k+1) floats.
 __global__ void alphaSoftmaxRowKernel(float* alpha, float* lse, const float* S, int n, int k, int T, AlphaEdit edit,
-                                      const uint8_t* keyMask, bf16* alpha16) {
+                                      const uint8_t* keyMask, half16* alpha16) {
   extern __shared__ float tile[];
   const int b = blockIdx.x / T, i = blockIdx.x % T, l = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float* s = S + (((long)b * k + l) * T + i) * T;
@@ -80,7 +80,7 @@ __global__ void alphaSoftmaxRowKernel(float* alpha, float* lse, const float* S, 
   for (int f = threadIdx.x; f < T * k; f += blockDim.x) {
     const float a = tile[(f / k) * (k + 1) + f % k];
     alpha[row + f] = a;
-    if (alpha16) alpha16[row + f] = __float2bfloat16_rn(a);
+    if (alpha16) alpha16[row + f] = round16(a);
   }
 }
 
@@ -127,7 +127,7 @@ __global__ void alphaTransposeKernel(float* out, const float* alpha, int k, int 
 }
 
 void alphaChunk(const Blas& b, float* alpha, float* lse, const float* qk, int b0, int n, CtxShape s, float* scores,
-                const float** ptrs, const AlphaEdit* edit, bf16* alpha16) {
+                const float** ptrs, const AlphaEdit* edit, half16* alpha16) {
   const int T = s.T, d = s.d, k = s.k, hs = d / k, cnt = n * k;
   const long TT = (long)T * T;
   const float scale = 1.0f / sqrtf((float)hs);
@@ -180,4 +180,4 @@ void alphaToHeadMajor(float* out, const float* alpha, CtxShape s, cudaStream_t s
   BP_LAUNCHED();
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

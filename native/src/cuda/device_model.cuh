@@ -5,15 +5,18 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../model.h"
 #include "layers.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
-enum class Precision { FP32 = 0, TF32 = 1, BF16 = 2 };
+// Mixed16: GEMM operands in half16 (bf16, or fp16 in the fp16 build) with fp32 accumulation and master weights.
+enum class Precision { FP32 = 0, TF32 = 1, Mixed16 = 2 };
 
 // Device buffer that frees itself.
 template <typename T>
@@ -75,10 +78,10 @@ class DeviceModel {
   Blas blas;
   long numParams = 0;
   DevBuf<float> params, grads, m, v;
-  // Mixed precision (Precision::BF16): the big GEMMs take bf16 operands. params16 is a bf16 shadow of params,
+  // Mixed precision (Precision::Mixed16): the big GEMMs take bf16 operands. params16 is a bf16 shadow of params,
   // refreshed by refreshShadow() after an upload and by the AdamW kernel after every step; activations that feed
   // GEMMs get a bf16 twin where they are produced (arena16); gradients are rounded once per GEMM input.
-  bool mixed = false;   // bf16-operand GEMMs (Precision::BF16 and the probe in the constructor passed)
+  bool mixed = false;   // bf16-operand GEMMs (Precision::Mixed16 and the probe in the constructor passed)
   bool attn16 = false;  // ... and for the attention's batched products too
   bool sensesRounded = false;  // a.senses16 holds the last sense forward's vectors (no replacement intervention)
   // The fused attention kernels (flash_attention.cu) in mixed mode; BACKPACK_CUDA_FLASH=0 keeps the batched
@@ -93,13 +96,19 @@ class DeviceModel {
   bool geluGrad16 = false, qkvGrad16 = false;
   // LayerNorm backward kernel: shared atomics in fp32/TF32, register partials (vectorised) in mixed mode
   LnBackward lnBack = LnBackward::SharedAtomics;
-  DevBuf<bf16> params16;
+  DevBuf<half16> params16;
   void refreshShadow();
 
   // Forward; with train, activations are kept and the head also writes dlogits -> gX (dscale = gradScale/count).
   // Returns the loss summed over targets >= 0 (double, on the host).
   double forward(const ForwardRequest& r, long countForScale, long* counted, DeviceInterventions* iv);
   void backward(const ForwardRequest& r);
+  // Ranges {offset, count} of the flat gradient buffer, in the order the backward pass finishes them: the tail
+  // (ln_f, and the Backpack's sense network and weight net), the blocks from last to first, then the embeddings.
+  // They cover the buffer exactly once. With onGradsReady set, backward() calls it with each range as soon as the
+  // range's gradient of this micro-batch is complete (data parallel: the engine all-reduces it meanwhile).
+  std::vector<std::pair<long, long>> gradBuckets() const;
+  std::function<void(long offset, long count)> onGradsReady;
   void zeroGrad();
   double gradSumSquares();
   void adamwStep(const std::vector<TensorInfo>& tensors, float lr, float wd, float b1, float b2, float eps, long step,
@@ -117,13 +126,13 @@ class DeviceModel {
  private:
   float* P(long off) { return params.p + off; }
   float* G(long off) { return grads.p + off; }
-  const bf16* W16(long off) const { return params16.p + off; }
+  const half16* W16(long off) const { return params16.p + off; }
   // An fp32 activation that only GEMMs read: in mixed mode they read its bf16 twin, so it is not written.
   float* fp32Input(float* p) const { return mixed ? nullptr : p; }
   // Linear layers by parameter offsets: bf16 tensor cores in mixed mode (inp16 = the bf16 twin of inp),
   // the configured fp32/TF32 GEMMs otherwise. b = kBiasLater: the consumer kernel adds the bias (fused).
   static constexpr long kBiasLater = -1;
-  void linear(float* out, const float* inp, const bf16* inp16, long w, long b, int N, int IC, int OC);
+  void linear(float* out, const float* inp, const half16* inp16, long w, long b, int N, int IC, int OC);
   // The gradient at a linear layer's output: src seen through the dropout of `drop` (when on) or through GELU's
   // derivative at geluPre (when set). Mixed mode applies that while rounding it to bf16 (prepareGrad16, which
   // also takes the bias gradient); fp32/TF32 write it into `work` first (work may be src: in place).
@@ -132,21 +141,21 @@ class DeviceModel {
     float* work = nullptr;
     Site drop{};
     const float* geluPre = nullptr;
-    const bf16* geluPre16 = nullptr;  // GELU's input kept by a fused-epilogue layer (mixed mode only)
+    const half16* geluPre16 = nullptr;  // GELU's input kept by a fused-epilogue layer (mixed mode only)
   };
   // An MLP's hidden layer act = gelu(inp W^T + b): fused on cuBLASLt (act16 only; training keeps GELU's input in
   // pre16) or the product into pre plus the bias+GELU kernel (act in fp32 mode, act16 in mixed mode).
   // geluIn(src, ...) is the GradIn of its backward.
-  void mlpHidden(float* pre, bf16* pre16, float* act, bf16* act16, const float* inp, const bf16* inp16, long w, long b,
+  void mlpHidden(float* pre, half16* pre16, float* act, half16* act16, const float* inp, const half16* inp16, long w, long b,
                  int N, int IC, int OC, bool train);
-  GradIn geluIn(float* src, const float* pre, const bf16* pre16) const {
+  GradIn geluIn(float* src, const float* pre, const half16* pre16) const {
     return fusedLinear ? GradIn{src, src, {}, nullptr, pre16} : GradIn{src, src, {}, pre, nullptr};
   }
-  void linearBack(float* dinp, long w, long b, const GradIn& g, const float* inp, const bf16* inp16, int N, int IC,
+  void linearBack(float* dinp, long w, long b, const GradIn& g, const float* inp, const half16* inp16, int N, int IC,
                   int OC);
   // Backward of a linear layer whose output gradient its producer wrote in bf16 (dout16): bias gradient from it,
   // then the weight gradient and dinp (fp32).
-  void linearBackFrom16(float* dinp, long w, long b, const bf16* dout16, const bf16* inp16, int N, int IC, int OC);
+  void linearBackFrom16(float* dinp, long w, long b, const half16* dout16, const half16* inp16, int N, int IC, int OC);
   // Backward of x -> fc -> GELU -> proj from proj's output gradient g into dx (fp32, overwritten); dhidden: fp32
   // scratch for GELU's output gradient [N][H] (unused with geluGrad16).
   struct MlpOff {
@@ -154,11 +163,11 @@ class DeviceModel {
   };
   struct MlpActs {  // the forward pass's x, GELU's input (pre) and output (act), each with its bf16 twin
     const float* x;
-    const bf16* x16;
+    const half16* x16;
     const float* pre;
-    const bf16* pre16;
+    const half16* pre16;
     const float* act;
-    const bf16* act16;
+    const half16* act16;
   };
   void mlpBackward(float* dx, float* dhidden, const MlpOff& W, const GradIn& g, const MlpActs& A, int N, int IC,
                    int H, int OC);
@@ -179,8 +188,8 @@ class DeviceModel {
   struct LayerActs {
     float *ln1, *ln1m, *ln1r, *qkv, *atty, *lse, *res2, *ln2, *ln2m, *ln2r, *fch, *fchg, *res3;
     uint64_t* keepBits;  // the fused attention's dropout mask (flashAttn only; null otherwise)
-    bf16 *ln1h, *qkvh, *attyh, *ln2h, *fchgh;  // bf16 twins (mixed mode only; null otherwise)
-    bf16* fchh;  // GELU's input in bf16 (fusedLinear only; fch is not written then)
+    half16 *ln1h, *qkvh, *attyh, *ln2h, *fchgh;  // bf16 twins (mixed mode only; null otherwise)
+    half16* fchh;  // GELU's input in bf16 (fusedLinear only; fch is not written then)
   };
   struct Acts {
     float *encoded, *lnf, *lnfm, *lnfr;
@@ -190,13 +199,13 @@ class DeviceModel {
     float *branch, *attScratch, *headScratch;
     float *gRes, *gA, *gB, *gBig, *gBig2, *gX;
     // bf16 twins (mixed mode only): GEMM inputs, the rounded dY of a linear backward, the head's dlogits
-    bf16 *lnfh, *outh, *h1h, *fagh, *h2h, *fbgh, *g16, *headScratch16;
-    bf16* senses16;  // the sense vectors' bf16 twin (Backpack, mixed mode), valid while sensesRounded
-    bf16 *fah, *fbh;  // the sense MLPs' GELU inputs in bf16 (fusedLinear only; fa, fb are not written then)
-    bf16* gBig16;     // an MLP's hidden gradient from the GELU-gradient product (geluGrad16 only)
-    bf16* gq16;       // dqkv in bf16 from the fused attention (qkvGrad16 only)
+    half16 *lnfh, *outh, *h1h, *fagh, *h2h, *fbgh, *g16, *headScratch16;
+    half16* senses16;  // the sense vectors' bf16 twin (Backpack, mixed mode), valid while sensesRounded
+    half16 *fah, *fbh;  // the sense MLPs' GELU inputs in bf16 (fusedLinear only; fa, fb are not written then)
+    half16* gBig16;     // an MLP's hidden gradient from the GELU-gradient product (geluGrad16 only)
+    half16* gq16;       // dqkv in bf16 from the fused attention (qkvGrad16 only)
   } a{};
-  DevBuf<bf16> arena16;
+  DevBuf<half16> arena16;
   int headChunk = 0, headRows16 = 0;  // logits rows per chunk; bf16 dlogits rows gathered (HeadArgs)
   int attnSeqs = 0, ctxSeqs = 0;  // sequences per attention / Backpack-mixing chunk
   DevBuf<const float*> ptrs;      // pointer arrays of the batched GEMMs
@@ -209,4 +218,4 @@ class DeviceModel {
   int adamBlockCount = 0;
 };
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -2,7 +2,7 @@
 #include "layers.cuh"
 #include "vec4.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 // out = base + (branch + bias[i % OC]) * keep(i); bias and base optional (null: none)
 __global__ void biasResidualKernel(float* out, const float* base, const float* branch, const float* bias, int OC,
@@ -62,4 +62,4 @@ void biasResidualDropoutForward(float* out, const float* base, const float* bran
   launchBiasResidual(out, base, branch, bias, OC, n, s, st);
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -1,7 +1,7 @@
 // Token (+ position) embedding lookup; backward scatters with atomics (rows of repeated tokens add up).
 #include "layers.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 __global__ void embedKernel(float* out, const int32_t* tokens, const int32_t* positions, const float* wte,
                             const float* wpe, int N, int d, EmbedOverride ov) {
@@ -41,4 +41,4 @@ void embeddingBackward(float* dwte, float* dwpe, const float* dout, const int32_
   BP_LAUNCHED();
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -16,7 +16,7 @@
 
 #include "device_model.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 int deviceCount() {
   int n = 0;
@@ -34,9 +34,20 @@ std::string deviceName(int device) {
 }
 
 #if BP_HAVE_NCCL
+// One communicator per replica, and per replica a stream for its all-reduces (so they overlap the backward
+// pass on the compute stream) with the events that order the two.
 struct Nccl {
   std::vector<ncclComm_t> comms;
+  std::vector<int> devices;
+  std::vector<cudaStream_t> streams;
+  std::vector<cudaEvent_t> ready, done;  // compute -> comm: a bucket is final; comm -> compute: all reduced
   ~Nccl() {
+    for (size_t i = 0; i < devices.size(); i++) {
+      cudaSetDevice(devices[i]);
+      if (i < streams.size()) cudaStreamDestroy(streams[i]);
+      if (i < ready.size()) cudaEventDestroy(ready[i]);
+      if (i < done.size()) cudaEventDestroy(done[i]);
+    }
     for (ncclComm_t c : comms) ncclCommDestroy(c);
   }
 };
@@ -48,21 +59,25 @@ static void ncclCheck(ncclResult_t r, const char* what) {
 struct Nccl {};
 #endif
 
+// The bf16 build runs fp32, tf32 and bf16; the fp16 build only fp16 (its other modes would repeat the first's).
 static Precision parsePrecision(const std::string& s) {
-  if (s == "fp32") return Precision::FP32;
-  if (s == "tf32") return Precision::TF32;
-  if (s == "bf16") return Precision::BF16;
-  throw Error("precision must be fp32, tf32 or bf16, got '" + s + "'");
+  if (s == kHalf16Name) return Precision::Mixed16;
+  if (!kFp16Build) {
+    if (s == "fp32") return Precision::FP32;
+    if (s == "tf32") return Precision::TF32;
+    throw Error("precision must be fp32, tf32, bf16 (or fp16, on the fp16 build), got '" + s + "'");
+  }
+  throw Error(std::string("this build of the CUDA backend runs precision ") + kHalf16Name + " only, got '" + s + "'");
 }
 
 Engine::Engine(const Config& cfg, const std::vector<int>& devs, const std::string& prec)
     : host(cfg), devices(devs), precision(prec) {
+  const Precision p = parsePrecision(prec);
   const int available = deviceCount();
   check(!devices.empty(), "CUDA backend: no devices given");
   for (int d : devices)
     check(d >= 0 && d < available, "CUDA device " + std::to_string(d) + " does not exist (" + std::to_string(available) +
                                        " visible)");
-  const Precision p = parsePrecision(prec);
   for (int d : devices) replicas.push_back(std::make_unique<DeviceModel>(host.cfg, host.tensors, d, p));
   if (devices.size() > 1) {
 #if !BP_HAVE_NCCL
@@ -71,6 +86,16 @@ Engine::Engine(const Config& cfg, const std::vector<int>& devs, const std::strin
     nccl = std::make_unique<Nccl>();
     nccl->comms.resize(devices.size());
     ncclCheck(ncclCommInitAll(nccl->comms.data(), (int)devices.size(), devices.data()), "init");
+    nccl->devices = devices;
+    for (int d : devices) {
+      BP_CUDA(cudaSetDevice(d));
+      nccl->streams.emplace_back();
+      BP_CUDA(cudaStreamCreateWithFlags(&nccl->streams.back(), cudaStreamNonBlocking));
+      for (auto* ev : {&nccl->ready, &nccl->done}) {
+        ev->emplace_back();
+        BP_CUDA(cudaEventCreateWithFlags(&ev->back(), cudaEventDisableTiming));
+      }
+    }
 #endif
   }
   pushParams();
@@ -123,7 +148,10 @@ void Engine::pushParams() {
   }
 }
 void Engine::pullParams() { copyFrom(host.params, replicas[0]->params, host.numParams(), devices[0], replicas[0]->stream); }
-void Engine::pullGrads() { copyFrom(host.grads, replicas[0]->grads, host.numParams(), devices[0], replicas[0]->stream); }
+void Engine::pullGrads() {
+  allReduceGrads();
+  copyFrom(host.grads, replicas[0]->grads, host.numParams(), devices[0], replicas[0]->stream);
+}
 
 void Engine::pushOptimizerState() {
   adamStep = host.adamStep;
@@ -206,28 +234,73 @@ double Engine::trainStep(const ForwardRequest& r, long* counted) {
   std::vector<int> b0(R + 1, 0);
   for (int i = 0; i < R; i++) b0[i + 1] = b0[i] + r.B / R + (i < r.B % R ? 1 : 0);
   std::vector<double> loss(R, 0.0);
+  if (R > 1) makeGradsLocal();
+  const bool reduce = R > 1 && r.lastMicroBatch;
   onEach(R, [&](size_t i) {
     const int nb = b0[i + 1] - b0[i];
-    if (nb == 0) return;
-    ForwardRequest q = r;
-    q.B = nb;
-    q.tokens = r.tokens + (long)b0[i] * r.T;
-    q.targets = r.targets + (long)b0[i] * r.T;
-    q.train = true;
-    q.logitsOut = q.hiddenOut = q.alphaOut = nullptr;
-    q.lossPerToken = r.lossPerToken ? r.lossPerToken + (long)b0[i] * r.T : nullptr;
-    // Dropout masks are drawn per micro-batch seed; a split batch gives each part its own seed.
-    if (R > 1) q.rngSeed = r.rngSeed * 0x9e3779b1u + (uint32_t)i;
-    loss[i] = replicas[i]->forward(q, total, nullptr, nullptr);
-    replicas[i]->backward(q);
+    replicas[i]->onGradsReady = nullptr;
+    if (reduce) replicas[i]->onGradsReady = [this, i](long offset, long count) { reduceBucket(i, offset, count); };
+    if (nb > 0) {
+      ForwardRequest q = r;
+      q.B = nb;
+      q.tokens = r.tokens + (long)b0[i] * r.T;
+      q.targets = r.targets + (long)b0[i] * r.T;
+      q.train = true;
+      q.logitsOut = q.hiddenOut = q.alphaOut = nullptr;
+      q.lossPerToken = r.lossPerToken ? r.lossPerToken + (long)b0[i] * r.T : nullptr;
+      // Dropout masks are drawn per micro-batch seed; a split batch gives each part its own seed.
+      if (R > 1) q.rngSeed = r.rngSeed * 0x9e3779b1u + (uint32_t)i;
+      loss[i] = replicas[i]->forward(q, total, nullptr, nullptr);
+      replicas[i]->backward(q);
+    }
+    if (reduce) finishReduce(i, nb == 0);
   });
-  if (R > 1) allReduceGrads();
+  if (R > 1) grads = reduce ? Grads::Reduced : Grads::Local;
   double sum = 0.0;
   for (double l : loss) sum += l;
   return sum;
 }
 
+// Called by replica i's backward pass for each finished bucket: its all-reduce goes on the replica's comm stream
+// once the compute stream has written the bucket, and overlaps the backward pass of the layers before it.
+void Engine::reduceBucket(size_t i, long offset, long count) {
+#if BP_HAVE_NCCL
+  DeviceModel& rep = *replicas[i];
+  BP_CUDA(cudaEventRecord(nccl->ready[i], rep.stream));
+  BP_CUDA(cudaStreamWaitEvent(nccl->streams[i], nccl->ready[i], 0));
+  ncclCheck(ncclAllReduce(rep.grads.p + offset, rep.grads.p + offset, (size_t)count, ncclFloat, ncclSum,
+                          nccl->comms[i], nccl->streams[i]),
+            "all-reduce");
+#else
+  (void)i, (void)offset, (void)count;
+  throw Error("this build has no NCCL: use one GPU");
+#endif
+}
+
+// After replica i's backward pass: NCCL matches collectives by their order, so a replica that had no rows issues
+// the same buckets (its zero buffer is its contribution); then the compute stream waits for the reduction.
+void Engine::finishReduce(size_t i, bool idle) {
+  DeviceModel& rep = *replicas[i];
+  rep.onGradsReady = nullptr;
+  BP_CUDA(cudaSetDevice(rep.device));
+  if (idle)
+    for (const auto& b : rep.gradBuckets()) reduceBucket(i, b.first, b.second);
+#if BP_HAVE_NCCL
+  BP_CUDA(cudaEventRecord(nccl->done[i], nccl->streams[i]));
+  BP_CUDA(cudaStreamWaitEvent(rep.stream, nccl->done[i], 0));
+#endif
+  rep.sync();
+}
+
+void Engine::makeGradsLocal() {
+  if (grads == Grads::Reduced)
+    for (size_t i = 1; i < replicas.size(); i++) replicas[i]->zeroGrad();
+  grads = Grads::Local;
+}
+
 void Engine::allReduceGrads() {
+  if (grads != Grads::Local) return;
+  grads = Grads::Reduced;
 #if BP_HAVE_NCCL
   ncclCheck(ncclGroupStart(), "group start");
   for (size_t i = 0; i < replicas.size(); i++) {
@@ -245,9 +318,11 @@ void Engine::allReduceGrads() {
 
 void Engine::zeroGrad() {
   for (auto& r : replicas) r->zeroGrad();
+  grads = Grads::Zero;
 }
 
 double Engine::optimizerStep(const OptimizerArgs& o) {
+  allReduceGrads();
   const double norm = std::sqrt(replicas[0]->gradSumSquares()) * o.unscale;
   if (!std::isfinite(norm)) return norm;  // skipped; the all-reduced gradients are equal, so every replica agrees
   const float s = gradientFactor(o, norm);
@@ -276,7 +351,7 @@ std::string Engine::kernelPaths() const {
   auto add = [&](bool on, const char* name) {
     if (on) s += (s.empty() ? "" : ",") + std::string(name);
   };
-  add(r.mixed, "bf16");
+  add(r.mixed, kHalf16Name);
   add(r.flashAttn, "flash");
   add(r.fusedLinear, "lt");
   add(r.geluGrad16, "grad16-gelu");
@@ -301,4 +376,4 @@ void Engine::cacheDecode(const int* rowIds, int n, const int32_t* tokens, float*
   replicas[0]->cacheDecode(rowIds, n, tokens, logits, iv, d.get());
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

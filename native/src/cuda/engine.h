@@ -8,8 +8,9 @@
 #include <vector>
 
 #include "../model.h"
+#include "namespace.h"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 // Number of usable CUDA devices (0 when there is no driver or GPU).
 int deviceCount();
@@ -32,13 +33,16 @@ class Engine {
 
   void pushParams();          // host.params -> every replica
   void pullParams();          // replica 0 -> host.params
-  void pullGrads();           // replica 0 -> host.grads
+  void pullGrads();           // replica 0 -> host.grads (all-reduced first)
   void pushOptimizerState();  // host.m, host.v, host.adamStep -> replicas
   void pullOptimizerState();  // replica 0 -> host.m, host.v
 
   // Inference on replica 0.
   double forward(const ForwardRequest& r, long* counted);
-  // Forward + backward of one micro-batch; rows are split over the replicas and gradients all-reduced.
+  // Forward + backward of one micro-batch; rows are split over the replicas. Several GPUs: each replica
+  // accumulates its own gradient sum; the sums are all-reduced during the backward pass of the last micro-batch
+  // (r.lastMicroBatch), bucket by bucket while the earlier layers' backward still runs, or else before anything
+  // reads them (optimizer step, pullGrads).
   double trainStep(const ForwardRequest& r, long* counted);
   void zeroGrad();
   double optimizerStep(const OptimizerArgs& o);  // as Model::optimizerStep
@@ -50,7 +54,7 @@ class Engine {
   // Matmul FLOPs replica 0 has issued since the last reset, by operand type: what the benchmarks report as the
   // GEMM data type that actually ran (bf16 mode keeps a few small products, e.g. bias gradients, in fp32).
   struct GemmFlops {
-    double bf16 = 0.0, fp32 = 0.0;
+    double half16 = 0.0, fp32 = 0.0;
   };
   GemmFlops gemmFlops() const;
   void resetGemmFlops();
@@ -62,7 +66,15 @@ class Engine {
   std::vector<std::unique_ptr<DeviceModel>> replicas;
   std::unique_ptr<Nccl> nccl;
   long adamStep = 0;
-  void allReduceGrads();
+  // Several GPUs: what the replicas' gradient buffers hold. Local: each its own partial sum; Reduced: all the
+  // global sum (after an all-reduce); Zero: all zero (either).
+  enum class Grads { Zero, Local, Reduced } grads = Grads::Zero;
+  // An all-reduce sums every replica's buffer, so reduced buffers must become partial sums again before more
+  // micro-batches add to them: replica 0 keeps the global sum, the others restart at 0.
+  void makeGradsLocal();
+  void allReduceGrads();  // blocking, the whole buffer; no-op unless Local
+  void reduceBucket(size_t replica, long offset, long count);  // overlapped with the backward pass
+  void finishReduce(size_t replica, bool idle);
 };
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -21,7 +21,7 @@
 #include "layers.cuh"
 #include "mma.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 namespace {
 
 using namespace mma;
@@ -35,12 +35,12 @@ constexpr float kLn2 = 0.6931471805599453f;
 // different banks.
 template <int HS>
 struct RowTile {
-  __nv_bfloat16 v[kRows][HS + 8];
+  half16 v[kRows][HS + 8];
 };
 
 // Issues the copies of rows [r0, r0+64) into a row tile (cp.async); rows at or past T are zero-filled.
 template <int HS>
-__device__ void copyRows(RowTile<HS>& dst, const bf16* src, long ld, int r0, int T) {
+__device__ void copyRows(RowTile<HS>& dst, const half16* src, long ld, int r0, int T) {
   constexpr int V = HS / 8;
   for (int f = threadIdx.x; f < kRows * V; f += kThreads) {
     const int r = f / V, c = (f % V) * 8;
@@ -51,7 +51,7 @@ __device__ void copyRows(RowTile<HS>& dst, const bf16* src, long ld, int r0, int
 
 // The two matrices a kernel walks block by block (forward: K, V; dK/dV: Q, dO; dQ: K, V), rows of 64.
 struct BlockSource {
-  const bf16 *m0, *m1;
+  const half16 *m0, *m1;
   long ld0, ld1;
   int T;
 };
@@ -95,7 +95,7 @@ struct BlockTiles {
 template <int HS>
 __device__ __forceinline__ void mmaTile(float (&d)[4], const uint32_t (&a)[4], const RowTile<HS>& tile, int n0, int k0,
                                         int g, int t) {
-  const bf16* p = &tile.v[n0 + g][k0 + 2 * t];
+  const half16* p = &tile.v[n0 + g][k0 + 2 * t];
   mma16816(d, a, load2(p), load2(p + 8));
 }
 
@@ -148,7 +148,7 @@ __device__ __forceinline__ float keepFromBits(uint64_t w, int bit, float keepVal
 
 // grid (query blocks, B*H). Writes out (fp32) and out16 (bf16) rows of this head, and lse.
 template <int HS>
-__global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16* out16, float* lse, const bf16* qkv,
+__global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, half16* out16, float* lse, const half16* qkv,
                                                                int T, int H, int C, float scale, float p,
                                                                uint32_t key, uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
@@ -157,9 +157,9 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16*
   const int bh = blockIdx.y, b = bh / H, h = bh % H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const long ld = 3L * C;
-  const bf16* Q = qkv + (long)b * T * ld + h * HS;
-  const bf16* K = Q + C;
-  const bf16* V = Q + 2 * C;
+  const half16* Q = qkv + (long)b * T * ld + h * HS;
+  const half16* K = Q + C;
+  const half16* V = Q + 2 * C;
   const int i0 = qb * kRows + warp * 16, rowA = i0 + g, rowB = i0 + g + 8;
   uint32_t qf[KS][4];
 #pragma unroll
@@ -276,14 +276,14 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, bf16*
       const int c = n * 8 + 2 * t;
       const float x0 = o[n][2 * half] * inv, x1 = o[n][2 * half + 1] * inv;
       *reinterpret_cast<float2*>(out + at + c) = make_float2(x0, x1);
-      *reinterpret_cast<__nv_bfloat162*>(out16 + at + c) = __floats2bfloat162_rn(x0, x1);
+      *reinterpret_cast<half16x2*>(out16 + at + c) = round16x2(x0, x1);
     }
     if (t == 0) lse[(long)bh * T + row] = ((half ? mB : mA) + log2f(l)) * kLn2;
   }
 }
 
 // One warp per (row, head): D = dO . O over the head's columns, and dO rounded to bf16 for the kernels below.
-__global__ void flashPrepKernel(float* D, bf16* dout16, const float* dout, const float* out, int B, int T, int H,
+__global__ void flashPrepKernel(float* D, half16* dout16, const float* dout, const float* out, int B, int T, int H,
                                 int hs, int C) {
   const long w = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -295,7 +295,7 @@ __global__ void flashPrepKernel(float* D, bf16* dout16, const float* dout, const
   for (int c = lane; c < hs; c += 32) {
     const float g = dout[at + c];
     acc += g * out[at + c];
-    dout16[at + c] = __float2bfloat16_rn(g);
+    dout16[at + c] = round16(g);
   }
   acc = warpSum(acc);
   if (lane == 0) D[((long)b * H + h) * T + i] = acc;
@@ -308,12 +308,12 @@ __global__ void flashPrepKernel(float* D, bf16* dout16, const float* dout, const
 __device__ __forceinline__ void storePair(float* p, float x, float y) {
   *reinterpret_cast<float2*>(p) = make_float2(x, y);
 }
-__device__ __forceinline__ void storePair(bf16* p, float x, float y) {
-  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(x, y);
+__device__ __forceinline__ void storePair(half16* p, float x, float y) {
+  *reinterpret_cast<half16x2*>(p) = round16x2(x, y);
 }
 
 template <int HS, typename Out>
-__global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(Out* dqkv, const bf16* qkv, const bf16* dout16,
+__global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(Out* dqkv, const half16* qkv, const half16* dout16,
                                                                   const float* lse, const float* D, uint4* dS,
                                                                   int T, int H, int C, float scale, float p,
                                                                   uint32_t key, const uint64_t* keepBits) {
@@ -327,10 +327,10 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(Out* dqkv, con
   const int bh = blockIdx.y, b = bh / H, h = bh % H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const long ld = 3L * C;
-  const bf16* Q = qkv + (long)b * T * ld + h * HS;
-  const bf16* K = Q + C;
-  const bf16* V = Q + 2 * C;
-  const bf16* dO = dout16 + (long)b * T * C + h * HS;
+  const half16* Q = qkv + (long)b * T * ld + h * HS;
+  const half16* K = Q + C;
+  const half16* V = Q + 2 * C;
+  const half16* dO = dout16 + (long)b * T * C + h * HS;
   const int j0 = kb * kRows + warp * 16, keyA = j0 + g, keyB = j0 + g + 8;
   uint32_t kf[KS][4], vf[KS][4];
 #pragma unroll
@@ -417,7 +417,7 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(Out* dqkv, con
 // grid (query blocks, B*H): dQ of the block's queries (fp32, overwritten) = scale * sum over key blocks kb <= qb
 // of dS K, with dS from the tiles the dK/dV kernel stored (transposed into A fragments by movmatrix).
 template <int HS, typename Out>
-__global__ void __launch_bounds__(kThreads) flashBackwardQKernel(Out* dqkv, const bf16* qkv, const uint4* dS, int T,
+__global__ void __launch_bounds__(kThreads) flashBackwardQKernel(Out* dqkv, const half16* qkv, const uint4* dS, int T,
                                                                  int H, int C, float scale) {
   constexpr int NT = HS / 8;
   __shared__ __align__(16) BlockTiles<HS, 1> tiles;  // key rows
@@ -426,7 +426,7 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(Out* dqkv, cons
   const int bh = blockIdx.y, b = bh / H, h = bh % H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const long ld = 3L * C;
-  const bf16* K = qkv + (long)b * T * ld + C + h * HS;
+  const half16* K = qkv + (long)b * T * ld + C + h * HS;
   float dq[NT][4];
 #pragma unroll
   for (int n = 0; n < NT; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
@@ -463,7 +463,7 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(Out* dqkv, cons
 }
 
 template <int HS>
-void launchForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop, uint64_t* bits,
+void launchForward(float* out, half16* out16, float* lse, const half16* qkv16, AttnShape s, Site drop, uint64_t* bits,
                    cudaStream_t st) {
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
   flashForwardKernel<HS><<<grid, kThreads, 0, st>>>(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key,
@@ -471,7 +471,7 @@ void launchForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnS
   BP_LAUNCHED();
 }
 template <int HS, typename Out>
-void launchBackward(Out* dqkv, const bf16* qkv16, const bf16* dout16, const float* lse, const float* D, uint4* dS,
+void launchBackward(Out* dqkv, const half16* qkv16, const half16* dout16, const float* lse, const float* D, uint4* dS,
                     AttnShape s, Site drop, const uint64_t* bits, cudaStream_t st) {
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
   flashBackwardKVKernel<HS, Out><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, dS, s.T, s.H, s.C, s.scale,
@@ -481,10 +481,10 @@ void launchBackward(Out* dqkv, const bf16* qkv16, const bf16* dout16, const floa
   BP_LAUNCHED();
 }
 template <int HS>
-void launchBackward(float* dqkv, bf16* dqkv16, const bf16* qkv16, const bf16* dout16, const float* lse,
+void launchBackward(float* dqkv, half16* dqkv16, const half16* qkv16, const half16* dout16, const float* lse,
                     const float* D, uint4* dS, AttnShape s, Site drop, const uint64_t* bits, cudaStream_t st) {
   if (dqkv16)
-    launchBackward<HS, bf16>(dqkv16, qkv16, dout16, lse, D, dS, s, drop, bits, st);
+    launchBackward<HS, half16>(dqkv16, qkv16, dout16, lse, D, dS, s, drop, bits, st);
   else
     launchBackward<HS, float>(dqkv, qkv16, dout16, lse, D, dS, s, drop, bits, st);
 }
@@ -506,7 +506,7 @@ long flashBackwardScratchFloats(const AttnShape& s) {
   return dsOffsetFloats(s) + (long)s.B * s.H * (nQ * (nQ + 1) / 2) * kRows * kRows / 2;  // bf16 pairs
 }
 
-void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
+void flashAttentionForward(float* out, half16* out16, float* lse, const half16* qkv16, AttnShape s, Site drop,
                            uint64_t* keepBits, cudaStream_t st) {
   switch (s.C / s.H) {
     case 16: launchForward<16>(out, out16, lse, qkv16, s, drop, keepBits, st); break;
@@ -518,9 +518,9 @@ void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv1
   }
 }
 
-void flashAttentionBackward(float* dqkv, bf16* dqkv16, const float* dout, const float* out, const bf16* qkv16,
+void flashAttentionBackward(float* dqkv, half16* dqkv16, const float* dout, const float* out, const half16* qkv16,
                             const float* lse, AttnShape s, Site drop, const uint64_t* keepBits, float* scratch,
-                            bf16* dout16, cudaStream_t st) {
+                            half16* dout16, cudaStream_t st) {
   float* D = scratch;
   uint4* dS = reinterpret_cast<uint4*>(scratch + dsOffsetFloats(s));
   const int hs = s.C / s.H;
@@ -537,4 +537,4 @@ void flashAttentionBackward(float* dqkv, bf16* dqkv16, const float* dout, const 
   }
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

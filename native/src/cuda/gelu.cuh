@@ -1,8 +1,9 @@
 // GELU, tanh approximation ("gelu_new"), and its derivative: shared by the activation kernels (gelu_mlp.cu) and
 // the gradient preparation of the linear layer that follows one (linear.cu); on the host, the cuBLASLt probe.
 #pragma once
+#include "namespace.h"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 constexpr float kGeluScale = 0.7978845608028654f;
 
@@ -15,4 +16,4 @@ __host__ __device__ __forceinline__ float geluGrad(float x) {
   return 0.5f * (1.0f + th) + 0.5f * x * sech2 * kGeluScale * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

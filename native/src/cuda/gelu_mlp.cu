@@ -4,10 +4,10 @@
 #include "layers.cuh"
 #include "vec4.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 // bias (optional): x = inp + bias[i % OC] is written back to inp first.
-__global__ void geluKernel(float* out, float* inp, long n, bf16* out16, const float* bias, int OC) {
+__global__ void geluKernel(float* out, float* inp, long n, half16* out16, const float* bias, int OC) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   float x = inp[i];
@@ -17,11 +17,11 @@ __global__ void geluKernel(float* out, float* inp, long n, bf16* out16, const fl
   }
   const float y = geluValue(x);
   if (out) out[i] = y;
-  if (out16) out16[i] = __float2bfloat16_rn(y);
+  if (out16) out16[i] = round16(y);
 }
 
 // The same, four elements per thread (see vec4.cuh): the bias column in 32-bit arithmetic, 16-byte accesses.
-__global__ void geluKernel4(float4* out, float4* inp, int n4, bf16* out16, const float4* bias, int OC4) {
+__global__ void geluKernel4(float4* out, float4* inp, int n4, half16* out16, const float4* bias, int OC4) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n4) return;
   float4 x = inp[i];
@@ -46,13 +46,13 @@ __global__ void geluBackKernel4(float4* dinp, const float4* inp, const float4* d
   dinp[i] = make_float4(geluGrad(x.x) * d.x, geluGrad(x.y) * d.y, geluGrad(x.z) * d.z, geluGrad(x.w) * d.w);
 }
 
-void geluForward(float* out, const float* inp, long n, cudaStream_t st, bf16* out16) {
+void geluForward(float* out, const float* inp, long n, cudaStream_t st, half16* out16) {
   if (n <= 0) return;
   geluKernel<<<blocksFor(n, 256), 256, 0, st>>>(out, const_cast<float*>(inp), n, out16, nullptr, 1);
   BP_LAUNCHED();
 }
 
-void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, cudaStream_t st, bf16* out16) {
+void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, cudaStream_t st, half16* out16) {
   if (n <= 0) return;
   if (vec4Fits(n, OC) && aligned4(out) && aligned4(pre) && aligned4(bias) && aligned4(out16)) {
     const int n4 = (int)(n / 4);
@@ -77,4 +77,4 @@ void geluBackward(float* dinp, const float* inp, const float* dout, long n, cuda
   BP_LAUNCHED();
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

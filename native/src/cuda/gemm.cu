@@ -6,7 +6,7 @@
 
 #include "layers.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 void cudaFail(cudaError_t e, const char* what, const char* file, int line) {
   throw Error(std::string("CUDA error ") + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ") in " + what +
@@ -27,59 +27,59 @@ void gemm(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, con
             "gemm");
 }
 
-void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, const bf16* B,
+void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda, const half16* B,
             int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
   b.flopsBf16 += 2.0 * M * N * K;
   blasCheck(cublasGemmEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
-                         CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                         kHalf16Type, ldb, A, kHalf16Type, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
                          CUBLAS_GEMM_DEFAULT),
-            "bf16 gemm");
+            "half16 gemm");
 }
 
-bool bf16GemmWorks(const Blas& b, bool batched) {
+bool half16GemmWorks(const Blas& b, bool batched) {
   constexpr int n = 16;
-  bf16* ab = nullptr;
+  half16* ab = nullptr;
   float* c = nullptr;
   void** ptrs = nullptr;
-  BP_CUDA(cudaMalloc(&ab, sizeof(bf16) * 2 * n * n));
+  BP_CUDA(cudaMalloc(&ab, sizeof(half16) * 2 * n * n));
   BP_CUDA(cudaMalloc(&c, sizeof(float) * n * n));
   BP_CUDA(cudaMalloc(&ptrs, sizeof(void*) * 3));
-  BP_CUDA(cudaMemsetAsync(ab, 0, sizeof(bf16) * 2 * n * n, b.stream));
+  BP_CUDA(cudaMemsetAsync(ab, 0, sizeof(half16) * 2 * n * n, b.stream));
   void* host[3] = {ab, ab + n * n, c};
   BP_CUDA(cudaMemcpyAsync(ptrs, host, sizeof(host), cudaMemcpyHostToDevice, b.stream));
   const float one = 1.0f, zero = 0.0f;
   cublasStatus_t s;
   if (batched)
-    s = cublasGemmBatchedEx(b.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, (const void* const*)ptrs, CUDA_R_16BF, n,
-                            (const void* const*)(ptrs + 1), CUDA_R_16BF, n, &zero, (void* const*)(ptrs + 2), CUDA_R_32F,
+    s = cublasGemmBatchedEx(b.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, (const void* const*)ptrs, kHalf16Type, n,
+                            (const void* const*)(ptrs + 1), kHalf16Type, n, &zero, (void* const*)(ptrs + 2), CUDA_R_32F,
                             n, 1, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   else
-    s = cublasGemmEx(b.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, ab, CUDA_R_16BF, n, ab + n * n, CUDA_R_16BF, n,
+    s = cublasGemmEx(b.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, ab, kHalf16Type, n, ab + n * n, kHalf16Type, n,
                      &zero, c, CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   const cudaError_t e = cudaStreamSynchronize(b.stream);
   cudaFree(ab);
   cudaFree(c);
   cudaFree(ptrs);
-  if (e != cudaSuccess) cudaFail(e, "bf16 GEMM probe", __FILE__, __LINE__);
+  if (e != cudaSuccess) cudaFail(e, "half16 GEMM probe", __FILE__, __LINE__);
   return s == CUBLAS_STATUS_SUCCESS;
 }
 
 // Four elements per thread; 8-byte bf16 stores when both pointers allow it.
-__global__ void toBf16Kernel(bf16* dst, const float* src, long n, bool vec) {
+__global__ void toBf16Kernel(half16* dst, const float* src, long n, bool vec) {
   const long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) * 4;
   if (i >= n) return;
   if (vec && i + 4 <= n) {
     const float4 v = *reinterpret_cast<const float4*>(src + i);
-    __nv_bfloat162* d = reinterpret_cast<__nv_bfloat162*>(dst + i);
-    d[0] = __floats2bfloat162_rn(v.x, v.y);
-    d[1] = __floats2bfloat162_rn(v.z, v.w);
+    half16x2* d = reinterpret_cast<half16x2*>(dst + i);
+    d[0] = round16x2(v.x, v.y);
+    d[1] = round16x2(v.z, v.w);
     return;
   }
-  for (long j = i; j < n && j < i + 4; j++) dst[j] = __float2bfloat16_rn(src[j]);
+  for (long j = i; j < n && j < i + 4; j++) dst[j] = round16(src[j]);
 }
 
-void toBf16(bf16* dst, const float* src, long n, cudaStream_t st) {
+void toHalf16(half16* dst, const float* src, long n, cudaStream_t st) {
   if (n <= 0) return;
   const bool vec = ((uintptr_t)src % 16) == 0 && ((uintptr_t)dst % 8) == 0;
   toBf16Kernel<<<blocksFor((n + 3) / 4, 256), 256, 0, st>>>(dst, src, n, vec);
@@ -92,11 +92,11 @@ static void stridedBatched(const Blas& b, bool tA, bool tB, int M, int N, int K,
                            bool bf16Operands) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
   (bf16Operands ? b.flopsBf16 : b.flopsFp32) += 2.0 * M * N * K * batch;
-  const cudaDataType type = bf16Operands ? CUDA_R_16BF : CUDA_R_32F;
+  const cudaDataType type = bf16Operands ? kHalf16Type : CUDA_R_32F;
   blasCheck(cublasGemmStridedBatchedEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
                                        K, &alpha, B, type, ldb, sB, A, type, lda, sA, &beta, C, CUDA_R_32F, ldc, sC,
                                        batch, bf16Operands ? CUBLAS_COMPUTE_32F : b.compute, CUBLAS_GEMM_DEFAULT),
-            bf16Operands ? "bf16 strided batched gemm" : "strided batched gemm");
+            bf16Operands ? "half16 strided batched gemm" : "strided batched gemm");
 }
 
 void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, long sA,
@@ -104,8 +104,8 @@ void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
   stridedBatched(b, tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, false);
 }
 
-void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, long sA,
-                 const bf16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch) {
+void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda, long sA,
+                 const half16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch) {
   stridedBatched(b, tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, true);
 }
 
@@ -119,15 +119,15 @@ void gemmBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
             "batched gemm");
 }
 
-void gemmBatched16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* const* A, int lda,
-                   const bf16* const* B, int ldb, float beta, float* const* C, int ldc, int batch) {
+void gemmBatched16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* const* A, int lda,
+                   const half16* const* B, int ldb, float beta, float* const* C, int ldc, int batch) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
   b.flopsBf16 += 2.0 * M * N * K * batch;
   blasCheck(cublasGemmBatchedEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
-                                &alpha, (const void* const*)B, CUDA_R_16BF, ldb, (const void* const*)A, CUDA_R_16BF,
+                                &alpha, (const void* const*)B, kHalf16Type, ldb, (const void* const*)A, kHalf16Type,
                                 lda, &beta, (void* const*)C, CUDA_R_32F, ldc, batch, CUBLAS_COMPUTE_32F,
                                 CUBLAS_GEMM_DEFAULT),
-            "bf16 batched gemm");
+            "half16 batched gemm");
 }
 
 template <typename T>
@@ -143,11 +143,11 @@ void fillPointers(const float** out, const float* base, long outerStride, long i
   BP_LAUNCHED();
 }
 
-void fillPointers(const bf16** out, const bf16* base, long outerStride, long innerStride, int inner, int count,
+void fillPointers(const half16** out, const half16* base, long outerStride, long innerStride, int inner, int count,
                   cudaStream_t st) {
   if (count <= 0) return;
-  fillPointersKernel<bf16><<<blocksFor(count, 256), 256, 0, st>>>(out, base, outerStride, innerStride, inner, count);
+  fillPointersKernel<half16><<<blocksFor(count, 256), 256, 0, st>>>(out, base, outerStride, innerStride, inner, count);
   BP_LAUNCHED();
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -17,7 +17,7 @@
 #include "gelu.cuh"
 #include "layers.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 namespace {
 
@@ -51,12 +51,12 @@ bool hasAux(Epilogue e) { return e == Epilogue::BiasGeluAux || e == Epilogue::DG
 struct Product {
   bool transA;
   int m, n, k;
-  const bf16* A;
-  const bf16* B;
-  bf16* D;
+  const half16* A;
+  const half16* B;
+  half16* D;
   Epilogue e;
   const void* bias;  // fp32 or bf16 (LtContext::fp32Bias); null when the epilogue takes none
-  bf16* aux;         // null when the epilogue takes none
+  half16* aux;         // null when the epilogue takes none
 };
 
 // One product shape with its descriptors and the algorithm the heuristic picked; the bias and aux pointers are
@@ -112,7 +112,7 @@ static Plan* planFor(LtContext& lt, const Product& q) {
   set(CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB);
   set(CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
   if (hasBias(q.e)) {
-    const int32_t biasType = lt.fp32Bias ? CUDA_R_32F : CUDA_R_16BF;
+    const int32_t biasType = lt.fp32Bias ? CUDA_R_32F : kHalf16Type;
     set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &biasType, sizeof biasType);
     set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, &q.bias, sizeof q.bias);
   }
@@ -122,11 +122,11 @@ static Plan* planFor(LtContext& lt, const Product& q) {
     set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof ld);
   }
   if (q.transA)
-    ltCheck(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, q.k, q.m, q.k), "layout");
+    ltCheck(cublasLtMatrixLayoutCreate(&p.a, kHalf16Type, q.k, q.m, q.k), "layout");
   else
-    ltCheck(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, q.m, q.k, q.m), "layout");
-  ltCheck(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, q.k, q.n, q.k), "layout");
-  ltCheck(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, q.m, q.n, q.m), "layout");
+    ltCheck(cublasLtMatrixLayoutCreate(&p.a, kHalf16Type, q.m, q.k, q.m), "layout");
+  ltCheck(cublasLtMatrixLayoutCreate(&p.b, kHalf16Type, q.k, q.n, q.k), "layout");
+  ltCheck(cublasLtMatrixLayoutCreate(&p.d, kHalf16Type, q.m, q.n, q.m), "layout");
   cublasLtMatmulPreference_t pref = nullptr;
   ltCheck(cublasLtMatmulPreferenceCreate(&pref), "preference");
   const uint32_t alA = std::get<6>(key), alB = std::get<7>(key), alD = std::get<8>(key);
@@ -174,25 +174,25 @@ static void runOrThrow(const Blas& b, const Product& q, const char* what) {
 }
 
 // Row-major out[N][OC] = inp[N][IC] w[OC][IC]^T is the column-major out^T = w^T inp^T: A = w (transposed).
-static Product forwardProduct(bf16* out16, bf16* pre16, const bf16* inp16, const bf16* w16, const void* bias, int N,
+static Product forwardProduct(half16* out16, half16* pre16, const half16* inp16, const half16* w16, const void* bias, int N,
                               int IC, int OC, Epilogue e) {
   return Product{true, OC, N, IC, w16, inp16, out16, e, bias, e == Epilogue::BiasGeluAux ? pre16 : nullptr};
 }
 
 // Row-major dinp[N][IC] = dout[N][OC] w[OC][IC] is the column-major dinp^T = w^T-as-stored (IC x OC) dout^T.
-static Product geluBackwardProduct(bf16* dinp16, const bf16* dout16, const bf16* w16, const bf16* pre16, int N,
+static Product geluBackwardProduct(half16* dinp16, const half16* dout16, const half16* w16, const half16* pre16, int N,
                                    int IC, int OC) {
-  return Product{false, IC, N, OC, w16, dout16, dinp16, Epilogue::DGelu, nullptr, const_cast<bf16*>(pre16)};
+  return Product{false, IC, N, OC, w16, dout16, dinp16, Epilogue::DGelu, nullptr, const_cast<half16*>(pre16)};
 }
 
-void linearForwardLt(const Blas& b, bf16* out16, bf16* pre16, const bf16* inp16, const bf16* w16, const float* bias,
-                     const bf16* bias16, int N, int IC, int OC, Epilogue e) {
+void linearForwardLt(const Blas& b, half16* out16, half16* pre16, const half16* inp16, const half16* w16, const float* bias,
+                     const half16* bias16, int N, int IC, int OC, Epilogue e) {
   if (N <= 0) return;
   const void* bp = b.lt->fp32Bias ? static_cast<const void*>(bias) : static_cast<const void*>(bias16);
   runOrThrow(b, forwardProduct(out16, pre16, inp16, w16, bp, N, IC, OC, e), "linear layer");
 }
 
-void linearBackwardDataGeluLt(const Blas& b, bf16* dinp16, const bf16* dout16, const bf16* w16, const bf16* pre16,
+void linearBackwardDataGeluLt(const Blas& b, half16* dinp16, const half16* dout16, const half16* w16, const half16* pre16,
                               int N, int IC, int OC) {
   if (N <= 0) return;
   runOrThrow(b, geluBackwardProduct(dinp16, dout16, w16, pre16, N, IC, OC), "GELU-gradient product");
@@ -204,29 +204,29 @@ void linearBackwardDataGeluLt(const Blas& b, bf16* dinp16, const bf16* dout16, c
 // whether the backward product can use it too.
 static bool probe(Blas& b) {
   constexpr int n = 64;
-  std::vector<bf16> ones(n * n, __float2bfloat16_rn(1.0f)), biasH(n);
+  std::vector<half16> ones(n * n, round16(1.0f)), biasH(n);
   std::vector<float> bias(n);
-  for (int i = 0; i < n; i++) bias[i] = -64.0f + 0.25f * i, biasH[i] = __float2bfloat16_rn(bias[i]);
-  bf16 *x = nullptr, *out = nullptr, *pre = nullptr, *b16 = nullptr;
+  for (int i = 0; i < n; i++) bias[i] = -64.0f + 0.25f * i, biasH[i] = round16(bias[i]);
+  half16 *x = nullptr, *out = nullptr, *pre = nullptr, *b16 = nullptr;
   float* b32 = nullptr;
-  BP_CUDA(cudaMalloc(&x, sizeof(bf16) * n * n));
-  BP_CUDA(cudaMalloc(&out, sizeof(bf16) * n * n));
-  BP_CUDA(cudaMalloc(&pre, sizeof(bf16) * n * n));
-  BP_CUDA(cudaMalloc(&b16, sizeof(bf16) * n));
+  BP_CUDA(cudaMalloc(&x, sizeof(half16) * n * n));
+  BP_CUDA(cudaMalloc(&out, sizeof(half16) * n * n));
+  BP_CUDA(cudaMalloc(&pre, sizeof(half16) * n * n));
+  BP_CUDA(cudaMalloc(&b16, sizeof(half16) * n));
   BP_CUDA(cudaMalloc(&b32, sizeof(float) * n));
   // on b's (non-blocking) stream, so the products below are ordered after the copies
-  BP_CUDA(cudaMemcpyAsync(x, ones.data(), sizeof(bf16) * n * n, cudaMemcpyHostToDevice, b.stream));
-  BP_CUDA(cudaMemcpyAsync(b16, biasH.data(), sizeof(bf16) * n, cudaMemcpyHostToDevice, b.stream));
+  BP_CUDA(cudaMemcpyAsync(x, ones.data(), sizeof(half16) * n * n, cudaMemcpyHostToDevice, b.stream));
+  BP_CUDA(cudaMemcpyAsync(b16, biasH.data(), sizeof(half16) * n, cudaMemcpyHostToDevice, b.stream));
   BP_CUDA(cudaMemcpyAsync(b32, bias.data(), sizeof(float) * n, cudaMemcpyHostToDevice, b.stream));
   // runs q, then compares every element of m (row-major [64][64]) with want(column)
-  auto check = [&](const Product& q, const bf16* m, auto want) {
+  auto check = [&](const Product& q, const half16* m, auto want) {
     if (!run(b, q)) return false;
-    std::vector<bf16> h(n * n);
-    BP_CUDA(cudaMemcpyAsync(h.data(), m, sizeof(bf16) * n * n, cudaMemcpyDeviceToHost, b.stream));
+    std::vector<half16> h(n * n);
+    BP_CUDA(cudaMemcpyAsync(h.data(), m, sizeof(half16) * n * n, cudaMemcpyDeviceToHost, b.stream));
     BP_CUDA(cudaStreamSynchronize(b.stream));
     for (int i = 0; i < n * n; i++) {
       const float w = want(i % n);
-      if (!(std::fabs(__bfloat162float(h[i]) - w) <= 1e-2f * (1.0f + std::fabs(w)))) return false;
+      if (!(std::fabs(widen16(h[i]) - w) <= 1e-2f * (1.0f + std::fabs(w)))) return false;
     }
     return true;
   };
@@ -266,4 +266,4 @@ bool enableLt(Blas& b) {
 
 bool ltGeluBackwardWorks(const Blas& b) { return b.lt && b.lt->dgelu; }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -7,7 +7,7 @@
 
 #include "device_model.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 // Copies a [n][width] block (row pitch srcPitch floats) into cache rows: dst + ((rowIds[b]*cap + pos[b]) * width).
 __global__ void appendRowsKernel(float* cache, const float* src, long srcPitch, const int* rowIds, const int* pos,
@@ -286,4 +286,4 @@ void DeviceModel::cacheDecode(const int* rowIds, int n, const int32_t* tokens, f
   logitsToHost(blas, a.headScratch, headChunk, feats, d, n, d, P(wte), cfg.vocab, logits);
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -5,7 +5,7 @@
 #include "layers.cuh"
 #include "vec4.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 // The vectorised kernels hold a row as VPL float4s per lane (C = 128 * VPL): calls f(integral_constant<VPL>) for
 // the widths they are instantiated for, false for others.
@@ -24,7 +24,7 @@ static bool withFloat4sPerLane(int C, F&& f) {
 }
 
 __global__ void lnForwardKernel(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                                const float* b, int N, int C, float eps, bf16* out16) {
+                                const float* b, int N, int C, float eps, half16* out16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= N) return;
   const float* x = inp + (long)row * C;
@@ -38,11 +38,11 @@ __global__ void lnForwardKernel(float* out, float* mean, float* rstd, const floa
   }
   float r = rsqrtf(warpSum(v) / C + eps);
   float* o = out ? out + (long)row * C : nullptr;
-  bf16* o16 = out16 ? out16 + (long)row * C : nullptr;
+  half16* o16 = out16 ? out16 + (long)row * C : nullptr;
   for (int c = lane; c < C; c += 32) {
     const float y = (x[c] - m) * r * w[c] + b[c];
     if (o) o[c] = y;
-    if (o16) o16[c] = __float2bfloat16_rn(y);
+    if (o16) o16[c] = round16(y);
   }
   if (lane == 0) {
     if (mean) mean[row] = m;
@@ -54,7 +54,7 @@ __global__ void lnForwardKernel(float* out, float* mean, float* rstd, const floa
 // 4l + 128k), mean and variance come from registers. Same results up to float summation order.
 template <int VPL>
 __global__ void lnForwardVecKernel(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                                   const float* b, int N, float eps, bf16* out16) {
+                                   const float* b, int N, float eps, half16* out16) {
   constexpr int C = 128 * VPL;
   const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= N) return;
@@ -247,7 +247,7 @@ static void launchLnBackwardVec(float* dinp, float* dw, float* db, const float* 
 }
 
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
-                      int C, float eps, cudaStream_t st, bf16* out16, bool vectorized) {
+                      int C, float eps, cudaStream_t st, half16* out16, bool vectorized) {
   if (N <= 0) return;
   if (vectorized && aligned4(out) && aligned4(inp) && aligned4(w) && aligned4(b) &&
       reinterpret_cast<uintptr_t>(out16) % 8 == 0 && withFloat4sPerLane(C, [&](auto vpl) {
@@ -284,4 +284,4 @@ void layernormBackward(float* dinp, float* dw, float* db, const float* dout, con
   BP_LAUNCHED();
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

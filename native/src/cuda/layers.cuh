@@ -3,7 +3,6 @@
 // layout [OC][IC]; "d..." arguments accumulate (+=) unless noted.
 #pragma once
 #include <cublas_v2.h>
-#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -11,10 +10,9 @@
 #include <vector>
 
 #include "common.cuh"
+#include "half16.cuh"
 
-namespace bp::cuda {
-
-using bf16 = __nv_bfloat16;
+namespace bp::BP_CUDA_NS {
 
 // ---- gemm.cu: row-major C[M,N] = alpha op(A) op(B) + beta C on cuBLAS. gemm/gemmStrided/gemmBatched take fp32
 // operands and the compute type picks strict fp32 or TF32 (CUBLAS_COMPUTE_32F_FAST_16BF on fp32 operands still
@@ -33,14 +31,14 @@ void gemm(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, con
 void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, long sA,
                  const float* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
 // The same with bf16 operands on bf16 tensor cores: fp32 accumulation, fp32 C (the mixed-precision mode).
-void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, const bf16* B,
+void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda, const half16* B,
             int ldb, float beta, float* C, int ldc);
 // (gemmStrided is also overloaded on bf16 operands, so code generic over the operand type can call one name)
-void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* A, int lda, long sA,
-                 const bf16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
+void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda, long sA,
+                 const half16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
 // Whether this cuBLAS runs bf16-operand products with fp32 output (batched: the pointer-array form), tried on
 // a 16x16x16 product; the bf16 mode falls back to fp32-operand GEMMs where it does not.
-bool bf16GemmWorks(const Blas& b, bool batched);
+bool half16GemmWorks(const Blas& b, bool batched);
 // ---- gemm_lt.cu: bf16 linear layers with the bias add (and GELU) fused into the product's epilogue, bf16 out.
 enum class Epilogue {
   Bias,         // out = x W^T + b
@@ -54,26 +52,26 @@ enum class Epilogue {
 bool enableLt(Blas& b);
 // out16[N][OC] (and pre16 with BiasGeluAux); the bias in fp32, or its bf16 shadow bias16 where the probe found
 // this cuBLASLt takes only that. Throws when cuBLASLt has no kernel for the shape.
-void linearForwardLt(const Blas& b, bf16* out16, bf16* pre16, const bf16* inp16, const bf16* w16, const float* bias,
-                     const bf16* bias16, int N, int IC, int OC, Epilogue e);
+void linearForwardLt(const Blas& b, half16* out16, half16* pre16, const half16* inp16, const half16* w16, const float* bias,
+                     const half16* bias16, int N, int IC, int OC, Epilogue e);
 // The backward product of the layer after a GELU, straight into the GELU input's gradient as the next GEMM's bf16
 // operand: dinp16[N][IC] = (dout16[N][OC] w16[OC][IC]) * gelu'(pre16[N][IC]). Usable when ltGeluBackwardWorks.
-void linearBackwardDataGeluLt(const Blas& b, bf16* dinp16, const bf16* dout16, const bf16* w16, const bf16* pre16,
+void linearBackwardDataGeluLt(const Blas& b, half16* dinp16, const half16* dout16, const half16* w16, const half16* pre16,
                               int N, int IC, int OC);
 bool ltGeluBackwardWorks(const Blas& b);
 // dst = bf16(src), round to nearest even (weights' shadow copies, activations and gradients that feed GEMMs).
-void toBf16(bf16* dst, const float* src, long n, cudaStream_t st);
+void toHalf16(half16* dst, const float* src, long n, cudaStream_t st);
 
 // Batched products over arbitrary matrix addresses (device arrays of pointers), one launch for all of them.
 void gemmBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* const* A, int lda,
                  const float* const* B, int ldb, float beta, float* const* C, int ldc, int batch);
 // The same with bf16 operands, fp32 accumulation and fp32 C.
-void gemmBatched16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const bf16* const* A, int lda,
-                   const bf16* const* B, int ldb, float beta, float* const* C, int ldc, int batch);
+void gemmBatched16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* const* A, int lda,
+                   const half16* const* B, int ldb, float beta, float* const* C, int ldc, int batch);
 // out[i] = base + (i / inner) * outerStride + (i % inner) * innerStride, for i < count (on the device)
 void fillPointers(const float** out, const float* base, long outerStride, long innerStride, int inner, int count,
                   cudaStream_t st);
-void fillPointers(const bf16** out, const bf16* base, long outerStride, long innerStride, int inner, int count,
+void fillPointers(const half16** out, const half16* base, long outerStride, long innerStride, int inner, int count,
                   cudaStream_t st);
 
 struct Site {  // a dropout site (see ../layers/layers.h DropoutSite)
@@ -107,7 +105,7 @@ void embeddingBackward(float* dwte, float* dwpe, const float* dout, const int32_
 // vectorized (the bf16 mode): float4 rows in registers when C = 128 * k (k <= 8, not 7); same results up to float
 // summation order.
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
-                      int C, float eps, cudaStream_t st, bf16* out16 = nullptr, bool vectorized = false);
+                      int C, float eps, cudaStream_t st, half16* out16 = nullptr, bool vectorized = false);
 // The backward kernels, by float summation order of dw/db: shared-memory atomics (fp32/TF32 keep the kernel their
 // parity was measured with), per-warp partial sums (the bf16 mode), or per-lane register partials with float4
 // rows (the bf16 mode; C a multiple of 128 up to 1024, else per-warp).
@@ -123,30 +121,30 @@ void linearBackward(const Blas& b, float* dinp, float* dw, float* db, const floa
                     const float* w, int N, int IC, int OC, bool accumulate, const float* ones);
 // out16 (optional): the biased output rounded to bf16 as well; keepFp32 = false: only out16 is written (out keeps
 // the unbiased GEMM output)
-void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16* out16 = nullptr,
+void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, half16* out16 = nullptr,
              bool keepFp32 = true);
 // Mixed precision: bf16 input and weight (its shadow copy), fp32 output.
-void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w16, const float* bias, int N, int IC,
+void linearForward16(const Blas& b, float* out, const half16* inp16, const half16* w16, const float* bias, int N, int IC,
                      int OC);
 // The gradient at a linear layer's output in the mixed-precision mode, in one pass over its source: g = f(src),
 // f the identity, the dropout of `drop` (when on) or GELU's derivative at the pre-activation geluPre (fp32) or
 // geluPre16 (bf16, from a fused-epilogue layer) when one is set; writes g rounded to bf16 into dout16 and adds its
 // column sums, in fp32, into db (optional): the bias gradient.
-void prepareGrad16(bf16* dout16, float* db, const float* src, int N, int OC, Site drop, const float* geluPre,
-                   const bf16* geluPre16, cudaStream_t st);
+void prepareGrad16(half16* dout16, float* db, const float* src, int N, int OC, Site drop, const float* geluPre,
+                   const half16* geluPre16, cudaStream_t st);
 // db[c] += sum over rows of g[r][c]: the bias gradient where the output gradient's producer wrote it in bf16
 // (the cuBLASLt GELU-gradient product, the fused attention's bf16 dqkv) and prepareGrad16 does not run.
-void biasGradFrom16(float* db, const bf16* g, int N, int OC, cudaStream_t st);
+void biasGradFrom16(float* db, const half16* g, int N, int OC, cudaStream_t st);
 // From dout16 (prepareGrad16's output, with the bias gradient already taken): dinp = dout16 w16 (fp32, += with
 // accumulate), dw += dout16^T inp16 (fp32).
-void linearBackward16(const Blas& b, float* dinp, float* dw, const bf16* dout16, const bf16* inp16, const bf16* w16,
+void linearBackward16(const Blas& b, float* dinp, float* dw, const half16* dout16, const half16* inp16, const half16* w16,
                       int N, int IC, int OC, bool accumulate);
 
 // ---- gelu_mlp.cu
-void geluForward(float* out, const float* inp, long n, cudaStream_t st, bf16* out16 = nullptr);
+void geluForward(float* out, const float* inp, long n, cudaStream_t st, half16* out16 = nullptr);
 // pre += bias (rows of OC; pre is kept for the backward pass), then out = gelu(pre): the fc layer's bias add fused.
 // With out16, out may be null (only the bf16 GEMMs read the activation).
-void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, cudaStream_t st, bf16* out16 = nullptr);
+void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, cudaStream_t st, half16* out16 = nullptr);
 void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st);
 
 // ---- attention.cu: causal multi-head attention on packed [q|k|v] rows, a chunk of sequences at a time on batched
@@ -173,25 +171,25 @@ struct AttnWork {
 // out16 (mixed precision): the output rounded to bf16 as well. The backward pass reads the forward output `out`
 // (fused kernels only).
 void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, AttnShape s, Site drop, AttnWork w,
-                      const bf16* qkv16 = nullptr, bf16* out16 = nullptr);
+                      const half16* qkv16 = nullptr, half16* out16 = nullptr);
 // dqkv16 (fused kernels only): dqkv is written there in bf16 instead, ready as the qkv layer's GEMM operand.
 void attentionBackward(const Blas& b, float* dqkv, const float* dout, const float* out, const float* qkv,
-                       const float* lse, AttnShape s, Site drop, AttnWork w, const bf16* qkv16 = nullptr,
-                       bf16* dout16 = nullptr, bf16* dqkv16 = nullptr);
+                       const float* lse, AttnShape s, Site drop, AttnWork w, const half16* qkv16 = nullptr,
+                       half16* dout16 = nullptr, half16* dqkv16 = nullptr);
 
 // ---- flash_attention.cu: the fused kernels behind AttnWork::flash (bf16 tensor cores, fp32 accumulation)
 bool flashAttentionSupported(const AttnShape& s);
 // 64-bit words of a dropout keep mask (one per query row and 64-key block)
 long flashKeepWords(const AttnShape& s);
 // keepBits (optional): written with the keep mask when dropout is on
-void flashAttentionForward(float* out, bf16* out16, float* lse, const bf16* qkv16, AttnShape s, Site drop,
+void flashAttentionForward(float* out, half16* out16, float* lse, const half16* qkv16, AttnShape s, Site drop,
                            uint64_t* keepBits, cudaStream_t st);
 // keepBits: the forward pass's mask (null: the mask is recomputed); scratch: flashBackwardScratchFloats(s)
 // floats, 16-byte aligned (D and the dS tiles the dQ kernel reads); dout16: scratch of B*T*C bf16 (dout rounded).
 // The gradient goes to dqkv (fp32), or to dqkv16 (bf16) when that is set.
-void flashAttentionBackward(float* dqkv, bf16* dqkv16, const float* dout, const float* out, const bf16* qkv16,
+void flashAttentionBackward(float* dqkv, half16* dqkv16, const float* dout, const float* out, const half16* qkv16,
                             const float* lse, AttnShape s, Site drop, const uint64_t* keepBits, float* scratch,
-                            bf16* dout16, cudaStream_t st);
+                            half16* dout16, cudaStream_t st);
 long flashBackwardScratchFloats(const AttnShape& s);
 
 // ---- contextualization.cu: Backpack weights alpha for a chunk of sequences, in the mixing layout [b][i][j][l]
@@ -209,7 +207,7 @@ struct AlphaEdit {            // inference interventions on alpha
 // Sequences [b0, b0+n): scores (scratch [n][k][T][T]) -> alpha [n][T][T][k] (zeros above the diagonal), lse [B][k][T];
 // alpha16 (optional): alpha rounded to bf16 as well.
 void alphaChunk(const Blas& b, float* alpha, float* lse, const float* qk, int b0, int n, CtxShape s, float* scores,
-                const float** ptrs, const AlphaEdit* edit, bf16* alpha16 = nullptr);
+                const float** ptrs, const AlphaEdit* edit, half16* alpha16 = nullptr);
 // Backward for the chunk: dalpha [n][T][T][k] -> dqk rows of these sequences (overwritten); dS: n*k*T*T floats.
 void alphaChunkBackward(const Blas& b, float* dqk, const float* dalpha, const float* qk, const float* alpha, int b0,
                         int n, CtxShape s, float* dS, const float** ptrs);
@@ -221,10 +219,10 @@ void alphaToHeadMajor(float* out, const float* alpha, CtxShape s, cudaStream_t s
 // Mixed precision (senses16, the bf16 twin of senses, non-null): alpha is rounded to bf16 as well and the mixing
 // products take bf16 operands; the backward pass then needs dout16, scratch for dout rounded (>= B*T*d).
 void backpackForward(const Blas& b, float* out, float* lse, const float* qk, const float* senses, CtxShape s,
-                     AttnWork w, const AlphaEdit* edit, float* alphaOutHost, const bf16* senses16 = nullptr);
+                     AttnWork w, const AlphaEdit* edit, float* alphaOutHost, const half16* senses16 = nullptr);
 void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* dout, const float* qk,
-                      const float* senses, const float* lse, CtxShape s, AttnWork w, const bf16* senses16 = nullptr,
-                      bf16* dout16 = nullptr);
+                      const float* senses, const float* lse, CtxShape s, AttnWork w, const half16* senses16 = nullptr,
+                      half16* dout16 = nullptr);
 // Per-position sense multipliers: out[i][l][:] = senses[i][l][:] * scale[i][l]
 void scaleSenses(float* out, const float* senses, const float* scale, int N, int k, int d, cudaStream_t st);
 
@@ -245,9 +243,9 @@ struct HeadArgs {
   float* dwte;
   float dscale;            // gradScale / counted targets
   // Mixed precision (all three set, or none): x and wte in bf16, and the dlogits in bf16.
-  const bf16* x16 = nullptr;    // [N][d]
-  const bf16* wte16 = nullptr;  // [V][d]
-  bf16* scratch16 = nullptr;    // >= rows16*V
+  const half16* x16 = nullptr;    // [N][d]
+  const half16* wte16 = nullptr;  // [V][d]
+  half16* scratch16 = nullptr;    // >= rows16*V
   int rows16 = 0;               // >= chunk: whole chunks, or all N rows
 };
 void headForwardBackward(const Blas& b, const HeadArgs& a);
@@ -265,7 +263,7 @@ struct AdamBlock {
 // Host: the block table of tensors (offset, size, decay) laid out in one flat buffer.
 void adamwPlan(std::vector<AdamBlock>& out, const long* offsets, const long* sizes, const bool* decay, int count);
 void adamwAll(float* p, float* g, float* m, float* v, const AdamBlock* blocks, int nblocks, float lr, float b1,
-              float b2, float eps, float wd, float c1, float c2, cudaStream_t st, bf16* p16, float gradScale);
+              float b2, float eps, float wd, float c1, float c2, cudaStream_t st, half16* p16, float gradScale);
 // Adds sum(x^2) into *acc (device double).
 void sumSquares(double* acc, const float* x, long n, cudaStream_t st);
 
@@ -273,4 +271,4 @@ void sumSquares(double* acc, const float* x, long n, cudaStream_t st);
 void decodeAttention(float* out, const float* qkv, const float* kc, const float* vc, const int* rowIds,
                      const int* lens, int n, int H, int d, int cap, float scale, cudaStream_t st);
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

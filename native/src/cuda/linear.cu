@@ -4,17 +4,17 @@
 #include "layers.cuh"
 #include "vec4.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
-__global__ void addBiasKernel(float* out, const float* bias, long total, int OC, bf16* out16, bool keepFp32) {
+__global__ void addBiasKernel(float* out, const float* bias, long total, int OC, half16* out16, bool keepFp32) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= total) return;
   const float y = out[i] + bias[i % OC];
   if (keepFp32) out[i] = y;
-  if (out16) out16[i] = __float2bfloat16_rn(y);
+  if (out16) out16[i] = round16(y);
 }
 
-__global__ void addBiasKernel4(float4* out, const float4* bias, int n4, int OC4, bf16* out16, bool keepFp32) {
+__global__ void addBiasKernel4(float4* out, const float4* bias, int n4, int OC4, half16* out16, bool keepFp32) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n4) return;
   const float4 y = add4(out[i], bias[i % OC4]);
@@ -22,7 +22,7 @@ __global__ void addBiasKernel4(float4* out, const float4* bias, int n4, int OC4,
   if (out16) store4(out16, i, y);
 }
 
-void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, bf16* out16, bool keepFp32) {
+void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, half16* out16, bool keepFp32) {
   long total = (long)N * OC;
   if (total <= 0) return;
   if (vec4Fits(total, OC) && aligned4(out) && aligned4(bias) && aligned4(out16)) {
@@ -49,7 +49,7 @@ void linearBackward(const Blas& b, float* dinp, float* dw, float* db, const floa
   if (db) gemm(b, false, false, 1, OC, N, 1.0f, ones, N, dout, OC, 1.0f, db, OC);
 }
 
-void linearForward16(const Blas& b, float* out, const bf16* inp16, const bf16* w16, const float* bias, int N, int IC,
+void linearForward16(const Blas& b, float* out, const half16* inp16, const half16* w16, const float* bias, int N, int IC,
                      int OC) {
   gemm16(b, false, true, N, OC, IC, 1.0f, inp16, IC, w16, IC, 0.0f, out, OC);
   if (bias) addBias(out, bias, N, OC, b.stream);
@@ -61,23 +61,23 @@ constexpr int kGradRows = 64;
 
 // g = f(src) at element i (row-major index into [N][OC])
 __device__ __forceinline__ float gradAt(const float* src, long i, float p, uint32_t key, const float* geluPre,
-                                        const bf16* geluPre16) {
+                                        const half16* geluPre16) {
   const float x = src[i];
   if (geluPre) return geluGrad(geluPre[i]) * x;
-  if (geluPre16) return geluGrad(__bfloat162float(geluPre16[i])) * x;
+  if (geluPre16) return geluGrad(widen16(geluPre16[i])) * x;
   return p > 0.0f ? x * dkeep(p, key, (uint32_t)i) : x;
 }
 
 // Four bf16 at p (8-byte aligned) as floats
-__device__ __forceinline__ float4 loadBf16x4(const bf16* p) {
+__device__ __forceinline__ float4 loadBf16x4(const half16* p) {
   const uint2 u = *reinterpret_cast<const uint2*>(p);
-  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
-  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+  const float2 lo = widen16x2(*reinterpret_cast<const half16x2*>(&u.x));
+  const float2 hi = widen16x2(*reinterpret_cast<const half16x2*>(&u.y));
   return make_float4(lo.x, lo.y, hi.x, hi.y);
 }
 
 // GELU's input at elements i..i+3, from fp32 or (the fused-epilogue layers) bf16
-__device__ __forceinline__ float4 geluPre4(const float* pre, const bf16* pre16, long i) {
+__device__ __forceinline__ float4 geluPre4(const float* pre, const half16* pre16, long i) {
   return pre ? *reinterpret_cast<const float4*>(pre + i) : loadBf16x4(pre16 + i);
 }
 
@@ -113,8 +113,8 @@ __device__ __forceinline__ void columnBlock(float* db, int N, int OC, Visit visi
 }
 
 template <int VW>
-__global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int N, int OC, float p, uint32_t key,
-                                  const float* geluPre, const bf16* geluPre16) {
+__global__ void prepareGradKernel(half16* dout16, float* db, const float* src, int N, int OC, float p, uint32_t key,
+                                  const float* geluPre, const half16* geluPre16) {
   columnBlock<VW>(db, N, OC, [&](long i, float(&sum)[VW]) {
     float g[VW];
     if constexpr (VW == 4) {  // whole float4s: OC % 4 == 0 and aligned rows
@@ -130,7 +130,7 @@ __global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int
       store4(dout16 + i, 0, make_float4(g[0], g[1], g[2], g[3]));
     } else {
       g[0] = gradAt(src, i, p, key, geluPre, geluPre16);
-      dout16[i] = __float2bfloat16_rn(g[0]);
+      dout16[i] = round16(g[0]);
     }
 #pragma unroll
     for (int e = 0; e < VW; e++) sum[e] += g[e];
@@ -139,18 +139,18 @@ __global__ void prepareGradKernel(bf16* dout16, float* db, const float* src, int
 
 // The bias gradient from an output gradient its producer already wrote in bf16: db[c] += sum_r g[r][c].
 template <int VW>
-__global__ void biasGradKernel(float* db, const bf16* g, int N, int OC) {
+__global__ void biasGradKernel(float* db, const half16* g, int N, int OC) {
   columnBlock<VW>(db, N, OC, [&](long i, float(&sum)[VW]) {
     if constexpr (VW == 4) {
       const float4 x = loadBf16x4(g + i);
       sum[0] += x.x, sum[1] += x.y, sum[2] += x.z, sum[3] += x.w;
     } else {
-      sum[0] += __bfloat162float(g[i]);
+      sum[0] += widen16(g[i]);
     }
   });
 }
 
-void biasGradFrom16(float* db, const bf16* g, int N, int OC, cudaStream_t st) {
+void biasGradFrom16(float* db, const half16* g, int N, int OC, cudaStream_t st) {
   if (N <= 0 || OC <= 0) return;
   const dim3 block(32, 8);
   const int rowBlocks = (N + kGradRows - 1) / kGradRows;
@@ -161,8 +161,8 @@ void biasGradFrom16(float* db, const bf16* g, int N, int OC, cudaStream_t st) {
   BP_LAUNCHED();
 }
 
-void prepareGrad16(bf16* dout16, float* db, const float* src, int N, int OC, Site drop, const float* geluPre,
-                   const bf16* geluPre16, cudaStream_t st) {
+void prepareGrad16(half16* dout16, float* db, const float* src, int N, int OC, Site drop, const float* geluPre,
+                   const half16* geluPre16, cudaStream_t st) {
   if (N <= 0 || OC <= 0) return;
   const dim3 block(32, 8);
   const int rowBlocks = (N + kGradRows - 1) / kGradRows;
@@ -178,10 +178,10 @@ void prepareGrad16(bf16* dout16, float* db, const float* src, int N, int OC, Sit
   BP_LAUNCHED();
 }
 
-void linearBackward16(const Blas& b, float* dinp, float* dw, const bf16* dout16, const bf16* inp16, const bf16* w16,
+void linearBackward16(const Blas& b, float* dinp, float* dw, const half16* dout16, const half16* inp16, const half16* w16,
                       int N, int IC, int OC, bool accumulate) {
   if (dinp) gemm16(b, false, false, N, IC, OC, 1.0f, dout16, OC, w16, IC, accumulate ? 1.0f : 0.0f, dinp, IC);
   gemm16(b, true, false, OC, IC, N, 1.0f, dout16, OC, inp16, IC, 1.0f, dw, IC);
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

@@ -8,36 +8,37 @@
 // So two neighbouring C tiles of a 16 x 16 product are, once rounded to bf16, exactly the A fragment of the next
 // product: attention probabilities never leave registers.
 #pragma once
-#include <cuda_bf16.h>
 
 #include <cstdint>
 
-namespace bp::cuda::mma {
+#include "half16.cuh"
+
+namespace bp::BP_CUDA_NS::mma {
 
 // d += a * b
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      "mma.sync.aligned.m16n8k16.row.col.f32." BP_MMA_TYPE16 "." BP_MMA_TYPE16 ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 // Two floats as one register of bf16 (lo in the low half: the lower column index)
 __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  half16x2 v = round16x2(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
 }
 // Two adjacent bf16 (4-byte aligned) as one register
-__device__ __forceinline__ uint32_t load2(const __nv_bfloat16* p) { return *reinterpret_cast<const uint32_t*>(p); }
+__device__ __forceinline__ uint32_t load2(const half16* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
 // The A fragment of k-step ks of 16 rows starting at `rows` (row stride ld elements); rows at or past `limit`
 // read as zero.
-__device__ __forceinline__ void loadA(uint32_t (&a)[4], const __nv_bfloat16* rows, long ld, int ks, int row0,
+__device__ __forceinline__ void loadA(uint32_t (&a)[4], const half16* rows, long ld, int ks, int row0,
                                       int limit, int g, int t) {
   const int c = ks * 16 + 2 * t;
   const bool ra = row0 + g < limit, rb = row0 + g + 8 < limit;
-  const __nv_bfloat16* pa = rows + (long)g * ld + c;
-  const __nv_bfloat16* pb = rows + (long)(g + 8) * ld + c;
+  const half16* pa = rows + (long)g * ld + c;
+  const half16* pb = rows + (long)(g + 8) * ld + c;
   a[0] = ra ? load2(pa) : 0u;
   a[1] = rb ? load2(pb) : 0u;
   a[2] = ra ? load2(pa + 8) : 0u;
@@ -55,7 +56,7 @@ __device__ __forceinline__ void accumToA(uint32_t (&a)[4], const float (&lo)[4],
 // The B fragment of a product against a row-major matrix m in shared memory, element (k, n) = m[k][n]: the two
 // 8x8 blocks at rows k0..k0+15, columns n0..n0+7, transposed by ldmatrix. Each lane passes &m[k0 + (lane & 15)][n0]
 // (16-byte aligned rows; lanes 16-31 are ignored).
-__device__ __forceinline__ void loadBTrans(uint32_t& b0, uint32_t& b1, const __nv_bfloat16* rowOfLane) {
+__device__ __forceinline__ void loadBTrans(uint32_t& b0, uint32_t& b1, const half16* rowOfLane) {
   const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(rowOfLane));
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
                : "=r"(b0), "=r"(b1)
@@ -93,4 +94,4 @@ __device__ __forceinline__ float quadSum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-}  // namespace bp::cuda::mma
+}  // namespace bp::BP_CUDA_NS::mma

@@ -11,7 +11,7 @@
 #include "../rng.h"
 #include "device_model.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 enum Stream : uint32_t { kEmbed = 1, kLayerBase = 100 };
 static Site site(bool train, float p, uint32_t seed, uint32_t stream) {
@@ -38,15 +38,19 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
   if (cublasCreate(&blas.handle) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLAS: cannot create a handle on device " + std::to_string(dev));
   cublasSetStream(blas.handle, stream);
   blas.stream = stream;
-  blas.compute = prec == Precision::BF16   ? CUBLAS_COMPUTE_32F_FAST_16BF
-                 : prec == Precision::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                           : CUBLAS_COMPUTE_32F_PEDANTIC;
-  if (prec == Precision::BF16) {
-    mixed = bf16GemmWorks(blas, false);
-    attn16 = mixed && bf16GemmWorks(blas, true);
-    if (!mixed) std::fprintf(stderr, "backpack: cuBLAS refused bf16-operand GEMMs; bf16 mode uses fp32 operands\n");
+  // The few products that keep fp32 operands in mixed mode: bf16-rounded inputs (as measured so far), or TF32 in
+  // the fp16 build (fp16-rounded inputs would overflow on loss-scaled gradients; the paper allowed TF32)
+  const cublasComputeType_t mixedFp32 =
+      kFp16Build ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F_FAST_16BF;
+  blas.compute = prec == Precision::Mixed16 ? mixedFp32
+                 : prec == Precision::TF32  ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                            : CUBLAS_COMPUTE_32F_PEDANTIC;
+  if (prec == Precision::Mixed16) {
+    mixed = half16GemmWorks(blas, false);
+    attn16 = mixed && half16GemmWorks(blas, true);
+    if (!mixed) std::fprintf(stderr, "backpack: cuBLAS refused %s-operand GEMMs; %s mode uses fp32 operands\n", kHalf16Name, kHalf16Name);
     else if (!attn16)
-      std::fprintf(stderr, "backpack: cuBLAS refused batched bf16 GEMMs; attention uses fp32 operands\n");
+      std::fprintf(stderr, "backpack: cuBLAS refused batched %s GEMMs; attention uses fp32 operands\n", kHalf16Name);
     flashAttn = mixed && flashAttentionSupported(AttnShape{1, 1, c.d, c.nHead, 1.0f}) &&
                 !envIs("BACKPACK_CUDA_FLASH", "0");
     if (mixed) lnBack = LnBackward::Vectorized;
@@ -172,8 +176,8 @@ void DeviceModel::ensureActivations(int B, int T) {
   }
   // bf16 twins of the GEMM inputs (mixed mode): null pointers otherwise
   long total16 = 0;
-  std::vector<std::pair<bf16**, long>> plan16;
-  auto take16 = [&](bf16** p, long n) {  // n == 0 (or fp32 mode): no buffer, a null pointer
+  std::vector<std::pair<half16**, long>> plan16;
+  auto take16 = [&](half16** p, long n) {  // n == 0 (or fp32 mode): no buffer, a null pointer
     *p = nullptr;
     if (!mixed || n == 0) return;
     n = (n + 127) / 128 * 128;  // 256-byte alignment
@@ -286,7 +290,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
   }
   layernormForward(a.lnf, a.lnfm, a.lnfr, x, P(lnfw), P(lnfb), N, d, cfg.lnEps, stream, a.lnfh, mixed);
   const float* feats = a.lnf;
-  const bf16* feats16 = a.lnfh;
+  const half16* feats16 = a.lnfh;
   if (cfg.arch == Arch::Backpack) {
     checkCancel(r.cancel);
     senseForward(dTokens.p, N, train, r.rngSeed, p, iv);
@@ -298,11 +302,11 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
       senses = a.gBig;
     }
     // the bf16 mixing products read the senses' bf16 twin, unless an intervention scaled them
-    const bf16* senses16 = sensesRounded && senses == a.senses ? a.senses16 : nullptr;
+    const half16* senses16 = sensesRounded && senses == a.senses ? a.senses16 : nullptr;
     backpackForward(blas, a.out, a.alse, a.qk, senses, sh, ctxWork(), iv && iv->hasAlphaEdit ? &iv->edit : nullptr,
                     r.alphaOut, senses16);
     feats = a.out;
-    if (mixed) toBf16(a.outh, a.out, (long)N * d, stream);
+    if (mixed) toHalf16(a.outh, a.out, (long)N * d, stream);
     feats16 = a.outh;
   }
   if (r.hiddenOut) {
@@ -366,6 +370,12 @@ void DeviceModel::backward(const ForwardRequest& r) {
   BP_CUDA(cudaMemsetAsync(dres, 0, sizeof(float) * Nd, stream));
   layernormBackward(dres, G(lnfw), G(lnfb), dlnf, a.layer[cfg.nLayer - 1].res3, P(lnfw), a.lnfm, a.lnfr,
                     N, d, stream, lnBack);
+  // the buckets of gradBuckets(), in its order
+  const std::vector<std::pair<long, long>> buckets = onGradsReady ? gradBuckets() : std::vector<std::pair<long, long>>{};
+  auto ready = [&](int bucket) {
+    if (onGradsReady) onGradsReady(buckets[bucket].first, buckets[bucket].second);
+  };
+  ready(0);  // the tail: ln_f (and the sense network, the weight net), done above
   for (int l = cfg.nLayer - 1; l >= 0; l--) {
     checkCancel(r.cancel);
     const LayerOff& W = layers[l];
@@ -385,9 +395,24 @@ void DeviceModel::backward(const ForwardRequest& r) {
     else
       linearBack(tmp, W.qkvw, W.qkvb, {a.gBig}, A.ln1, A.ln1h, N, d, 3 * d);
     layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream, lnBack);
+    ready(cfg.nLayer - l);
   }
   dropoutForward(dres, Nd, site(true, p, r.rngSeed, kEmbed), stream);
   embeddingBackward(G(wte), G(wpe), dres, dTokens.p, dPositions.p, N, d, stream);
+  ready(cfg.nLayer + 1);  // the embeddings (the head added its part of wte's gradient in the forward pass)
+}
+
+std::vector<std::pair<long, long>> DeviceModel::gradBuckets() const {
+  // The tensor table lays out wte, wpe, the blocks in order, ln_f, then the Backpack's sense network and weight net.
+  const long first = layers.front().ln1w, blockEnd = layers.back().fcprojb + cfg.d;
+  std::vector<std::pair<long, long>> b{{lnfw, numParams - lnfw}};
+  for (int l = cfg.nLayer - 1; l >= 0; l--) {
+    const long end = l + 1 < cfg.nLayer ? layers[l + 1].ln1w : blockEnd;
+    b.push_back({layers[l].ln1w, end - layers[l].ln1w});
+  }
+  b.push_back({0, first});
+  check(blockEnd == lnfw && wte == 0, "gradient buckets: unexpected tensor layout");
+  return b;
 }
 
 void DeviceModel::zeroGrad() {
@@ -398,7 +423,7 @@ void DeviceModel::zeroGrad() {
 double DeviceModel::gradSumSquares() {
   BP_CUDA(cudaSetDevice(device));
   BP_CUDA(cudaMemsetAsync(normAcc.p, 0, sizeof(double), stream));
-  cuda::sumSquares(normAcc.p, grads.p, numParams, stream);
+  BP_CUDA_NS::sumSquares(normAcc.p, grads.p, numParams, stream);
   double s = 0.0;
   BP_CUDA(cudaMemcpyAsync(&s, normAcc.p, sizeof(double), cudaMemcpyDeviceToHost, stream));
   sync();
@@ -441,10 +466,10 @@ void DeviceModel::adamwStep(const std::vector<TensorInfo>& tensors, float lr, fl
 void DeviceModel::refreshShadow() {
   if (!mixed) return;
   BP_CUDA(cudaSetDevice(device));
-  toBf16(params16.p, params.p, numParams, stream);
+  toHalf16(params16.p, params.p, numParams, stream);
 }
 
-void DeviceModel::mlpHidden(float* pre, bf16* pre16, float* act, bf16* act16, const float* inp, const bf16* inp16,
+void DeviceModel::mlpHidden(float* pre, half16* pre16, float* act, half16* act16, const float* inp, const half16* inp16,
                             long w, long b, int N, int IC, int OC, bool train) {
   if (fusedLinear) {
     linearForwardLt(blas, act16, pre16, inp16, W16(w), P(b), W16(b), N, IC, OC,
@@ -455,7 +480,7 @@ void DeviceModel::mlpHidden(float* pre, bf16* pre16, float* act, bf16* act16, co
   biasGeluForward(fp32Input(act), pre, P(b), OC, (long)N * OC, stream, act16);
 }
 
-void DeviceModel::linearBackFrom16(float* dinp, long w, long b, const bf16* dout16, const bf16* inp16, int N, int IC,
+void DeviceModel::linearBackFrom16(float* dinp, long w, long b, const half16* dout16, const half16* inp16, int N, int IC,
                                    int OC) {
   biasGradFrom16(G(b), dout16, N, OC, stream);
   linearBackward16(blas, dinp, G(w), dout16, inp16, W16(w), N, IC, OC, false);
@@ -474,7 +499,7 @@ void DeviceModel::mlpBackward(float* dx, float* dhidden, const MlpOff& W, const 
   linearBack(dx, W.fcw, W.fcb, geluIn(dhidden, A.pre, A.pre16), A.x, A.x16, N, IC, H);
 }
 
-void DeviceModel::linear(float* out, const float* inp, const bf16* inp16, long w, long b, int N, int IC, int OC) {
+void DeviceModel::linear(float* out, const float* inp, const half16* inp16, long w, long b, int N, int IC, int OC) {
   const float* bias = b == kBiasLater ? nullptr : P(b);
   if (mixed)
     linearForward16(blas, out, inp16, W16(w), bias, N, IC, OC);
@@ -483,7 +508,7 @@ void DeviceModel::linear(float* out, const float* inp, const bf16* inp16, long w
 }
 
 // dinp (if any) is overwritten; the weight and bias gradients accumulate.
-void DeviceModel::linearBack(float* dinp, long w, long b, const GradIn& g, const float* inp, const bf16* inp16, int N,
+void DeviceModel::linearBack(float* dinp, long w, long b, const GradIn& g, const float* inp, const half16* inp16, int N,
                              int IC, int OC) {
   if (mixed) {
     prepareGrad16(a.g16, G(b), g.src, N, OC, g.drop, g.geluPre, g.geluPre16, stream);
@@ -501,4 +526,4 @@ void DeviceModel::linearBack(float* dinp, long w, long b, const GradIn& g, const
   linearBackward(blas, dinp, G(w), G(b), dout, inp, P(w), N, IC, OC, false, ones.p);
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

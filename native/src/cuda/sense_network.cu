@@ -6,7 +6,7 @@
 #include "../rng.h"
 #include "device_model.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 static Site senseSite(bool train, float p, uint32_t seed, uint32_t stream) {
   Site s;
@@ -92,4 +92,4 @@ void DeviceModel::senseVectors(const int32_t* ids, int n, float* out, DeviceInte
   }
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS

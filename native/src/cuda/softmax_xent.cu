@@ -3,7 +3,7 @@
 // the loss, and in training rewrites the logits in place as dlogits -> two GEMMs give dx and dwte.
 #include "layers.cuh"
 
-namespace bp::cuda {
+namespace bp::BP_CUDA_NS {
 
 __device__ float blockReduce(float v, bool isMax, float* sh) {
   v = isMax ? warpMax(v) : warpSum(v);
@@ -20,7 +20,7 @@ __device__ float blockReduce(float v, bool isMax, float* sh) {
 // online: max and sum of exponentials in one pass over the row (running max, rescaled sum), one read of the
 // logits fewer; the bf16 mode uses it, fp32/TF32 keep the two-pass order their parity was measured with.
 __global__ void xentKernel(float* L, const int32_t* targets, float* loss, int V, bool backward, float dscale,
-                           bf16* L16, bool online) {
+                           half16* L16, bool online) {
   __shared__ float sh[32];
   const int r = blockIdx.x;
   float* row = L + (long)r * V;
@@ -51,11 +51,11 @@ __global__ void xentKernel(float* L, const int32_t* targets, float* loss, int V,
   __syncthreads();
   if (!backward) return;
   const float inv = 1.0f / sum;
-  bf16* row16 = L16 ? L16 + (long)r * V : nullptr;
+  half16* row16 = L16 ? L16 + (long)r * V : nullptr;
   for (int j = threadIdx.x; j < V; j += blockDim.x) {
     const float g = t < 0 ? 0.0f : (__expf(row[j] - mx) * inv - (j == t ? 1.0f : 0.0f)) * dscale;
     if (row16)
-      row16[j] = __float2bfloat16_rn(g);
+      row16[j] = round16(g);
     else
       row[j] = g;
   }
@@ -67,7 +67,7 @@ __global__ void xentKernel(float* L, const int32_t* targets, float* loss, int V,
 constexpr int kXentThreads = 512, kXentVecs = 25;
 __global__ void __launch_bounds__(kXentThreads) xentRegisterKernel(const float* L, const int32_t* targets,
                                                                      float* loss, int V, bool backward, float dscale,
-                                                                     bf16* L16) {
+                                                                     half16* L16) {
   __shared__ float sh[32];
   const int r = blockIdx.x, V4 = V / 4;
   const float4* row = reinterpret_cast<const float4*>(L + (long)r * V);
@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(kXentThreads) xentRegisterKernel(const float* 
 #pragma unroll
     for (int e = 0; e < 4; e++)
       g[e] = t < 0 ? 0.0f : (__expf(g[e] - mx) * inv - (4 * i + e == t ? 1.0f : 0.0f)) * dscale;
-    __nv_bfloat162 lo = __floats2bfloat162_rn(g[0], g[1]), hi = __floats2bfloat162_rn(g[2], g[3]);
+    half16x2 lo = round16x2(g[0], g[1]), hi = round16x2(g[2], g[3]);
     out[i] = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
   }
 }
@@ -120,7 +120,7 @@ void headForwardBackward(const Blas& b, const HeadArgs& a) {
       BP_CUDA(cudaStreamSynchronize(b.stream));
     }
     if (!a.targets) continue;
-    bf16* L16 = mixed && a.dx ? a.scratch16 + (long)(r0 - g0) * V : nullptr;
+    half16* L16 = mixed && a.dx ? a.scratch16 + (long)(r0 - g0) * V : nullptr;
     if (mixed && V % 4 == 0 && V <= 4 * kXentThreads * kXentVecs)
       xentRegisterKernel<<<n, kXentThreads, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V,
                                                            a.dx != nullptr, a.dscale, L16);
@@ -141,4 +141,4 @@ void headForwardBackward(const Blas& b, const HeadArgs& a) {
   }
 }
 
-}  // namespace bp::cuda
+}  // namespace bp::BP_CUDA_NS
