@@ -102,6 +102,17 @@ double relErr(const float* a, const float* b, long n) {
   return den > 0 ? num / den : num;
 }
 
+// A training micro-batch of B x T tokens with their targets (dropout off, gradient scale 1 unless set after).
+ForwardRequest trainRequest(const std::vector<int32_t>& tokens, const std::vector<int32_t>& targets, int B, int T) {
+  ForwardRequest t;
+  t.tokens = tokens.data();
+  t.targets = targets.data();
+  t.B = B;
+  t.T = T;
+  t.train = true;
+  return t;
+}
+
 void parityFor(const std::string& arch, const std::string& prec, Report& rep, double tolFwd, double tolGrad,
                double tolAdam) {
   const Config c = makeConfig(arch, "tiny");
@@ -145,12 +156,7 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
 
   // gradients (with and without dropout: the GPU draws the CPU's masks)
   for (float dropout : {0.0f, 0.1f}) {
-    ForwardRequest t;
-    t.tokens = tokens.data();
-    t.targets = targets.data();
-    t.B = B;
-    t.T = T;
-    t.train = true;
+    ForwardRequest t = trainRequest(tokens, targets, B, T);
     t.dropout = dropout;
     t.rngSeed = 99;
     cpu.zeroGrad();
@@ -181,13 +187,8 @@ void parityFor(const std::string& arch, const std::string& prec, Report& rep, do
   const float lr = 1e-3f;
   const int adamSteps = 10;
   for (int s = 0; s < adamSteps; s++) {
-    ForwardRequest t;
     auto tok = randomTokens(N, c.realVocab, 100 + s), tg = randomTokens(N, c.realVocab, 200 + s);
-    t.tokens = tok.data();
-    t.targets = tg.data();
-    t.B = B;
-    t.T = T;
-    t.train = true;
+    ForwardRequest t = trainRequest(tok, tg, B, T);
     cpu.zeroGrad();
     const double lc = cpu.forward(t, &cnt);
     cpu.backward(t);
@@ -333,12 +334,7 @@ void overflowCheck(const std::string& arch, const std::string& prec, Report& rep
   gpu.host.initParams(7);
   gpu.pushParams();
   auto tokens = randomTokens(N, c.realVocab, 1), targets = randomTokens(N, c.realVocab, 2);
-  ForwardRequest t;
-  t.tokens = tokens.data();
-  t.targets = targets.data();
-  t.B = B;
-  t.T = T;
-  t.train = true;
+  ForwardRequest t = trainRequest(tokens, targets, B, T);
   t.gradScale = 1073741824.0f;  // 2^30: the target's dlogit, ~2^30 / N, is far above fp16's 65504
   long cnt = 0;
   gpu.zeroGrad();
@@ -421,12 +417,7 @@ int cmdDataParallel() {
       many.zeroGrad();
       for (int a = 0; a < accum; a++) {
         auto tok = randomTokens(N, c.realVocab, 300 + 10 * s + a), tg = randomTokens(N, c.realVocab, 400 + 10 * s + a);
-        ForwardRequest t;
-        t.tokens = tok.data();
-        t.targets = tg.data();
-        t.B = B;
-        t.T = T;
-        t.train = true;
+        ForwardRequest t = trainRequest(tok, tg, B, T);
         t.gradScale = 1.0f / accum;
         t.lastMicroBatch = s == 4 || (s != 5 && a == accum - 1);
         const double l1 = one.trainStep(t, &cnt), l2 = many.trainStep(t, &cnt);
