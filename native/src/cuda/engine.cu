@@ -9,6 +9,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <exception>
 #include <mutex>
@@ -41,6 +42,13 @@ struct Nccl {
   std::vector<int> devices;
   std::vector<cudaStream_t> streams;
   std::vector<cudaEvent_t> ready, done;  // compute -> comm: a bucket is final; comm -> compute: all reduced
+  std::atomic<bool> aborted{false};
+  // A replica that fails after issuing part of its buckets leaves the others' all-reduces waiting for it:
+  // aborting the communicators ends those, so the other threads return instead of hanging.
+  void abort() {
+    if (aborted.exchange(true)) return;
+    for (ncclComm_t c : comms) ncclCommAbort(c);
+  }
   ~Nccl() {
     for (size_t i = 0; i < devices.size(); i++) {
       cudaSetDevice(devices[i]);
@@ -48,7 +56,8 @@ struct Nccl {
       if (i < ready.size()) cudaEventDestroy(ready[i]);
       if (i < done.size()) cudaEventDestroy(done[i]);
     }
-    for (ncclComm_t c : comms) ncclCommDestroy(c);
+    if (!aborted)
+      for (ncclComm_t c : comms) ncclCommDestroy(c);
   }
 };
 
@@ -56,7 +65,10 @@ static void ncclCheck(ncclResult_t r, const char* what) {
   if (r != ncclSuccess) throw Error(std::string("NCCL ") + what + ": " + ncclGetErrorString(r));
 }
 #else
-struct Nccl {};
+struct Nccl {  // single-GPU builds (several devices are refused in the constructor)
+  std::atomic<bool> aborted{false};
+  void abort() {}
+};
 #endif
 
 // The bf16 build runs fp32, tf32 and bf16; the fp16 build only fp16 (its other modes would repeat the first's).
@@ -234,32 +246,56 @@ double Engine::trainStep(const ForwardRequest& r, long* counted) {
   std::vector<int> b0(R + 1, 0);
   for (int i = 0; i < R; i++) b0[i + 1] = b0[i] + r.B / R + (i < r.B % R ? 1 : 0);
   std::vector<double> loss(R, 0.0);
-  if (R > 1) makeGradsLocal();
+  if (R > 1) {
+    checkCommunicators();
+    // Replicas must issue the same collectives, so a cancel is honoured here, between micro-batches, and not by
+    // one replica in the middle of its pass.
+    if (r.cancel && r.cancel->load(std::memory_order_relaxed)) throw Cancelled();
+    makeGradsLocal();
+  }
   const bool reduce = R > 1 && r.lastMicroBatch;
   onEach(R, [&](size_t i) {
-    const int nb = b0[i + 1] - b0[i];
-    replicas[i]->onGradsReady = nullptr;
-    if (reduce) replicas[i]->onGradsReady = [this, i](long offset, long count) { reduceBucket(i, offset, count); };
-    if (nb > 0) {
-      ForwardRequest q = r;
-      q.B = nb;
-      q.tokens = r.tokens + (long)b0[i] * r.T;
-      q.targets = r.targets + (long)b0[i] * r.T;
-      q.train = true;
-      q.logitsOut = q.hiddenOut = q.alphaOut = nullptr;
-      q.lossPerToken = r.lossPerToken ? r.lossPerToken + (long)b0[i] * r.T : nullptr;
-      // Dropout masks are drawn per micro-batch seed; a split batch gives each part its own seed.
-      if (R > 1) q.rngSeed = r.rngSeed * 0x9e3779b1u + (uint32_t)i;
-      loss[i] = replicas[i]->forward(q, total, nullptr, nullptr);
-      replicas[i]->backward(q);
+    try {
+      trainReplica(i, r, b0[i], b0[i + 1] - b0[i], total, reduce, &loss[i]);
+    } catch (...) {
+      if (reduce) abortReduction();
+      throw;
     }
-    if (reduce) finishReduce(i, nb == 0);
   });
   if (R > 1) grads = reduce ? Grads::Reduced : Grads::Local;
   double sum = 0.0;
   for (double l : loss) sum += l;
   return sum;
 }
+
+// Replica i's share of a micro-batch: rows [row0, row0 + rows), forward and backward (with the overlapped
+// all-reduce when `reduce`).
+void Engine::trainReplica(size_t i, const ForwardRequest& r, int row0, int rows, long total, bool reduce,
+                          double* loss) {
+  const bool parallel = replicas.size() > 1;
+  DeviceModel& rep = *replicas[i];
+  rep.onGradsReady = nullptr;
+  if (reduce) rep.onGradsReady = [this, i](long offset, long count) { reduceBucket(i, offset, count); };
+  if (rows > 0) {
+    ForwardRequest q = r;
+    q.B = rows;
+    q.tokens = r.tokens + (long)row0 * r.T;
+    q.targets = r.targets + (long)row0 * r.T;
+    q.train = true;
+    q.logitsOut = q.hiddenOut = q.alphaOut = nullptr;
+    q.lossPerToken = r.lossPerToken ? r.lossPerToken + (long)row0 * r.T : nullptr;
+    if (parallel) {
+      // Dropout masks are drawn per micro-batch seed; a split batch gives each part its own seed.
+      q.rngSeed = r.rngSeed * 0x9e3779b1u + (uint32_t)i;
+      q.cancel = nullptr;  // trainStep checks it for all replicas at once
+    }
+    *loss = rep.forward(q, total, nullptr, nullptr);
+    rep.backward(q);
+  }
+  if (reduce) finishReduce(i, rows == 0);
+}
+
+void Engine::abortReduction() { nccl->abort(); }
 
 // Called by replica i's backward pass for each finished bucket: its all-reduce goes on the replica's comm stream
 // once the compute stream has written the bucket, and overlaps the backward pass of the layers before it.
@@ -298,8 +334,14 @@ void Engine::makeGradsLocal() {
   grads = Grads::Local;
 }
 
+void Engine::checkCommunicators() const {
+  check(!nccl || !nccl->aborted,
+        "data parallel: the GPUs' communicators were aborted after an earlier failure; create the model again");
+}
+
 void Engine::allReduceGrads() {
   if (grads != Grads::Local) return;
+  checkCommunicators();
   grads = Grads::Reduced;
 #if BP_HAVE_NCCL
   ncclCheck(ncclGroupStart(), "group start");

@@ -73,8 +73,12 @@ class Engine {
   // micro-batches add to them: replica 0 keeps the global sum, the others restart at 0.
   void makeGradsLocal();
   void allReduceGrads();  // blocking, the whole buffer; no-op unless Local
+  void trainReplica(size_t replica, const ForwardRequest& r, int row0, int rows, long total, bool reduce,
+                    double* loss);
   void reduceBucket(size_t replica, long offset, long count);  // overlapped with the backward pass
   void finishReduce(size_t replica, bool idle);
+  void abortReduction();  // after a replica failed mid-reduction (the others would wait for it forever)
+  void checkCommunicators() const;  // throws once abortReduction has run
 };
 
 }  // namespace bp::BP_CUDA_NS
