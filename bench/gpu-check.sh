@@ -175,6 +175,8 @@ run_ours() {
   run_step parity-grad16 20 parity.jsonl env BACKPACK_CUDA_GRAD16=1 "$H" parity
   # the fused attention kernels on multi-block shapes, against the batched path (plus their time at Small)
   run_step attention 20 parity.jsonl "$H" attention
+  # the same with the forward kernel built for 4 CTAs per SM (an occupancy experiment: its fused_ms at Small)
+  run_step attention-fwd-blocks4 20 parity.jsonl env BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 "$H" attention
   run_step layernorm 10 parity.jsonl "$H" layernorm
   run_step data-parallel 20 parity.jsonl "$H" dp
   wait_fp16_build
@@ -208,6 +210,11 @@ run_ours() {
   [[ "$H16" != false ]] && for arch in backpack gpt2; do
     run_step "train-ours-$arch-${SIZES_TRAIN##* }-fp16" 15 train.jsonl "$H16" train "$arch" "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" fp16
   done
+  # the attention forward kernel built for 4 CTAs per SM (the Transformer is where attention weighs most)
+  run_step "train-ours-gpt2-${SIZES_TRAIN##* }-fwd-blocks4" 15 train.jsonl env BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 \
+    "$H" train gpt2 "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
+  run_step "train-ours-gpt2-$ACC_SIZE-accum$ACC-fwd-blocks4" 20 train.jsonl env BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 \
+    "$H" train gpt2 "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
   # the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues
   for arch in backpack gpt2; do
     run_step "train-ours-$arch-${SIZES_TRAIN##* }-no-lt" 15 train.jsonl env BACKPACK_CUDA_LT=0 \
@@ -226,6 +233,8 @@ run_ours() {
       "$H" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" bf16
   done
 
+  run_step "forward-ours-gpt2-${FWD_SIZES##* }-fwd-blocks4" 15 forward.jsonl env BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 \
+    "$H" forward gpt2 "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" bf16
   [[ "$H16" != false ]] && for arch in backpack gpt2; do
     run_step "forward-ours-$arch-${FWD_SIZES##* }-fp16" 15 forward.jsonl "$H16" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" fp16
   done

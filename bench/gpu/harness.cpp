@@ -462,6 +462,9 @@ std::string gemmFields(const BP_CUDA_NS::Engine& gpu, const std::string& prec) {
   if (const char* e = std::getenv("BACKPACK_CUDA_LT")) out += ",\"lt\":" + std::to_string(std::atoi(e));
   // 1: gradient operands written in bf16 by their producers (see native/src/cuda/device_model.cuh)
   if (const char* e = std::getenv("BACKPACK_CUDA_GRAD16")) out += ",\"grad16\":" + std::to_string(std::atoi(e));
+  // 4: the fused attention's forward kernel built for 4 CTAs per SM (see flash_attention.cu)
+  if (const char* e = std::getenv("BACKPACK_CUDA_FLASH_FWD_BLOCKS"))
+    out += ",\"flash_fwd_blocks\":" + std::to_string(std::atoi(e));
   return out;
 }
 // One optimizer step = zeroGrad, `accum` micro-batches of B x T (forward + backward each), AdamW with clipping.

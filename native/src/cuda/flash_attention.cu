@@ -146,9 +146,10 @@ __device__ __forceinline__ float keepFromBits(uint64_t w, int bit, float keepVal
   return (w >> bit) & 1u ? keepVal : 0.0f;
 }
 
-// grid (query blocks, B*H). Writes out (fp32) and out16 (bf16) rows of this head, and lse.
-template <int HS>
-__global__ void __launch_bounds__(kThreads) flashForwardKernel(float* out, half16* out16, float* lse, const half16* qkv,
+// grid (query blocks, B*H). Writes out (fp32) and out16 (bf16) rows of this head, and lse. MinBlocks: CTAs per SM
+// the compiler must fit (4 caps registers at 128: at HS=64, 80 bytes spill against 159 registers at 1).
+template <int HS, int MinBlocks = 1>
+__global__ void __launch_bounds__(kThreads, MinBlocks) flashForwardKernel(float* out, half16* out16, float* lse, const half16* qkv,
                                                                int T, int H, int C, float scale, float p,
                                                                uint32_t key, uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
@@ -462,12 +463,15 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(Out* dqkv, cons
   }
 }
 
+// BACKPACK_CUDA_FLASH_FWD_BLOCKS=4: the forward kernel built for 4 resident CTAs per SM instead of 3 (an occupancy
+// experiment the GPU check times against the default; not yet measured)
 template <int HS>
 void launchForward(float* out, half16* out16, float* lse, const half16* qkv16, AttnShape s, Site drop, uint64_t* bits,
                    cudaStream_t st) {
+  static const bool fourBlocks = envIs("BACKPACK_CUDA_FLASH_FWD_BLOCKS", "4");
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
-  flashForwardKernel<HS><<<grid, kThreads, 0, st>>>(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key,
-                                                    bits);
+  auto kernel = fourBlocks ? flashForwardKernel<HS, 4> : flashForwardKernel<HS, 1>;
+  kernel<<<grid, kThreads, 0, st>>>(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key, bits);
   BP_LAUNCHED();
 }
 template <int HS, typename Out>
