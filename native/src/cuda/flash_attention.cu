@@ -147,11 +147,12 @@ __device__ __forceinline__ float keepFromBits(uint64_t w, int bit, float keepVal
 }
 
 // grid (query blocks, B*H). Writes out (fp32) and out16 (bf16) rows of this head, and lse. MinBlocks: CTAs per SM
-// the compiler must fit (4 caps registers at 128: at HS=64, 80 bytes spill against 159 registers at 1).
+// the compiler must fit (4 caps registers at 128: at HS=64, 80 bytes spill against 159 registers without a
+// minimum; 1 passes no minimum, which keeps the code the default has always run).
 template <int HS, int MinBlocks = 1>
-__global__ void __launch_bounds__(kThreads, MinBlocks) flashForwardKernel(float* out, half16* out16, float* lse, const half16* qkv,
-                                                               int T, int H, int C, float scale, float p,
-                                                               uint32_t key, uint64_t* keepBits) {
+__global__ void __launch_bounds__(kThreads, MinBlocks > 1 ? MinBlocks : 0)
+    flashForwardKernel(float* out, half16* out16, float* lse, const half16* qkv, int T, int H, int C, float scale,
+                       float p, uint32_t key, uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
   __shared__ __align__(16) BlockTiles<HS> tiles;  // key and value rows
   const int qb = gridDim.x - 1 - blockIdx.x;  // the longest rows first
