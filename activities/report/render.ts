@@ -25,10 +25,12 @@ export interface ReportContent {
 }
 
 const LOSSY = /loss|ppl|perplexity/i;
+// loss_scale (fp16 training's dynamic loss scale) names a loss but is a training control, not a curve to compare
+const NOT_A_LOSS = /loss_scale/i;
 
 export function buildPlots(curves: readonly TrainingCurve[], results: readonly ResultRow[]): Plot[] {
   const plots: Plot[] = [];
-  const metrics = [...new Set(curves.map((c) => c.metric))].filter((m) => LOSSY.test(m)).sort();
+  const metrics = [...new Set(curves.map((c) => c.metric))].filter((m) => LOSSY.test(m) && !NOT_A_LOSS.test(m)).sort();
   for (const metric of metrics.slice(0, 6)) {
     const series: Series[] = curves.filter((c) => c.metric === metric).map((c) => ({ name: c.model, points: c.points }));
     plots.push({ id: `training-${metric.replace(/[^a-z0-9]+/gi, '-')}`, title: `Training: ${metric}`, svg: lineChart({ title: `Training curves — ${metric}`, xLabel: 'optimizer step', yLabel: metric, series }) });
