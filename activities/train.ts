@@ -158,7 +158,7 @@ export const trainActivity = defineActivity({
     await writeParquetTable(path.join(ctx.outDir, 'metrics.parquet'), {
       step: { type: 'INT64' }, loss: { type: 'DOUBLE' }, val_loss: { type: 'DOUBLE', optional: true }, lr: { type: 'DOUBLE' }, grad_norm: { type: 'DOUBLE' }, tokens_per_s: { type: 'DOUBLE' },
       loss_scale: { type: 'DOUBLE' },
-    }, result.metrics.map((m) => ({ ...m, val_loss: m.val_loss ?? undefined, loss_scale: m.loss_scale ?? 1 })));
+    }, result.metrics.map((m) => ({ ...m, val_loss: m.val_loss ?? undefined })));
     const summary = {
       arch: config.arch,
       device: settings.device?.device,

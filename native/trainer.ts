@@ -166,8 +166,17 @@ async function writeRunCheckpoint(root: string, model: NativeModel, state: RunSt
   return final;
 }
 
+/**
+ * A metrics row as state.json gave it back: JSON writes the NaN norm of a skipped step as null, and rows from
+ * before loss scaling lack loss_scale.
+ */
+export function metricFromJson(row: MetricRow): MetricRow {
+  return { ...row, grad_norm: row.grad_norm ?? NaN, loss_scale: row.loss_scale ?? 1 };
+}
+
 async function readRunCheckpoint(dir: string, device: DeviceOptions = {}): Promise<{ model: NativeModel; state: RunState }> {
   const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as RunState;
+  state.metrics = state.metrics.map(metricFromJson);
   const model = await loadModel(dir, device);
   const { tensors } = readSafetensors(path.join(dir, 'optimizer.safetensors'));
   const m = tensors.get('adam.m'), v = tensors.get('adam.v');

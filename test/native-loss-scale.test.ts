@@ -12,6 +12,7 @@ import { trainActivity, lossScaleFor } from '../activities/train';
 import type { ActivityContext } from '../pipelines/activity';
 import { ShardSetWriter } from '../datasets/shards';
 import { readParquetRows } from '../datasets/parquet-table';
+import { metricFromJson } from '../native/trainer';
 import { streamKey, uniform01 } from '../native/rng';
 
 describe('DynamicLossScaler', () => {
@@ -57,6 +58,15 @@ describe('DynamicLossScaler', () => {
     expect(lossScaleFor({ ...base, precision: 'fp16', lossScale: 'off' })).toBeUndefined();
     expect(lossScaleFor({ ...base, precision: 'fp32', lossScale: 'dynamic' })).toBeDefined();
   });
+});
+
+test("a skipped step's NaN norm survives the run checkpoint (JSON writes it as null); old rows read loss_scale 1", () => {
+  const row = { step: 3, loss: 2.5, val_loss: null, lr: 1e-3, grad_norm: NaN, tokens_per_s: 10, loss_scale: 65536 };
+  const back = metricFromJson(JSON.parse(JSON.stringify(row)));
+  expect(back).toEqual(row);
+  expect(Number.isNaN(back.grad_norm)).toBe(true);
+  const { loss_scale: _dropped, ...old } = { ...row, grad_norm: 0.5 };
+  expect(metricFromJson(old as typeof row).loss_scale).toBe(1);
 });
 
 describe('optimizerStep with a loss scale (CPU engine)', () => {
