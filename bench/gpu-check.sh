@@ -177,6 +177,8 @@ run_ours() {
   run_step attention 20 parity.jsonl "$H" attention
   # the same with the forward kernel built for 4 CTAs per SM (an occupancy experiment: its fused_ms at Small)
   run_step attention-fwd-blocks4 20 parity.jsonl env BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 "$H" attention
+  # ... and the experimental forward kernel with 128 query rows per CTA (checked against the same reference)
+  run_step attention-fwd-rows128 20 parity.jsonl env BACKPACK_CUDA_FLASH_FWD_ROWS=128 "$H" attention
   run_step layernorm 10 parity.jsonl "$H" layernorm
   run_step data-parallel 20 parity.jsonl "$H" dp
   wait_fp16_build
@@ -215,6 +217,10 @@ run_ours() {
     "$H" train gpt2 "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
   run_step "train-ours-gpt2-$ACC_SIZE-accum$ACC-fwd-blocks4" 20 train.jsonl env BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 \
     "$H" train gpt2 "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
+  run_step "train-ours-gpt2-${SIZES_TRAIN##* }-fwd-rows128" 15 train.jsonl env BACKPACK_CUDA_FLASH_FWD_ROWS=128 \
+    "$H" train gpt2 "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
+  run_step "train-ours-gpt2-$ACC_SIZE-accum$ACC-fwd-rows128" 20 train.jsonl env BACKPACK_CUDA_FLASH_FWD_ROWS=128 \
+    "$H" train gpt2 "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
   # the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues
   for arch in backpack gpt2; do
     run_step "train-ours-$arch-${SIZES_TRAIN##* }-no-lt" 15 train.jsonl env BACKPACK_CUDA_LT=0 \
@@ -234,6 +240,8 @@ run_ours() {
   done
 
   run_step "forward-ours-gpt2-${FWD_SIZES##* }-fwd-blocks4" 15 forward.jsonl env BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 \
+    "$H" forward gpt2 "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" bf16
+  run_step "forward-ours-gpt2-${FWD_SIZES##* }-fwd-rows128" 15 forward.jsonl env BACKPACK_CUDA_FLASH_FWD_ROWS=128 \
     "$H" forward gpt2 "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" bf16
   [[ "$H16" != false ]] && for arch in backpack gpt2; do
     run_step "forward-ours-$arch-${FWD_SIZES##* }-fp16" 15 forward.jsonl "$H16" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" fp16

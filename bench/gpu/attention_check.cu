@@ -170,11 +170,12 @@ int attentionCheck() {
                 "vs the fp32 one rounded (%s)\",\"rel_err\":%.3e,\"tol\":0,\"ok\":%s}\n",
                 shape, grad16Diff, grad16Diff == 0.0 ? "true" : "false");
     if (k.reps > 0) {
-      // the forward kernel's occupancy knob, when a run sets it (flash_attention.cu)
+      // the forward kernel's experiment knobs, when a run sets them (flash_attention.cu)
       const char* blocks = std::getenv("BACKPACK_CUDA_FLASH_FWD_BLOCKS");
+      const char* rows = std::getenv("BACKPACK_CUDA_FLASH_FWD_ROWS");
       std::printf("{\"check\":\"attention-time\",\"shape\":\"%s\",\"fused_ms\":%.3f,\"batched_bf16_ms\":%.3f,"
-                  "\"speedup\":%.2f,\"flash_fwd_blocks\":%d}\n",
-                  shape, fla.ms, bat.ms, bat.ms / fla.ms, blocks ? std::atoi(blocks) : 0);
+                  "\"speedup\":%.2f,\"flash_fwd_blocks\":%d,\"flash_fwd_rows\":%d}\n",
+                  shape, fla.ms, bat.ms, bat.ms / fla.ms, blocks ? std::atoi(blocks) : 0, rows ? std::atoi(rows) : 0);
     }
     std::fflush(stdout);
   }

@@ -465,6 +465,9 @@ std::string gemmFields(const BP_CUDA_NS::Engine& gpu, const std::string& prec) {
   // 4: the fused attention's forward kernel built for 4 CTAs per SM (see flash_attention.cu)
   if (const char* e = std::getenv("BACKPACK_CUDA_FLASH_FWD_BLOCKS"))
     out += ",\"flash_fwd_blocks\":" + std::to_string(std::atoi(e));
+  // 128: the fused attention's forward kernel with 128 query rows per CTA (two 16-row groups per warp)
+  if (const char* e = std::getenv("BACKPACK_CUDA_FLASH_FWD_ROWS"))
+    out += ",\"flash_fwd_rows\":" + std::to_string(std::atoi(e));
   return out;
 }
 // One optimizer step = zeroGrad, `accum` micro-batches of B x T (forward + backward each), AdamW with clipping.

@@ -66,6 +66,7 @@ def main(out):
               f"{r['per_warp_ms']:.4f} ms ({r['speedup']:.2f}x)")
         if r.get("check") == "attention-time":
             knob = " [forward kernel for 4 CTAs/SM]" if r.get("flash_fwd_blocks") == 4 else ""
+            knob += " [forward kernel, 128 query rows per CTA]" if r.get("flash_fwd_rows") == 128 else ""
             p(f"attention forward+backward, {r['shape']}{knob}: fused {r['fused_ms']:.3f} ms, batched bf16 "
               f"{r['batched_bf16_ms']:.3f} ms ({r['speedup']:.2f}x)")
 
@@ -101,6 +102,7 @@ def main(out):
                 impl += " no-lt" if r.get("lt") == 0 else ""  # plain cuBLAS + element-wise bias/GELU kernels
                 impl += " grad16" if r.get("grad16") == 1 else ""  # bf16 gradient operands from their producers
                 impl += " fwd-blocks=4" if r.get("flash_fwd_blocks") == 4 else ""  # attention forward, 4 CTAs/SM
+                impl += " fwd-rows=128" if r.get("flash_fwd_rows") == 128 else ""  # attention forward, 128 rows/CTA
                 skipped = f"  {r['skipped_steps']} steps skipped (loss-scale overflow)" if r.get("skipped_steps") else ""
                 p(f"{NAME[arch] + '-' + size.capitalize():<20} {impl:<28} {r['precision']:<14} {dims:>16} "
                   f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}{gemm}{skipped}")
@@ -117,7 +119,7 @@ def main(out):
 
         def default(r):  # not a run with an engine knob set
             return (r.get("lt") != 0 and r.get("flash") != 0 and r.get("grad16") != 1
-                    and r.get("flash_fwd_blocks") is None)
+                    and r.get("flash_fwd_blocks") is None and r.get("flash_fwd_rows") is None)
 
         def pick(impl, size, arch, prec=None):
             return next((r["mean_s"] for r in fwd if r.get("impl", "").startswith(impl) and r.get("size") == size
@@ -139,6 +141,9 @@ def main(out):
             if "mean_s" in r and r.get("precision") == "fp16" and r.get("impl") == "ours":
                 p(f"{r['size']:<6} {NAME[r['arch']]:<12} ours fp16 (the fp16 build; the paper's autocast arithmetic): "
                   f"{r['mean_s']:.4f}")
+            if "mean_s" in r and r.get("flash_fwd_rows") == 128:
+                p(f"{r['size']:<6} {NAME[r['arch']]:<12} ours bf16, attention forward with 128 query rows per CTA "
+                  f"(BACKPACK_CUDA_FLASH_FWD_ROWS=128): {r['mean_s']:.4f}")
             if "mean_s" in r and r.get("flash_fwd_blocks") == 4:
                 p(f"{r['size']:<6} {NAME[r['arch']]:<12} ours bf16, attention forward built for 4 CTAs/SM "
                   f"(BACKPACK_CUDA_FLASH_FWD_BLOCKS=4): {r['mean_s']:.4f}")

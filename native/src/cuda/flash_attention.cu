@@ -146,6 +146,145 @@ __device__ __forceinline__ float keepFromBits(uint64_t w, int bit, float keepVal
   return (w >> bit) & 1u ? keepVal : 0.0f;
 }
 
+// One warp's 16 query rows in the forward kernel: their Q fragments, output accumulators and online-softmax state.
+template <int HS>
+struct ForwardRows {
+  static constexpr int KS = HS / 16, NT = HS / 8;
+  int i0, rowA, rowB;  // first row; this lane's two rows (g, g + 8)
+  uint32_t baseA, baseB;  // their dropout element bases
+  uint32_t qf[KS][4];
+  float o[NT][4];
+  float mA, mB, lA, lB;  // running max (log2 units) and partial sums
+
+  __device__ __forceinline__ void start(const half16* Q, long ld, int first, long bh, int T, int g, int t) {
+    i0 = first;
+    rowA = i0 + g;
+    rowB = i0 + g + 8;
+    baseA = dropRowBase(bh, T, rowA);
+    baseB = dropRowBase(bh, T, rowB);
+#pragma unroll
+    for (int ks = 0; ks < KS; ks++) loadA(qf[ks], Q + (long)i0 * ld, ld, ks, i0, T, g, t);
+#pragma unroll
+    for (int n = 0; n < NT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    mA = mB = -INFINITY;
+    lA = lB = 0.0f;
+  }
+
+  // Scores, online softmax, dropout and the value product against key block kb (K rows k, V rows v). diag: the
+  // block may hold keys past a row (or past T), so they are masked.
+  __device__ __forceinline__ void block(const RowTile<HS>& k, const RowTile<HS>& v, int kb, bool diag, int T,
+                                        float sl2, float p, float keepVal, uint32_t key, uint64_t* keepBits, long bh,
+                                        int g, int t, int lane) {
+    float s[8][4];
+    blockProduct<KS>(s, qf, k, g, t);
+    float mxA = mA, mxB = mB;
+    if (diag) {
+#pragma unroll
+      for (int n = 0; n < 8; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const int j = kb * kRows + n * 8 + 2 * t + e;
+          s[n][e] = j <= rowA && j < T ? s[n][e] * sl2 : -INFINITY;
+          s[n][2 + e] = j <= rowB && j < T ? s[n][2 + e] * sl2 : -INFINITY;
+          mxA = fmaxf(mxA, s[n][e]);
+          mxB = fmaxf(mxB, s[n][2 + e]);
+        }
+    } else {
+#pragma unroll
+      for (int n = 0; n < 8; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          s[n][e] *= sl2;
+          s[n][2 + e] *= sl2;
+          mxA = fmaxf(mxA, s[n][e]);
+          mxB = fmaxf(mxB, s[n][2 + e]);
+        }
+    }
+    // every row has key 0 <= its index and block 0 comes first, so the maxima are finite from then on
+    mxA = quadMax(mxA);
+    mxB = quadMax(mxB);
+    const float cA = exp2f(mA - mxA), cB = exp2f(mB - mxB);
+    mA = mxA;
+    mB = mxB;
+    lA *= cA;
+    lB *= cB;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      o[n][0] *= cA;
+      o[n][1] *= cA;
+      o[n][2] *= cB;
+      o[n][3] *= cB;
+    }
+    // the softmax denominator takes the undropped probabilities
+    if (p > 0.0f) {
+      uint32_t bitsA = 0, bitsB = 0;  // this lane's 16 keep bits of rows A and B (see keepBit)
+      const uint32_t j0 = kb * kRows + 2 * t;
+#pragma unroll
+      for (int n = 0; n < 8; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const float pa = exp2f(s[n][e] - mA), pb = exp2f(s[n][2 + e] - mB);
+          lA += pa;
+          lB += pb;
+          const uint32_t j = j0 + n * 8 + e;
+          const bool keepA = duniform01(key, baseA + j) >= p, keepB = duniform01(key, baseB + j) >= p;
+          s[n][e] = keepA ? pa * keepVal : 0.0f;
+          s[n][2 + e] = keepB ? pb * keepVal : 0.0f;
+          bitsA |= (uint32_t)keepA << (2 * n + e);
+          bitsB |= (uint32_t)keepB << (2 * n + e);
+        }
+      if (keepBits) {  // the quad's four lanes hold disjoint columns of the same two rows
+        uint64_t wA = (uint64_t)bitsA << (16 * t), wB = (uint64_t)bitsB << (16 * t);
+        wA |= __shfl_xor_sync(0xffffffffu, wA, 1);
+        wA |= __shfl_xor_sync(0xffffffffu, wA, 2);
+        wB |= __shfl_xor_sync(0xffffffffu, wB, 1);
+        wB |= __shfl_xor_sync(0xffffffffu, wB, 2);
+        if (t == 0 && rowA < T) keepBits[keepWord(bh, T, rowA, kb)] = wA;
+        if (t == 0 && rowB < T) keepBits[keepWord(bh, T, rowB, kb)] = wB;
+      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < 8; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          s[n][e] = exp2f(s[n][e] - mA);
+          s[n][2 + e] = exp2f(s[n][2 + e] - mB);
+          lA += s[n][e];
+          lB += s[n][2 + e];
+        }
+    }
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+      uint32_t pf[4];
+      accumToA(pf, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+      for (int n = 0; n < NT; n++) mmaMatrix(o[n], pf, v, kk * 16, n * 8, lane);
+    }
+  }
+
+  // out (fp32) and out16 (bf16) rows, and lse
+  __device__ __forceinline__ void finish(float* out, half16* out16, float* lse, long bh, int b, int h, int T, int C,
+                                         int t) {
+    lA = quadSum(lA);
+    lB = quadSum(lB);
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+      const int row = half ? rowB : rowA;
+      if (row >= T) continue;
+      const float l = half ? lB : lA, inv = 1.0f / l;
+      const long at = ((long)b * T + row) * C + h * HS;
+#pragma unroll
+      for (int n = 0; n < NT; n++) {
+        const int c = n * 8 + 2 * t;
+        const float x0 = o[n][2 * half] * inv, x1 = o[n][2 * half + 1] * inv;
+        *reinterpret_cast<float2*>(out + at + c) = make_float2(x0, x1);
+        *reinterpret_cast<half16x2*>(out16 + at + c) = round16x2(x0, x1);
+      }
+      if (t == 0) lse[bh * T + row] = ((half ? mB : mA) + log2f(l)) * kLn2;
+    }
+  }
+};
+
 // grid (query blocks, B*H). Writes out (fp32) and out16 (bf16) rows of this head, and lse. MinBlocks: CTAs per SM
 // the compiler must fit (4 caps registers at 128: at HS=64, 80 bytes spill against 159 registers without a
 // minimum; 1 passes no minimum, which keeps the code the default has always run).
@@ -282,6 +421,48 @@ __global__ void __launch_bounds__(kThreads, MinBlocks > 1 ? MinBlocks : 0)
     }
     if (t == 0) lse[(long)bh * T + row] = ((half ? mB : mA) + log2f(l)) * kLn2;
   }
+}
+
+// The experimental forward kernel (BACKPACK_CUDA_FLASH_FWD_ROWS=128): Groups 16-row groups per warp, so a CTA
+// covers 64 * Groups query rows, each key tile serves twice the rows and a warp has two independent groups in
+// flight. grid (query blocks of 64 * Groups rows, B*H); same outputs as flashForwardKernel. It repeats that
+// kernel's per-block body through ForwardRows instead of sharing it, so the GPU-verified default stays the code
+// that was measured; one of the two goes once the GPU check has compared them.
+template <int HS, int Groups>
+__global__ void __launch_bounds__(kThreads)
+    flashForwardGroupsKernel(float* out, half16* out16, float* lse, const half16* qkv, int T, int H, int C,
+                             float scale, float p, uint32_t key, uint64_t* keepBits) {
+  __shared__ __align__(16) BlockTiles<HS> tiles;  // key and value rows
+  const int qb = gridDim.x - 1 - blockIdx.x;  // the longest rows first
+  const int bh = blockIdx.y, b = bh / H, h = bh % H;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const long ld = 3L * C;
+  const half16* Q = qkv + (long)b * T * ld + h * HS;
+  const half16* K = Q + C;
+  const half16* V = Q + 2 * C;
+  ForwardRows<HS> rows[Groups];
+#pragma unroll
+  for (int r = 0; r < Groups; r++) rows[r].start(Q, ld, (qb * Groups + r) * kRows + warp * 16, bh, T, g, t);
+  const float sl2 = scale * kLog2e;
+  const float keepVal = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+  const BlockSource src{K, V, ld, ld, T};
+  auto noExtras = [](int, int) {};
+  // the key blocks up to the CTA's last row (and T)
+  const int last = min(qb * Groups + Groups - 1, (T - 1) / kRows);
+  tiles.start(src, 0, noExtras);
+  for (int kb = 0; kb <= last; kb++) {
+    tiles.acquire(src, kb < last ? kb + 1 : -1, kb, noExtras);
+#pragma unroll
+    for (int r = 0; r < Groups; r++) {
+      // (warp-uniform) a block wholly past the group's rows adds nothing; one reaching past its first row is masked
+      if (kb * kRows > rows[r].i0 + 15) continue;
+      const bool diag = kb * kRows + kRows - 1 > rows[r].i0;
+      rows[r].block(tiles.rows0(kb), tiles.rows1(kb), kb, diag, T, sl2, p, keepVal, key, keepBits, bh, g, t, lane);
+    }
+    tiles.release();
+  }
+#pragma unroll
+  for (int r = 0; r < Groups; r++) rows[r].finish(out, out16, lse, bh, b, h, T, C, t);
 }
 
 // One warp per (row, head): D = dO . O over the head's columns, and dO rounded to bf16 for the kernels below.
@@ -464,14 +645,19 @@ __global__ void __launch_bounds__(kThreads) flashBackwardQKernel(Out* dqkv, cons
   }
 }
 
-// BACKPACK_CUDA_FLASH_FWD_BLOCKS=4: the forward kernel built for 4 resident CTAs per SM instead of 3 (an occupancy
-// experiment the GPU check times against the default; not yet measured)
+// Experiments the GPU check times against the default (not yet measured): BACKPACK_CUDA_FLASH_FWD_BLOCKS=4, the
+// forward kernel built for 4 resident CTAs per SM instead of 3; BACKPACK_CUDA_FLASH_FWD_ROWS=128, 128 query rows
+// per CTA (two 16-row groups per warp) instead of 64.
 template <int HS>
 void launchForward(float* out, half16* out16, float* lse, const half16* qkv16, AttnShape s, Site drop, uint64_t* bits,
                    cudaStream_t st) {
   static const bool fourBlocks = envIs("BACKPACK_CUDA_FLASH_FWD_BLOCKS", "4");
-  const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
-  auto kernel = fourBlocks ? flashForwardKernel<HS, 4> : flashForwardKernel<HS, 1>;
+  static const bool twoGroups = envIs("BACKPACK_CUDA_FLASH_FWD_ROWS", "128");
+  const int rowsPerCta = twoGroups ? 2 * kRows : kRows;
+  const dim3 grid((s.T + rowsPerCta - 1) / rowsPerCta, s.B * s.H);
+  auto kernel = twoGroups    ? flashForwardGroupsKernel<HS, 2>
+                : fourBlocks ? flashForwardKernel<HS, 4>
+                             : flashForwardKernel<HS, 1>;
   kernel<<<grid, kThreads, 0, st>>>(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key, bits);
   BP_LAUNCHED();
 }
