@@ -45,8 +45,8 @@ struct Run {  // one path's outputs
 // with dqkv written in bf16 (BACKPACK_CUDA_GRAD16), widened back to fp32 here.
 enum class Path { Fp32, Batched16, Flash, FlashRecompute, FlashGrad16 };
 
-Run runPath(Path path, const Blas& blas, const float* qkv, const half16* qkv16, const float* dout, AttnShape s, Site drop,
-            int timedReps) {
+Run runPath(Path path, const Blas& blas, const float* qkv, const half16* qkv16, const float* dout, AttnShape s,
+            Site drop, int timedReps) {
   const long N = (long)s.B * s.T, TT = (long)s.T * s.T;
   Buf<float> out(N * s.C), lse((long)s.B * s.H * s.T), dqkv(N * 3 * s.C);
   Buf<half16> out16(N * s.C), dout16(N * s.C), dqkv16(N * 3 * s.C);

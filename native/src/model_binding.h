@@ -310,7 +310,8 @@ class ModelBinding : public Napi::ObjectWrap<Derived> {
     args.clip = (float)numOpt(o, "clip", args.clip);
     args.unscale = (float)numOpt(o, "unscale", 1.0);
     if (!(args.unscale > 0.0f) || !std::isfinite(args.unscale))
-      throw Napi::RangeError::New(info.Env(), "optimizerStep: unscale must be a positive finite number (1 / loss scale)");
+      throw Napi::RangeError::New(info.Env(),
+                                  "optimizerStep: unscale must be a positive finite number (1 / loss scale)");
     auto norm = std::make_shared<double>(0.0);
     Backend* b = backend.get();
     return run(

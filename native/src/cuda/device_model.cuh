@@ -146,8 +146,8 @@ class DeviceModel {
   // An MLP's hidden layer act = gelu(inp W^T + b): fused on cuBLASLt (act16 only; training keeps GELU's input in
   // pre16) or the product into pre plus the bias+GELU kernel (act in fp32 mode, act16 in mixed mode).
   // geluIn(src, ...) is the GradIn of its backward.
-  void mlpHidden(float* pre, half16* pre16, float* act, half16* act16, const float* inp, const half16* inp16, long w, long b,
-                 int N, int IC, int OC, bool train);
+  void mlpHidden(float* pre, half16* pre16, float* act, half16* act16, const float* inp, const half16* inp16, long w,
+                 long b, int N, int IC, int OC, bool train);
   GradIn geluIn(float* src, const float* pre, const half16* pre16) const {
     return fusedLinear ? GradIn{src, src, {}, nullptr, pre16} : GradIn{src, src, {}, pre, nullptr};
   }

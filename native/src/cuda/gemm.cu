@@ -27,8 +27,8 @@ void gemm(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, con
             "gemm");
 }
 
-void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda, const half16* B,
-            int ldb, float beta, float* C, int ldc) {
+void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda,
+            const half16* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
   b.flopsBf16 += 2.0 * M * N * K;
   blasCheck(cublasGemmEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,

@@ -174,8 +174,8 @@ static void runOrThrow(const Blas& b, const Product& q, const char* what) {
 }
 
 // Row-major out[N][OC] = inp[N][IC] w[OC][IC]^T is the column-major out^T = w^T inp^T: A = w (transposed).
-static Product forwardProduct(half16* out16, half16* pre16, const half16* inp16, const half16* w16, const void* bias, int N,
-                              int IC, int OC, Epilogue e) {
+static Product forwardProduct(half16* out16, half16* pre16, const half16* inp16, const half16* w16, const void* bias,
+                              int N, int IC, int OC, Epilogue e) {
   return Product{true, OC, N, IC, w16, inp16, out16, e, bias, e == Epilogue::BiasGeluAux ? pre16 : nullptr};
 }
 
@@ -185,15 +185,15 @@ static Product geluBackwardProduct(half16* dinp16, const half16* dout16, const h
   return Product{false, IC, N, OC, w16, dout16, dinp16, Epilogue::DGelu, nullptr, const_cast<half16*>(pre16)};
 }
 
-void linearForwardLt(const Blas& b, half16* out16, half16* pre16, const half16* inp16, const half16* w16, const float* bias,
-                     const half16* bias16, int N, int IC, int OC, Epilogue e) {
+void linearForwardLt(const Blas& b, half16* out16, half16* pre16, const half16* inp16, const half16* w16,
+                     const float* bias, const half16* bias16, int N, int IC, int OC, Epilogue e) {
   if (N <= 0) return;
   const void* bp = b.lt->fp32Bias ? static_cast<const void*>(bias) : static_cast<const void*>(bias16);
   runOrThrow(b, forwardProduct(out16, pre16, inp16, w16, bp, N, IC, OC, e), "linear layer");
 }
 
-void linearBackwardDataGeluLt(const Blas& b, half16* dinp16, const half16* dout16, const half16* w16, const half16* pre16,
-                              int N, int IC, int OC) {
+void linearBackwardDataGeluLt(const Blas& b, half16* dinp16, const half16* dout16, const half16* w16,
+                              const half16* pre16, int N, int IC, int OC) {
   if (N <= 0) return;
   runOrThrow(b, geluBackwardProduct(dinp16, dout16, w16, pre16, N, IC, OC), "GELU-gradient product");
 }

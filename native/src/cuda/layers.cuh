@@ -31,8 +31,8 @@ void gemm(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, con
 void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, long sA,
                  const float* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
 // The same with bf16 operands on bf16 tensor cores: fp32 accumulation, fp32 C (the mixed-precision mode).
-void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda, const half16* B,
-            int ldb, float beta, float* C, int ldc);
+void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda,
+            const half16* B, int ldb, float beta, float* C, int ldc);
 // (gemmStrided is also overloaded on bf16 operands, so code generic over the operand type can call one name)
 void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda, long sA,
                  const half16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
@@ -52,12 +52,12 @@ enum class Epilogue {
 bool enableLt(Blas& b);
 // out16[N][OC] (and pre16 with BiasGeluAux); the bias in fp32, or its bf16 shadow bias16 where the probe found
 // this cuBLASLt takes only that. Throws when cuBLASLt has no kernel for the shape.
-void linearForwardLt(const Blas& b, half16* out16, half16* pre16, const half16* inp16, const half16* w16, const float* bias,
-                     const half16* bias16, int N, int IC, int OC, Epilogue e);
+void linearForwardLt(const Blas& b, half16* out16, half16* pre16, const half16* inp16, const half16* w16,
+                     const float* bias, const half16* bias16, int N, int IC, int OC, Epilogue e);
 // The backward product of the layer after a GELU, straight into the GELU input's gradient as the next GEMM's bf16
 // operand: dinp16[N][IC] = (dout16[N][OC] w16[OC][IC]) * gelu'(pre16[N][IC]). Usable when ltGeluBackwardWorks.
-void linearBackwardDataGeluLt(const Blas& b, half16* dinp16, const half16* dout16, const half16* w16, const half16* pre16,
-                              int N, int IC, int OC);
+void linearBackwardDataGeluLt(const Blas& b, half16* dinp16, const half16* dout16, const half16* w16,
+                              const half16* pre16, int N, int IC, int OC);
 bool ltGeluBackwardWorks(const Blas& b);
 // dst = bf16(src), round to nearest even (weights' shadow copies, activations and gradients that feed GEMMs).
 void toHalf16(half16* dst, const float* src, long n, cudaStream_t st);
@@ -124,8 +124,8 @@ void linearBackward(const Blas& b, float* dinp, float* dw, float* db, const floa
 void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, half16* out16 = nullptr,
              bool keepFp32 = true);
 // Mixed precision: bf16 input and weight (its shadow copy), fp32 output.
-void linearForward16(const Blas& b, float* out, const half16* inp16, const half16* w16, const float* bias, int N, int IC,
-                     int OC);
+void linearForward16(const Blas& b, float* out, const half16* inp16, const half16* w16, const float* bias, int N,
+                     int IC, int OC);
 // The gradient at a linear layer's output in the mixed-precision mode, in one pass over its source: g = f(src),
 // f the identity, the dropout of `drop` (when on) or GELU's derivative at the pre-activation geluPre (fp32) or
 // geluPre16 (bf16, from a fused-epilogue layer) when one is set; writes g rounded to bf16 into dout16 and adds its
@@ -137,14 +137,15 @@ void prepareGrad16(half16* dout16, float* db, const float* src, int N, int OC, S
 void biasGradFrom16(float* db, const half16* g, int N, int OC, cudaStream_t st);
 // From dout16 (prepareGrad16's output, with the bias gradient already taken): dinp = dout16 w16 (fp32, += with
 // accumulate), dw += dout16^T inp16 (fp32).
-void linearBackward16(const Blas& b, float* dinp, float* dw, const half16* dout16, const half16* inp16, const half16* w16,
-                      int N, int IC, int OC, bool accumulate);
+void linearBackward16(const Blas& b, float* dinp, float* dw, const half16* dout16, const half16* inp16,
+                      const half16* w16, int N, int IC, int OC, bool accumulate);
 
 // ---- gelu_mlp.cu
 void geluForward(float* out, const float* inp, long n, cudaStream_t st, half16* out16 = nullptr);
 // pre += bias (rows of OC; pre is kept for the backward pass), then out = gelu(pre): the fc layer's bias add fused.
 // With out16, out may be null (only the bf16 GEMMs read the activation).
-void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, cudaStream_t st, half16* out16 = nullptr);
+void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, cudaStream_t st,
+                     half16* out16 = nullptr);
 void geluBackward(float* dinp, const float* inp, const float* dout, long n, cudaStream_t st);
 
 // ---- attention.cu: causal multi-head attention on packed [q|k|v] rows, a chunk of sequences at a time on batched

@@ -49,8 +49,8 @@ void linearBackward(const Blas& b, float* dinp, float* dw, float* db, const floa
   if (db) gemm(b, false, false, 1, OC, N, 1.0f, ones, N, dout, OC, 1.0f, db, OC);
 }
 
-void linearForward16(const Blas& b, float* out, const half16* inp16, const half16* w16, const float* bias, int N, int IC,
-                     int OC) {
+void linearForward16(const Blas& b, float* out, const half16* inp16, const half16* w16, const float* bias, int N,
+                     int IC, int OC) {
   gemm16(b, false, true, N, OC, IC, 1.0f, inp16, IC, w16, IC, 0.0f, out, OC);
   if (bias) addBias(out, bias, N, OC, b.stream);
 }
@@ -178,8 +178,8 @@ void prepareGrad16(half16* dout16, float* db, const float* src, int N, int OC, S
   BP_LAUNCHED();
 }
 
-void linearBackward16(const Blas& b, float* dinp, float* dw, const half16* dout16, const half16* inp16, const half16* w16,
-                      int N, int IC, int OC, bool accumulate) {
+void linearBackward16(const Blas& b, float* dinp, float* dw, const half16* dout16, const half16* inp16,
+                      const half16* w16, int N, int IC, int OC, bool accumulate) {
   if (dinp) gemm16(b, false, false, N, IC, OC, 1.0f, dout16, OC, w16, IC, accumulate ? 1.0f : 0.0f, dinp, IC);
   gemm16(b, true, false, OC, IC, N, 1.0f, dout16, OC, inp16, IC, 1.0f, dw, IC);
 }

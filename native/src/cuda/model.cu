@@ -48,11 +48,13 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
   if (prec == Precision::Mixed16) {
     mixed = half16GemmWorks(blas, false);
     attn16 = mixed && half16GemmWorks(blas, true);
-    if (!mixed) std::fprintf(stderr, "backpack: cuBLAS refused %s-operand GEMMs; %s mode uses fp32 operands\n", kHalf16Name, kHalf16Name);
+    if (!mixed)
+      std::fprintf(stderr, "backpack: cuBLAS refused %s-operand GEMMs; %s mode uses fp32 operands\n", kHalf16Name,
+                   kHalf16Name);
     else if (!attn16)
       std::fprintf(stderr, "backpack: cuBLAS refused batched %s GEMMs; attention uses fp32 operands\n", kHalf16Name);
-    flashAttn = mixed && flashAttentionSupported(AttnShape{1, 1, c.d, c.nHead, 1.0f}) &&
-                !envIs("BACKPACK_CUDA_FLASH", "0");
+    flashAttn =
+        mixed && flashAttentionSupported(AttnShape{1, 1, c.d, c.nHead, 1.0f}) && !envIs("BACKPACK_CUDA_FLASH", "0");
     if (mixed) lnBack = LnBackward::Vectorized;
     // (cuBLASLt's GELU input matrix needs leading dimensions divisible by 8: every layer width here is d or h based)
     fusedLinear = mixed && c.d % 8 == 0 && c.senseHidden % 8 == 0 && enableLt(blas);
@@ -371,7 +373,8 @@ void DeviceModel::backward(const ForwardRequest& r) {
   layernormBackward(dres, G(lnfw), G(lnfb), dlnf, a.layer[cfg.nLayer - 1].res3, P(lnfw), a.lnfm, a.lnfr,
                     N, d, stream, lnBack);
   // the buckets of gradBuckets(), in its order
-  const std::vector<std::pair<long, long>> buckets = onGradsReady ? gradBuckets() : std::vector<std::pair<long, long>>{};
+  const std::vector<std::pair<long, long>> buckets =
+      onGradsReady ? gradBuckets() : std::vector<std::pair<long, long>>{};
   auto ready = [&](int bucket) {
     if (onGradsReady) onGradsReady(buckets[bucket].first, buckets[bucket].second);
   };
@@ -480,8 +483,8 @@ void DeviceModel::mlpHidden(float* pre, half16* pre16, float* act, half16* act16
   biasGeluForward(fp32Input(act), pre, P(b), OC, (long)N * OC, stream, act16);
 }
 
-void DeviceModel::linearBackFrom16(float* dinp, long w, long b, const half16* dout16, const half16* inp16, int N, int IC,
-                                   int OC) {
+void DeviceModel::linearBackFrom16(float* dinp, long w, long b, const half16* dout16, const half16* inp16, int N,
+                                   int IC, int OC) {
   biasGradFrom16(G(b), dout16, N, OC, stream);
   linearBackward16(blas, dinp, G(w), dout16, inp16, W16(w), N, IC, OC, false);
 }
