@@ -384,7 +384,7 @@ void Engine::senseVectors(const int32_t* ids, int n, float* out, const Intervent
 
 Engine::GemmFlops Engine::gemmFlops() const {
   const Blas& b = replicas[0]->blas;
-  return GemmFlops{b.flopsBf16, b.flopsFp32};
+  return GemmFlops{b.flops16, b.flopsFp32};
 }
 
 std::string Engine::kernelPaths() const {
@@ -402,7 +402,7 @@ std::string Engine::kernelPaths() const {
 }
 
 void Engine::resetGemmFlops() {
-  for (auto& r : replicas) r->blas.flopsBf16 = r->blas.flopsFp32 = 0.0;
+  for (auto& r : replicas) r->blas.flops16 = r->blas.flopsFp32 = 0.0;
 }
 
 void Engine::cacheReset(int rows, int cap) { replicas[0]->cacheReset(rows, cap); }

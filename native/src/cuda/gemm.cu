@@ -30,7 +30,7 @@ void gemm(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, con
 void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda,
             const half16* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
-  b.flopsBf16 += 2.0 * M * N * K;
+  b.flops16 += 2.0 * M * N * K;
   blasCheck(cublasGemmEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
                          kHalf16Type, ldb, A, kHalf16Type, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
                          CUBLAS_GEMM_DEFAULT),
@@ -66,7 +66,7 @@ bool half16GemmWorks(const Blas& b, bool batched) {
 }
 
 // Four elements per thread; 8-byte bf16 stores when both pointers allow it.
-__global__ void toBf16Kernel(half16* dst, const float* src, long n, bool vec) {
+__global__ void toHalf16Kernel(half16* dst, const float* src, long n, bool vec) {
   const long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) * 4;
   if (i >= n) return;
   if (vec && i + 4 <= n) {
@@ -82,21 +82,21 @@ __global__ void toBf16Kernel(half16* dst, const float* src, long n, bool vec) {
 void toHalf16(half16* dst, const float* src, long n, cudaStream_t st) {
   if (n <= 0) return;
   const bool vec = ((uintptr_t)src % 16) == 0 && ((uintptr_t)dst % 8) == 0;
-  toBf16Kernel<<<blocksFor((n + 3) / 4, 256), 256, 0, st>>>(dst, src, n, vec);
+  toHalf16Kernel<<<blocksFor((n + 3) / 4, 256), 256, 0, st>>>(dst, src, n, vec);
   BP_LAUNCHED();
 }
 
 // Strided batched product on fp32 operands (the configured compute type) or bf16 ones (fp32 accumulation)
 static void stridedBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const void* A, int lda,
                            long sA, const void* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch,
-                           bool bf16Operands) {
+                           bool operands16) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
-  (bf16Operands ? b.flopsBf16 : b.flopsFp32) += 2.0 * M * N * K * batch;
-  const cudaDataType type = bf16Operands ? kHalf16Type : CUDA_R_32F;
+  (operands16 ? b.flops16 : b.flopsFp32) += 2.0 * M * N * K * batch;
+  const cudaDataType type = operands16 ? kHalf16Type : CUDA_R_32F;
   blasCheck(cublasGemmStridedBatchedEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
                                        K, &alpha, B, type, ldb, sB, A, type, lda, sA, &beta, C, CUDA_R_32F, ldc, sC,
-                                       batch, bf16Operands ? CUBLAS_COMPUTE_32F : b.compute, CUBLAS_GEMM_DEFAULT),
-            bf16Operands ? "half16 strided batched gemm" : "strided batched gemm");
+                                       batch, operands16 ? CUBLAS_COMPUTE_32F : b.compute, CUBLAS_GEMM_DEFAULT),
+            operands16 ? "half16 strided batched gemm" : "strided batched gemm");
 }
 
 void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, long sA,
@@ -122,7 +122,7 @@ void gemmBatched(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
 void gemmBatched16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* const* A, int lda,
                    const half16* const* B, int ldb, float beta, float* const* C, int ldc, int batch) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
-  b.flopsBf16 += 2.0 * M * N * K * batch;
+  b.flops16 += 2.0 * M * N * K * batch;
   blasCheck(cublasGemmBatchedEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
                                 &alpha, (const void* const*)B, kHalf16Type, ldb, (const void* const*)A, kHalf16Type,
                                 lda, &beta, (void* const*)C, CUDA_R_32F, ldc, batch, CUBLAS_COMPUTE_32F,

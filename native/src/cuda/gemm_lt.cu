@@ -166,7 +166,7 @@ static bool run(const Blas& b, const Product& q) {
 }
 
 static void runOrThrow(const Blas& b, const Product& q, const char* what) {
-  b.flopsBf16 += 2.0 * q.m * q.n * q.k;
+  b.flops16 += 2.0 * q.m * q.n * q.k;
   if (!run(b, q))
     throw Error(std::string("cuBLASLt has no kernel for the fused ") + what + " " + std::to_string(q.m) + "x" +
                 std::to_string(q.n) + "x" + std::to_string(q.k) +

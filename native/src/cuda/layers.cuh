@@ -24,7 +24,7 @@ struct Blas {
   cudaStream_t stream = nullptr;
   std::shared_ptr<LtContext> lt;  // cuBLASLt for the fused-epilogue layers (set by enableLt; null: not used)
   // Matmul FLOPs issued, by operand type (benchmarks report which GEMMs actually ran on bf16 operands).
-  mutable double flopsBf16 = 0.0, flopsFp32 = 0.0;
+  mutable double flops16 = 0.0, flopsFp32 = 0.0;
 };
 void gemm(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc);

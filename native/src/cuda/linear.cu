@@ -69,7 +69,7 @@ __device__ __forceinline__ float gradAt(const float* src, long i, float p, uint3
 }
 
 // Four bf16 at p (8-byte aligned) as floats
-__device__ __forceinline__ float4 loadBf16x4(const half16* p) {
+__device__ __forceinline__ float4 load16x4(const half16* p) {
   const uint2 u = *reinterpret_cast<const uint2*>(p);
   const float2 lo = widen16x2(*reinterpret_cast<const half16x2*>(&u.x));
   const float2 hi = widen16x2(*reinterpret_cast<const half16x2*>(&u.y));
@@ -78,7 +78,7 @@ __device__ __forceinline__ float4 loadBf16x4(const half16* p) {
 
 // GELU's input at elements i..i+3, from fp32 or (the fused-epilogue layers) bf16
 __device__ __forceinline__ float4 geluPre4(const float* pre, const half16* pre16, long i) {
-  return pre ? *reinterpret_cast<const float4*>(pre + i) : loadBf16x4(pre16 + i);
+  return pre ? *reinterpret_cast<const float4*>(pre + i) : load16x4(pre16 + i);
 }
 
 // Adds a block's column totals into db (see prepareGrad16's layout): sum[e] is this thread's partial of column
@@ -142,7 +142,7 @@ template <int VW>
 __global__ void biasGradKernel(float* db, const half16* g, int N, int OC) {
   columnBlock<VW>(db, N, OC, [&](long i, float(&sum)[VW]) {
     if constexpr (VW == 4) {
-      const float4 x = loadBf16x4(g + i);
+      const float4 x = load16x4(g + i);
       sum[0] += x.x, sum[1] += x.y, sum[2] += x.z, sum[3] += x.w;
     } else {
       sum[0] += widen16(g[i]);

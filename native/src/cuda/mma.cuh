@@ -24,7 +24,7 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], 
 }
 
 // Two floats as one register of bf16 (lo in the low half: the lower column index)
-__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
+__device__ __forceinline__ uint32_t pack16(float lo, float hi) {
   half16x2 v = round16x2(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
 }
@@ -47,10 +47,10 @@ __device__ __forceinline__ void loadA(uint32_t (&a)[4], const half16* rows, long
 
 // C tiles 2kk and 2kk+1 (16 x 16 of a row block) as the A fragment of k-step kk of the next product
 __device__ __forceinline__ void accumToA(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
-  a[0] = packBf16(lo[0], lo[1]);
-  a[1] = packBf16(lo[2], lo[3]);
-  a[2] = packBf16(hi[0], hi[1]);
-  a[3] = packBf16(hi[2], hi[3]);
+  a[0] = pack16(lo[0], lo[1]);
+  a[1] = pack16(lo[2], lo[3]);
+  a[2] = pack16(hi[0], hi[1]);
+  a[3] = pack16(hi[2], hi[3]);
 }
 
 // The B fragment of a product against a row-major matrix m in shared memory, element (k, n) = m[k][n]: the two
