@@ -162,6 +162,9 @@ else
   ACC_SIZE=small; ACC_B=32; ACC=8; ACC_STEPS=3
 fi
 
+# The fused attention's forward-kernel experiments (native/src/cuda/flash_attention.cu): name suffix = environment
+FWD_EXPERIMENTS=("fwd-blocks4=BACKPACK_CUDA_FLASH_FWD_BLOCKS=4" "fwd-rows128=BACKPACK_CUDA_FLASH_FWD_ROWS=128")
+
 # ---- 2.-5. our engine (skipped with --no-ours: a peers-only call on a machine that already ran them)
 run_ours() {
   # ---- 2. parity (fast; most important)
@@ -175,10 +178,8 @@ run_ours() {
   run_step parity-grad16 20 parity.jsonl env BACKPACK_CUDA_GRAD16=1 "$H" parity
   # the fused attention kernels on multi-block shapes, against the batched path (plus their time at Small)
   run_step attention 20 parity.jsonl "$H" attention
-  # the same with the forward kernel built for 4 CTAs per SM (an occupancy experiment: its fused_ms at Small)
-  run_step attention-fwd-blocks4 20 parity.jsonl env BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 "$H" attention
-  # ... and the experimental forward kernel with 128 query rows per CTA (checked against the same reference)
-  run_step attention-fwd-rows128 20 parity.jsonl env BACKPACK_CUDA_FLASH_FWD_ROWS=128 "$H" attention
+  # the same with each forward-kernel experiment (checked against the same reference; its fused_ms at Small)
+  for x in "${FWD_EXPERIMENTS[@]}"; do run_step "attention-${x%%=*}" 20 parity.jsonl env "${x#*=}" "$H" attention; done
   run_step layernorm 10 parity.jsonl "$H" layernorm
   run_step data-parallel 20 parity.jsonl "$H" dp
   wait_fp16_build
@@ -212,15 +213,13 @@ run_ours() {
   [[ "$H16" != false ]] && for arch in backpack gpt2; do
     run_step "train-ours-$arch-${SIZES_TRAIN##* }-fp16" 15 train.jsonl "$H16" train "$arch" "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" fp16
   done
-  # the attention forward kernel built for 4 CTAs per SM (the Transformer is where attention weighs most)
-  run_step "train-ours-gpt2-${SIZES_TRAIN##* }-fwd-blocks4" 15 train.jsonl env BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 \
-    "$H" train gpt2 "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
-  run_step "train-ours-gpt2-$ACC_SIZE-accum$ACC-fwd-blocks4" 20 train.jsonl env BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 \
-    "$H" train gpt2 "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
-  run_step "train-ours-gpt2-${SIZES_TRAIN##* }-fwd-rows128" 15 train.jsonl env BACKPACK_CUDA_FLASH_FWD_ROWS=128 \
-    "$H" train gpt2 "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
-  run_step "train-ours-gpt2-$ACC_SIZE-accum$ACC-fwd-rows128" 20 train.jsonl env BACKPACK_CUDA_FLASH_FWD_ROWS=128 \
-    "$H" train gpt2 "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
+  # the attention forward experiments (the Transformer is where attention weighs most), at both shapes
+  for x in "${FWD_EXPERIMENTS[@]}"; do
+    run_step "train-ours-gpt2-${SIZES_TRAIN##* }-${x%%=*}" 15 train.jsonl env "${x#*=}" \
+      "$H" train gpt2 "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
+    run_step "train-ours-gpt2-$ACC_SIZE-accum$ACC-${x%%=*}" 20 train.jsonl env "${x#*=}" \
+      "$H" train gpt2 "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
+  done
   # the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues
   for arch in backpack gpt2; do
     run_step "train-ours-$arch-${SIZES_TRAIN##* }-no-lt" 15 train.jsonl env BACKPACK_CUDA_LT=0 \
@@ -239,10 +238,10 @@ run_ours() {
       "$H" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" bf16
   done
 
-  run_step "forward-ours-gpt2-${FWD_SIZES##* }-fwd-blocks4" 15 forward.jsonl env BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 \
-    "$H" forward gpt2 "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" bf16
-  run_step "forward-ours-gpt2-${FWD_SIZES##* }-fwd-rows128" 15 forward.jsonl env BACKPACK_CUDA_FLASH_FWD_ROWS=128 \
-    "$H" forward gpt2 "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" bf16
+  for x in "${FWD_EXPERIMENTS[@]}"; do
+    run_step "forward-ours-gpt2-${FWD_SIZES##* }-${x%%=*}" 15 forward.jsonl env "${x#*=}" \
+      "$H" forward gpt2 "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" bf16
+  done
   [[ "$H16" != false ]] && for arch in backpack gpt2; do
     run_step "forward-ours-$arch-${FWD_SIZES##* }-fp16" 15 forward.jsonl "$H16" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" fp16
   done

@@ -137,19 +137,20 @@ def main(out):
             if o_b and o_t:
                 p(f"{size:<6} Backpack/Transformer (ours, bf16): {o_b / o_t:.2f}x  "
                   f"(paper: {PAPER_TABLE7[(size, 'backpack')] / PAPER_TABLE7[(size, 'gpt2')]:.2f}x)")
+        # the runs beside the default path: what selects them, and how the line names them
+        variants = [
+            (lambda r: r.get("precision") == "fp16" and r.get("impl") == "ours",
+             "ours fp16 (the fp16 build; the paper's autocast arithmetic)"),
+            (lambda r: r.get("flash_fwd_rows") == 128,
+             "ours bf16, attention forward with 128 query rows per CTA (BACKPACK_CUDA_FLASH_FWD_ROWS=128)"),
+            (lambda r: r.get("flash_fwd_blocks") == 4,
+             "ours bf16, attention forward built for 4 CTAs/SM (BACKPACK_CUDA_FLASH_FWD_BLOCKS=4)"),
+            (lambda r: r.get("lt") == 0, "ours bf16 without the cuBLASLt epilogues (BACKPACK_CUDA_LT=0)"),
+        ]
         for r in fwd:
-            if "mean_s" in r and r.get("precision") == "fp16" and r.get("impl") == "ours":
-                p(f"{r['size']:<6} {NAME[r['arch']]:<12} ours fp16 (the fp16 build; the paper's autocast arithmetic): "
-                  f"{r['mean_s']:.4f}")
-            if "mean_s" in r and r.get("flash_fwd_rows") == 128:
-                p(f"{r['size']:<6} {NAME[r['arch']]:<12} ours bf16, attention forward with 128 query rows per CTA "
-                  f"(BACKPACK_CUDA_FLASH_FWD_ROWS=128): {r['mean_s']:.4f}")
-            if "mean_s" in r and r.get("flash_fwd_blocks") == 4:
-                p(f"{r['size']:<6} {NAME[r['arch']]:<12} ours bf16, attention forward built for 4 CTAs/SM "
-                  f"(BACKPACK_CUDA_FLASH_FWD_BLOCKS=4): {r['mean_s']:.4f}")
-            if "mean_s" in r and r.get("lt") == 0:
-                p(f"{r['size']:<6} {NAME[r['arch']]:<12} ours bf16 without the cuBLASLt epilogues (BACKPACK_CUDA_LT=0): "
-                  f"{r['mean_s']:.4f}")
+            for selects, label in variants:
+                if "mean_s" in r and selects(r):
+                    p(f"{r['size']:<6} {NAME[r['arch']]:<12} {label}: {r['mean_s']:.4f}")
 
     gen = read(out, "generate.jsonl")
     p("")
