@@ -11,6 +11,14 @@
 #include "../common.h"
 #include "namespace.h"
 
+// Kernel launches are written BP_LAUNCH(kernel, grid, block, smem, stream)(args...) where the launch code should
+// also run on the CPU emulator (emulator/, BP_CUDA_EMULATOR=1), which cannot parse <<< >>>.
+#if defined(BP_CUDA_EMULATOR) && BP_CUDA_EMULATOR
+#include "emulator/cuda_shim.h"
+#else
+#define BP_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
+#endif
+
 namespace bp::BP_CUDA_NS {
 
 // Whether the environment variable `name` is set to exactly `value` (the engine's on/off knobs).

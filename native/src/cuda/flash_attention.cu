@@ -658,17 +658,19 @@ void launchForward(float* out, half16* out16, float* lse, const half16* qkv16, A
   auto kernel = twoGroups    ? flashForwardGroupsKernel<HS, 2>
                 : fourBlocks ? flashForwardKernel<HS, 4>
                              : flashForwardKernel<HS, 1>;
-  kernel<<<grid, kThreads, 0, st>>>(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key, bits);
+  BP_LAUNCH(kernel, grid, kThreads, 0, st)(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key, bits);
   BP_LAUNCHED();
 }
 template <int HS, typename Out>
 void launchBackward(Out* dqkv, const half16* qkv16, const half16* dout16, const float* lse, const float* D, uint4* dS,
                     AttnShape s, Site drop, const uint64_t* bits, cudaStream_t st) {
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
-  flashBackwardKVKernel<HS, Out><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dout16, lse, D, dS, s.T, s.H, s.C, s.scale,
-                                                            drop.p, drop.key, bits);
+  auto keysAndValues = flashBackwardKVKernel<HS, Out>;
+  BP_LAUNCH(keysAndValues, grid, kThreads, 0, st)(dqkv, qkv16, dout16, lse, D, dS, s.T, s.H, s.C, s.scale, drop.p,
+                                                  drop.key, bits);
   BP_LAUNCHED();
-  flashBackwardQKernel<HS, Out><<<grid, kThreads, 0, st>>>(dqkv, qkv16, dS, s.T, s.H, s.C, s.scale);
+  auto queries = flashBackwardQKernel<HS, Out>;
+  BP_LAUNCH(queries, grid, kThreads, 0, st)(dqkv, qkv16, dS, s.T, s.H, s.C, s.scale);
   BP_LAUNCHED();
 }
 template <int HS>
@@ -716,7 +718,7 @@ void flashAttentionBackward(float* dqkv, half16* dqkv16, const float* dout, cons
   uint4* dS = reinterpret_cast<uint4*>(scratch + dsOffsetFloats(s));
   const int hs = s.C / s.H;
   const long warps = (long)s.B * s.T * s.H;
-  flashPrepKernel<<<blocksFor(warps, 8), 256, 0, st>>>(D, dout16, dout, out, s.B, s.T, s.H, hs, s.C);
+  BP_LAUNCH(flashPrepKernel, blocksFor(warps, 8), 256, 0, st)(D, dout16, dout, out, s.B, s.T, s.H, hs, s.C);
   BP_LAUNCHED();
   switch (hs) {
     case 16: launchBackward<16>(dqkv, dqkv16, qkv16, dout16, lse, D, dS, s, drop, keepBits, st); break;

@@ -15,6 +15,10 @@
 
 namespace bp::BP_CUDA_NS::mma {
 
+#if defined(BP_CUDA_EMULATOR) && BP_CUDA_EMULATOR
+// mma16816, loadBTrans, transpose8x8 and the cp.async helpers, as warp collectives of the CPU emulator
+#include "emulator/mma_emulated.h"
+#else
 // d += a * b
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." BP_MMA_TYPE16 "." BP_MMA_TYPE16
@@ -22,6 +26,7 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], 
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif
 
 // Two floats as one register of bf16 (lo in the low half: the lower column index)
 __device__ __forceinline__ uint32_t pack16(float lo, float hi) {
@@ -53,6 +58,7 @@ __device__ __forceinline__ void accumToA(uint32_t (&a)[4], const float (&lo)[4],
   a[3] = pack16(hi[2], hi[3]);
 }
 
+#if !(defined(BP_CUDA_EMULATOR) && BP_CUDA_EMULATOR)
 // The B fragment of a product against a row-major matrix m in shared memory, element (k, n) = m[k][n]: the two
 // 8x8 blocks at rows k0..k0+15, columns n0..n0+7, transposed by ldmatrix. Each lane passes &m[k0 + (lane & 15)][n0]
 // (16-byte aligned rows; lanes 16-31 are ignored).
@@ -83,6 +89,7 @@ template <int pending>
 __device__ __forceinline__ void copyAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
 }
+#endif  // BP_CUDA_EMULATOR
 
 // Reductions over the 4 lanes that share a row of a C fragment
 __device__ __forceinline__ float quadMax(float v) {
