@@ -25,7 +25,7 @@
 inline void __syncthreads() { ::bp::emu::syncBlock(); }
 template <class T>
 inline T __shfl_xor_sync(unsigned /*mask: the kernels pass the full warp*/, T v, int laneMask, int width = 32) {
-  if (width != 32) throw std::runtime_error("CUDA emulator: __shfl_xor_sync with a width below 32");
+  if (width != 32) ::bp::emu::deviceError("__shfl_xor_sync with a width below 32");
   return ::bp::emu::shuffleXor(v, laneMask);
 }
 // device code's global min/max of mixed arithmetic types

@@ -1,9 +1,10 @@
-// The CPU emulator's scheduler (see emulator.h): one fiber (ucontext) per CUDA thread of the running block, run
-// round-robin on the calling OS thread until each reaches a barrier, the barriers released when complete.
+// The CPU emulator's scheduler (see emulator.h): one fiber per CUDA thread of the running block, run in turn on
+// the calling OS thread until each reaches a barrier, the barriers released when complete.
 #include "emulator.h"
 
 #include <sys/mman.h>
-#include <ucontext.h>
+
+#include "fiber_switch.h"
 
 #include <deque>
 #include <string>
@@ -23,7 +24,7 @@ struct PendingCopy {
 };
 
 struct Fiber {
-  ucontext_t context;
+  FiberContext context;
   ThreadState ids;
   State state = State::Ready;
   int warp = 0, lane = 0;
@@ -42,7 +43,7 @@ struct Warp {
 struct Block {
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
-  ucontext_t scheduler;
+  FiberContext scheduler;
   const std::function<void()>* body = nullptr;
   int current = -1, live = 0, arrivedAtBlock = 0;
   std::string error;
@@ -75,7 +76,14 @@ Fiber& running() {
 
 void yieldToScheduler() {
   Fiber& f = running();
-  swapcontext(&f.context, &block->scheduler);
+  switchFiber(f.context, block->scheduler);
+}
+
+// An error inside device code: the block stops and the launch throws it (exceptions cannot unwind a fiber's
+// stack, which has no caller).
+[[noreturn]] void fail(const std::string& message) {
+  if (block->error.empty()) block->error = message;
+  for (;;) yieldToScheduler();
 }
 
 void releaseBlockBarrier() {
@@ -84,7 +92,7 @@ void releaseBlockBarrier() {
   block->arrivedAtBlock = 0;
 }
 
-void fiberMain() {
+[[noreturn]] void fiberMain() {
   Fiber& f = running();
   (*block->body)();
   f.state = State::Done;
@@ -96,7 +104,7 @@ void fiberMain() {
   if (w.arrived > 0 && w.live < w.size && block->error.empty())
     block->error = "a warp collective in warp " + std::to_string(f.warp) + " while its lane " +
                    std::to_string(f.lane) + " exited (a full-warp collective needs every lane)";
-  // returning resumes the scheduler (uc_link)
+  for (;;) yieldToScheduler();  // a Done fiber is never resumed
 }
 
 const char* stateName(State s) {
@@ -145,15 +153,11 @@ void runBlock(Block& b, dim3 grid, dim3 blockDim, uint3 blockIdx) {
     Warp& w = b.warps[f.warp];
     w.size++;
     w.live++;
-    getcontext(&f.context);
-    f.context.uc_stack.ss_sp = stacks.get(i);
-    f.context.uc_stack.ss_size = kStackBytes;
-    f.context.uc_link = &b.scheduler;
-    makecontext(&f.context, fiberMain, 0);
+    startFiber(f.context, stacks.get(i), kStackBytes, fiberMain);
   }
   auto resume = [&](int i) {
     b.current = i;
-    swapcontext(&b.scheduler, &b.fibers[i].context);
+    switchFiber(b.scheduler, b.fibers[i].context);
     b.current = -1;
     if (!b.error.empty()) throw std::runtime_error("CUDA emulator, " + where(blockIdx) + ": " + b.error);
   };
@@ -191,6 +195,8 @@ void landCopies(const std::vector<PendingCopy>& group) {
 
 const ThreadState& self() { return running().ids; }
 
+void deviceError(const std::string& message) { fail(message); }
+
 void syncBlock() {
   Fiber& f = running();
   f.state = State::AtBlock;
@@ -199,27 +205,20 @@ void syncBlock() {
 }
 
 void warpCollective(const void* in, size_t inBytes, void* out, size_t outBytes, Combine combine, const void* ctx) {
-  if (inBytes > kSlotBytes || outBytes > kSlotBytes) throw std::runtime_error("CUDA emulator: collective slot too small");
+  if (inBytes > kSlotBytes || outBytes > kSlotBytes) fail("a warp collective's operands exceed its slot");
   Fiber& f = running();
   Warp& w = block->warps[f.warp];
-  if (w.size != 32) {
-    block->error = "a full-warp collective in a warp of " + std::to_string(w.size) + " threads";
-    yieldToScheduler();
-  }
+  if (w.size != 32) fail("a full-warp collective in a warp of " + std::to_string(w.size) + " threads");
   if (w.arrived == 0) {
     w.combine = combine;
     w.ctx = ctx;
   } else if (w.combine != combine) {
-    block->error = "lanes of warp " + std::to_string(f.warp) + " meet different collectives (divergence)";
-    yieldToScheduler();
+    fail("lanes of warp " + std::to_string(f.warp) + " meet different collectives (divergence)");
   }
   std::memcpy(w.ins + f.lane * kSlotBytes, in, inBytes);
   f.state = State::AtWarp;
   if (++w.arrived == w.live) {
-    if (w.live < w.size) {
-      block->error = "a warp collective in warp " + std::to_string(f.warp) + " after some of its lanes exited";
-      yieldToScheduler();
-    }
+    if (w.live < w.size) fail("a warp collective in warp " + std::to_string(f.warp) + " after some of its lanes exited");
     w.combine(w.ins, w.outs, w.ctx);
     w.arrived = 0;
     for (int l = 0; l < w.size; l++) block->fibers[f.warp * 32 + l].state = State::Ready;
@@ -232,7 +231,7 @@ void setCopyMode(CopyMode m) { copyMode = m; }
 void setSchedule(Schedule s) { schedule = s; }
 
 void copyAsync(void* dst, const void* src, int bytes) {
-  if (bytes < 0 || bytes > 16) throw std::runtime_error("CUDA emulator: cp.async of more than 16 bytes");
+  if (bytes < 0 || bytes > 16) fail("cp.async of " + std::to_string(bytes) + " bytes (0 to 16)");
   if (copyMode == CopyMode::Eager) {
     landCopies({PendingCopy{dst, src, bytes}});
     return;

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <functional>
 #include <stdexcept>
+#include <string>
 #include <tuple>
 #include <utility>
 
@@ -33,6 +34,9 @@ struct ThreadState {
 
 // The running CUDA thread's indices (fiber-local)
 const ThreadState& self();
+
+// An error in device code (the emulator's own checks): stops the block; the launch throws it
+[[noreturn]] void deviceError(const std::string& message);
 
 // __syncthreads: waits until every live thread of the block arrives
 void syncBlock();
