@@ -176,6 +176,8 @@ run_ours() {
     "$H" parity
   # the gradient operands written in bf16 by their producers (not yet the default)
   run_step parity-grad16 20 parity.jsonl env BACKPACK_CUDA_GRAD16=1 "$H" parity
+  # the fused Backpack contextualization (backpack_flash.cu; checked on the CPU emulator, never yet on a GPU)
+  run_step parity-fused-context 20 parity.jsonl env BACKPACK_CUDA_FUSED_CONTEXT=1 "$H" parity
   # the fused attention kernels on multi-block shapes, against the batched path (plus their time at Small)
   run_step attention 20 parity.jsonl "$H" attention
   # the same with each forward-kernel experiment (checked against the same reference; its fused_ms at Small)
@@ -220,6 +222,11 @@ run_ours() {
     run_step "train-ours-gpt2-$ACC_SIZE-accum$ACC-${x%%=*}" 20 train.jsonl env "${x#*=}" \
       "$H" train gpt2 "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
   done
+  # the fused Backpack contextualization in the forward pass (the backward pass recomputes alpha as before)
+  run_step "train-ours-backpack-${SIZES_TRAIN##* }-fused-context" 15 train.jsonl env BACKPACK_CUDA_FUSED_CONTEXT=1 \
+    "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
+  run_step "train-ours-backpack-$ACC_SIZE-accum$ACC-fused-context" 20 train.jsonl env BACKPACK_CUDA_FUSED_CONTEXT=1 \
+    "$H" train backpack "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
   # the plain cuBLAS products plus element-wise bias/GELU kernels instead of the cuBLASLt epilogues
   for arch in backpack gpt2; do
     run_step "train-ours-$arch-${SIZES_TRAIN##* }-no-lt" 15 train.jsonl env BACKPACK_CUDA_LT=0 \
@@ -241,6 +248,11 @@ run_ours() {
   for x in "${FWD_EXPERIMENTS[@]}"; do
     run_step "forward-ours-gpt2-${FWD_SIZES##* }-${x%%=*}" 15 forward.jsonl env "${x#*=}" \
       "$H" forward gpt2 "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" bf16
+  done
+  # Table 7 of the Backpacks with the fused contextualization (d/k = 24, 40, 48 at Micro, Mini, Small)
+  for size in $FWD_SIZES; do
+    run_step "forward-ours-backpack-$size-fused-context" 15 forward.jsonl env BACKPACK_CUDA_FUSED_CONTEXT=1 \
+      "$H" forward backpack "$size" "$FWD_B" 512 "$RUNS" bf16
   done
   [[ "$H16" != false ]] && for arch in backpack gpt2; do
     run_step "forward-ours-$arch-${FWD_SIZES##* }-fp16" 15 forward.jsonl "$H16" forward "$arch" "${FWD_SIZES##* }" "$FWD_B" 512 "$RUNS" fp16

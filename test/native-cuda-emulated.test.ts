@@ -1,9 +1,10 @@
 /**
- * The hand-written CUDA kernels' arithmetic, checked where no GPU exists: the fused attention kernels
- * (native/src/cuda/flash_attention.cu) compile with the host compiler against the CPU emulator
- * (native/src/cuda/emulator/, BP_CUDA_EMULATOR=1) and run through their own launch code on shapes with ragged
- * blocks, every instantiated head size and dropout, against a double-precision reference
- * (test/emulated/flash_attention_check.cpp). Each forward-kernel variant the engine can select is checked.
+ * The hand-written CUDA kernels' arithmetic, checked where no GPU exists: the fused kernels compile with the host
+ * compiler against the CPU emulator (native/src/cuda/emulator/, BP_CUDA_EMULATOR=1) and run through their own
+ * launch code against double-precision references (test/emulated/*_check.cpp):
+ *  - the fused attention (flash_attention.cu): ragged blocks, every instantiated head size, dropout; each
+ *    forward-kernel variant the engine can select;
+ *  - the fused Backpack contextualization (backpack_flash.cu): every padded head width, the alpha edit.
  * The emulator itself must catch a kernel's missing cp.async wait and missing __syncthreads (mutation tests).
  */
 import { spawnSync } from 'child_process';
@@ -17,7 +18,7 @@ const haveHeaders = fs.existsSync(path.join(include, 'cuda_runtime.h'));
 const buildDir = path.join(root, '.tools', 'emulated-build');
 const cudaSources = path.join(root, 'native', 'src', 'cuda');
 const emulator = path.join(root, 'native', 'src', 'cuda', 'emulator', 'emulator.cpp');
-const check = path.join(root, 'test', 'emulated', 'flash_attention_check.cpp');
+const checkSource = (name: string) => path.join(root, 'test', 'emulated', `${name}_check.cpp`);
 
 interface CheckLine {
   check: string;
@@ -28,8 +29,8 @@ interface CheckLine {
   error?: string;
 }
 
-/** Compiles the check against a (possibly mutated) copy of the kernel source; returns the executable. */
-function build(name: string, kernelSource: string): string {
+/** Compiles a check against a (possibly mutated) copy of its kernel source; returns the executable. */
+function build(name: string, kernelSource: string, check: string): string {
   fs.mkdirSync(buildDir, { recursive: true });
   const exe = path.join(buildDir, name);
   // -I the kernels' directory: a mutant copy built from elsewhere still finds the headers it includes
@@ -65,11 +66,19 @@ if (!haveHeaders && !process.env.CI) {
   test.skip(`emulated CUDA kernel checks skipped: no CUDA headers at ${include} (run scripts/install-cuda-toolkit.sh)`, () => undefined);
 } else {
   describe('CUDA kernels on the CPU emulator', () => {
-    let exe = '';
+    let attention = '';
+    let backpack = '';
     beforeAll(() => {
       if (!haveHeaders) throw new Error(`no CUDA headers at ${include}: scripts/install-cuda-toolkit.sh should have installed them`);
-      exe = build('flash_attention_check', path.join(cudaSources, 'flash_attention.cu'));
+      attention = build('flash_attention_check', path.join(cudaSources, 'flash_attention.cu'), checkSource('flash_attention'));
+      backpack = build('backpack_flash_check', path.join(cudaSources, 'backpack_flash.cu'), checkSource('backpack_flash'));
     }, 6 * 60 * 1000);
+
+    function expectAllPass(status: number | null, lines: CheckLine[], count: number): void {
+      const failed = lines.filter((l) => !l.ok);
+      if (failed.length > 0 || status !== 0) throw new Error(`status ${status}; failed checks:\n${failed.map((l) => JSON.stringify(l)).join('\n')}`);
+      expect(lines).toHaveLength(count);
+    }
 
     const variants: Array<[string, Record<string, string>]> = [
       ['default forward kernel', {}],
@@ -77,14 +86,20 @@ if (!haveHeaders && !process.env.CI) {
       ['BACKPACK_CUDA_FLASH_FWD_BLOCKS=4 (built for 4 CTAs per SM)', { BACKPACK_CUDA_FLASH_FWD_BLOCKS: '4' }],
     ];
     test.each(variants)('fused attention matches the double-precision reference: %s', (_name, env) => {
-      const { status, lines } = runCheck(exe, env);
-      const failed = lines.filter((l) => !l.ok);
-      if (failed.length > 0 || status !== 0) throw new Error(`status ${status}; failed checks:\n${failed.map((l) => JSON.stringify(l)).join('\n')}`);
+      const { status, lines } = runCheck(attention, env);
       // 6 shapes x (out, lse, dq, dk, dv, two schedule skews, recomputed mask, bf16 gradient)
-      expect(lines).toHaveLength(54);
+      expectAllPass(status, lines, 54);
       const out = lines.find((l) => l.what?.startsWith('out (B=2 T=200'));
       expect(out?.rel_err).toBeGreaterThan(0); // bf16 probabilities: not bit-equal to the reference
       expect(out?.rel_err).toBeLessThan(2e-2);
+    }, 6 * 60 * 1000);
+
+    test('fused Backpack contextualization matches the double-precision reference', () => {
+      const { status, lines } = runCheck(backpack);
+      // 6 shapes (d/k = 48, 40, 24, 16, 64, 80; two with the alpha edit) x (out, lse, two schedule skews)
+      expectAllPass(status, lines, 24);
+      for (const width of [48, 40, 24, 16, 64, 80]) expect(lines.some((l) => l.what?.startsWith('out') && l.what.includes(`d/k=${width}`))).toBe(true);
+      expect(lines.filter((l) => l.what?.startsWith('out') && l.what.includes('alpha edit'))).toHaveLength(2);
     }, 6 * 60 * 1000);
 
     // The emulator's skews must expose the two races a tiled kernel can have.
@@ -95,7 +110,7 @@ if (!haveHeaders && !process.env.CI) {
     test.each(mutations)('a kernel mutated with %s fails the check', (name, from, to, expected) => {
       const file = mutant(name, from, to);
       try {
-        const { status, lines } = runCheck(build(`mutant-${name}`, file), {}, ['--cases', '1']);
+        const { status, lines } = runCheck(build(`mutant-${name}`, file, checkSource('flash_attention')), {}, ['--cases', '1']);
         expect(status).toBe(1);
         const failed = lines.filter((l) => !l.ok);
         expect(failed.length).toBeGreaterThan(0);

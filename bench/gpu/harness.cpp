@@ -356,6 +356,7 @@ int cmdParity() {
   if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS")) rep.tag += std::string(" [attn-seqs=") + e + "]";
   if (const char* e = std::getenv("BACKPACK_CUDA_LT")) rep.tag += std::string(" [lt=") + e + "]";
   if (const char* e = std::getenv("BACKPACK_CUDA_GRAD16")) rep.tag += std::string(" [grad16=") + e + "]";
+  if (const char* e = std::getenv("BACKPACK_CUDA_FUSED_CONTEXT")) rep.tag += std::string(" [fused-context=") + e + "]";
   // runs one check; an exception becomes a failed line named `what`
   auto guarded = [&](const char* arch, const char* prec, const char* what, auto check) {
     try {
@@ -468,6 +469,9 @@ std::string gemmFields(const BP_CUDA_NS::Engine& gpu, const std::string& prec) {
   // 128: the fused attention's forward kernel with 128 query rows per CTA (two 16-row groups per warp)
   if (const char* e = std::getenv("BACKPACK_CUDA_FLASH_FWD_ROWS"))
     out += ",\"flash_fwd_rows\":" + std::to_string(std::atoi(e));
+  // 1: the fused Backpack contextualization (backpack_flash.cu) instead of the alpha + GEMM path
+  if (const char* e = std::getenv("BACKPACK_CUDA_FUSED_CONTEXT"))
+    out += ",\"fused_context\":" + std::to_string(std::atoi(e));
   return out;
 }
 // One optimizer step = zeroGrad, `accum` micro-batches of B x T (forward + backward each), AdamW with clipping.

@@ -103,6 +103,7 @@ def main(out):
                 impl += " grad16" if r.get("grad16") == 1 else ""  # bf16 gradient operands from their producers
                 impl += " fwd-blocks=4" if r.get("flash_fwd_blocks") == 4 else ""  # attention forward, 4 CTAs/SM
                 impl += " fwd-rows=128" if r.get("flash_fwd_rows") == 128 else ""  # attention forward, 128 rows/CTA
+                impl += " fused-context" if r.get("fused_context") == 1 else ""  # Backpack contextualization fused
                 skipped = f"  {r['skipped_steps']} steps skipped (loss-scale overflow)" if r.get("skipped_steps") else ""
                 p(f"{NAME[arch] + '-' + size.capitalize():<20} {impl:<28} {r['precision']:<14} {dims:>16} "
                   f"{r['tokens_per_s']:>10.0f} {r['mfu'] * 100:>6.1f}% {fmt(ratio, '>10.2f')}{gemm}{skipped}")
@@ -119,7 +120,8 @@ def main(out):
 
         def default(r):  # not a run with an engine knob set
             return (r.get("lt") != 0 and r.get("flash") != 0 and r.get("grad16") != 1
-                    and r.get("flash_fwd_blocks") is None and r.get("flash_fwd_rows") is None)
+                    and r.get("flash_fwd_blocks") is None and r.get("flash_fwd_rows") is None
+                    and r.get("fused_context") is None)
 
         def pick(impl, size, arch, prec=None):
             return next((r["mean_s"] for r in fwd if r.get("impl", "").startswith(impl) and r.get("size") == size
@@ -146,6 +148,8 @@ def main(out):
             (lambda r: r.get("flash_fwd_blocks") == 4,
              "ours bf16, attention forward built for 4 CTAs/SM (BACKPACK_CUDA_FLASH_FWD_BLOCKS=4)"),
             (lambda r: r.get("lt") == 0, "ours bf16 without the cuBLASLt epilogues (BACKPACK_CUDA_LT=0)"),
+            (lambda r: r.get("fused_context") == 1,
+             "ours bf16, fused Backpack contextualization (BACKPACK_CUDA_FUSED_CONTEXT=1)"),
         ]
         for r in fwd:
             for selects, label in variants:

@@ -16,13 +16,7 @@
 
 #include "../../native/src/cuda/layers.cuh"
 #include "../../native/src/rng.h"
-
-namespace bp::cuda {
-[[noreturn]] void cudaFail(cudaError_t e, const char* what, const char* file, int line) {
-  throw Error(std::string("CUDA emulator: ") + what + " failed (" + std::to_string((int)e) + ") at " + file + ":" +
-              std::to_string(line));
-}
-}  // namespace bp::cuda
+#include "check_util.h"
 
 namespace {
 
@@ -118,37 +112,8 @@ Result fused(const std::vector<half16>& qkv16, const std::vector<float>& dout, A
   return r;
 }
 
-template <class Pick>
-double relErr(const std::vector<float>& a, const std::vector<float>& ref, Pick pick) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < a.size(); i++) {
-    if (!pick(i)) continue;
-    const double d = (double)a[i] - ref[i];
-    num += d * d;
-    den += (double)ref[i] * ref[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
-
-double maxDiff(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0.0;
-  for (size_t i = 0; i < a.size(); i++) m = std::max(m, (double)std::fabs(a[i] - b[i]));
-  return std::isnan(m) ? INFINITY : m;
-}
-
-int failures = 0;
-void report(const char* what, const std::string& shape, double err, double tol) {
-  const bool ok = std::isfinite(err) && err <= tol;
-  failures += !ok;
-  std::printf("{\"check\":\"emulated\",\"kernel\":\"flash_attention\",\"what\":\"%s (%s)\",\"rel_err\":%.3e,"
-              "\"tol\":%.1e,\"ok\":%s}\n",
-              what, shape.c_str(), err, tol, ok ? "true" : "false");
-  std::fflush(stdout);
-}
-
 }  // namespace
 
-// --cases N: only the first N shapes (the mutation tests need one)
 int main(int argc, char** argv) {
   struct Case {
     int B, T, H, hs;
@@ -156,8 +121,8 @@ int main(int argc, char** argv) {
   };
   const Case cases[] = {{2, 200, 3, 64, 0.1f}, {1, 200, 2, 64, 0.0f}, {1, 130, 2, 80, 0.1f},
                         {3, 77, 4, 16, 0.1f},  {2, 128, 2, 32, 0.0f}, {1, 96, 5, 48, 0.1f}};
-  int count = (int)(sizeof cases / sizeof cases[0]);
-  if (argc == 3 && std::string(argv[1]) == "--cases") count = std::min(count, std::atoi(argv[2]));
+  const int count = check::caseCount(argc, argv, (int)(sizeof cases / sizeof cases[0]));
+  check::Report report{"flash_attention"};
   try {
     for (int c = 0; c < count; c++) {
       const Case& k = cases[c];
@@ -178,45 +143,32 @@ int main(int argc, char** argv) {
       std::snprintf(shape, sizeof shape, "B=%d T=%d H=%d hs=%d dropout=%.1f", k.B, k.T, k.H, k.hs, k.p);
 
       const Result ref = reference(qkv, dout, s, drop);
-      bp::emu::setCopyMode(bp::emu::CopyMode::Eager);
       const Result got = fused(qkv16, dout, s, drop, Mask::Kept, false);
       const long C3 = 3L * s.C;
       auto part = [&](int which) { return [=](size_t i) { return (long)(i % C3) / s.C == which; }; };
       auto all = [](size_t) { return true; };
-      report("out", shape, relErr(got.out, ref.out, all), 2e-2);
-      report("lse", shape, relErr(got.lse, ref.lse, all), 2e-3);
-      report("dq", shape, relErr(got.dqkv, ref.dqkv, part(0)), 3e-2);
-      report("dk", shape, relErr(got.dqkv, ref.dqkv, part(1)), 3e-2);
-      report("dv", shape, relErr(got.dqkv, ref.dqkv, part(2)), 3e-2);
+      report.line("out", shape, check::relErr(got.out, ref.out, all), 2e-2);
+      report.line("lse", shape, check::relErr(got.lse, ref.lse, all), 2e-3);
+      report.line("dq", shape, check::relErr(got.dqkv, ref.dqkv, part(0)), 3e-2);
+      report.line("dk", shape, check::relErr(got.dqkv, ref.dqkv, part(1)), 3e-2);
+      report.line("dv", shape, check::relErr(got.dqkv, ref.dqkv, part(2)), 3e-2);
 
       // the same bits whatever the copies' timing and the order the warps run in, the kept mask or the recomputed
       // one; bf16 = fp32 rounded
-      using bp::emu::CopyMode, bp::emu::Schedule;
-      const struct {
-        CopyMode copies;
-        Schedule order;
-        const char* what;
-      } skews[] = {{CopyMode::AtWait, Schedule::LowWarpsFirst, "cp.async landing at the wait, low warps first"},
-                   {CopyMode::Eager, Schedule::HighWarpsFirst, "high warps first"}};
-      for (const auto& skew : skews) {
-        bp::emu::setCopyMode(skew.copies);
-        bp::emu::setSchedule(skew.order);
-        const Result other = fused(qkv16, dout, s, drop, Mask::Kept, false);
-        bp::emu::setCopyMode(CopyMode::Eager);
-        bp::emu::setSchedule(Schedule::RoundRobin);
-        report((std::string(skew.what) + ": out and dqkv bit-identical").c_str(), shape,
-               std::max(maxDiff(other.out, got.out), maxDiff(other.dqkv, got.dqkv)), 0.0);
+      for (const check::Skew& skew : check::kSkews) {
+        const Result other = check::skewed(skew, [&] { return fused(qkv16, dout, s, drop, Mask::Kept, false); });
+        report.line(std::string(skew.what) + ": out and dqkv bit-identical", shape,
+                    std::max(check::maxDiff(other.out, got.out), check::maxDiff(other.dqkv, got.dqkv)), 0.0);
       }
       const Result rec = fused(qkv16, dout, s, drop, Mask::Recomputed, false);
-      report("dqkv, kept vs recomputed dropout mask", shape, maxDiff(rec.dqkv, got.dqkv), 0.0);
+      report.line("dqkv, kept vs recomputed dropout mask", shape, check::maxDiff(rec.dqkv, got.dqkv), 0.0);
       const Result g16 = fused(qkv16, dout, s, drop, Mask::Kept, true);
       std::vector<float> rounded(got.dqkv.size());
       for (size_t i = 0; i < rounded.size(); i++) rounded[i] = widen16(round16(got.dqkv[i]));
-      report("dqkv written in bf16 vs the fp32 one rounded", shape, maxDiff(g16.dqkv, rounded), 0.0);
+      report.line("dqkv written in bf16 vs the fp32 one rounded", shape, check::maxDiff(g16.dqkv, rounded), 0.0);
     }
   } catch (const std::exception& e) {
-    std::printf("{\"check\":\"emulated\",\"kernel\":\"flash_attention\",\"error\":\"%s\",\"ok\":false}\n", e.what());
-    return 1;
+    report.error(e.what());
   }
-  return failures ? 1 : 0;
+  return report.failures ? 1 : 0;
 }

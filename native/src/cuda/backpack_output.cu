@@ -24,8 +24,31 @@ static half16* alpha16In(const AttnWork& w, int chunks, long chunkFloats) {
   return reinterpret_cast<half16*>(w.scratch + chunks * chunkFloats);
 }
 
-void backpackForward(const Blas& b, float* out, float* lse, const float* qk, const float* senses, CtxShape s,
+// The fused kernels (backpack_flash.cu), a chunk of sequences at a time: qk rounded to bf16 into the scratch the
+// GEMM path would use for its weights (4 * seqs * k*T*T floats hold 4 * seqs * k*T / d sequences of qk16).
+// False when they cannot run (knob off, shape, scratch, or the weights are wanted).
+static bool fusedForward(const Blas& b, float* out, float* lse, const float* qk, CtxShape s, AttnWork w,
+                         const AlphaEdit* edit, const float* alphaOutHost, const half16* senses16) {
+  static const bool enabled = envIs("BACKPACK_CUDA_FUSED_CONTEXT", "1");
+  if (!enabled || !senses16 || alphaOutHost || !backpackFlashSupported(s)) return false;
+  const long fit = 4L * w.seqs * s.k * s.T / s.d;
+  if (fit < 1) return false;
+  const int T = s.T, d = s.d, k = s.k;
+  half16* qk16 = reinterpret_cast<half16*>(w.scratch);
+  for (int b0 = 0; b0 < s.B; b0 += (int)fit) {
+    const int n = (int)std::min<long>(fit, s.B - b0);
+    toHalf16(qk16, qk + (long)b0 * T * 2 * d, (long)n * T * 2 * d, b.stream);
+    AlphaEdit e = edit ? *edit : AlphaEdit{};
+    if (e.keyMask) e.keyMask += (long)b0 * T;
+    backpackFlashForward(out + (long)b0 * T * d, lse + (long)b0 * k * T, qk16, senses16 + (long)b0 * T * k * d,
+                         CtxShape{n, T, d, k, s.coalesced}, edit ? &e : nullptr, b.stream);
+  }
+  return true;
+}
+
+bool backpackForward(const Blas& b, float* out, float* lse, const float* qk, const float* senses, CtxShape s,
                      AttnWork w, const AlphaEdit* edit, float* alphaOutHost, const half16* senses16) {
+  if (fusedForward(b, out, lse, qk, s, w, edit, alphaOutHost, senses16)) return true;
   const int T = s.T, d = s.d, k = s.k;
   const long kTT = (long)k * T * T, kd = (long)k * d;
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
@@ -51,6 +74,7 @@ void backpackForward(const Blas& b, float* out, float* lse, const float* qk, con
         BP_CUDA(cudaStreamSynchronize(b.stream));
       }
   }
+  return false;
 }
 
 void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* dout, const float* qk,

@@ -94,6 +94,8 @@ class DeviceModel {
   // default: their speed and parity wait for a GPU run): the cuBLASLt GELU-gradient product writes an MLP's hidden
   // gradient (geluGrad16), the fused attention writes dqkv (qkvGrad16); the bias gradients then come from those.
   bool geluGrad16 = false, qkvGrad16 = false;
+  // The last Backpack forward pass ran the fused contextualization (backpack_flash.cu, BACKPACK_CUDA_FUSED_CONTEXT=1)
+  bool fusedContext = false;
   // LayerNorm backward kernel: shared atomics in fp32/TF32, register partials (vectorised) in mixed mode
   LnBackward lnBack = LnBackward::SharedAtomics;
   DevBuf<half16> params16;

@@ -398,6 +398,7 @@ std::string Engine::kernelPaths() const {
   add(r.fusedLinear, "lt");
   add(r.geluGrad16, "grad16-gelu");
   add(r.qkvGrad16, "grad16-qkv");
+  add(r.fusedContext, "fused-context");
   return s;
 }
 

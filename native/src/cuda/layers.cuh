@@ -219,11 +219,19 @@ void alphaToHeadMajor(float* out, const float* alpha, CtxShape s, cudaStream_t s
 // [k][T][T] weights live in scratch only; backward recomputes them). scratch >= seqs*4.5*k*T*T floats.
 // Mixed precision (senses16, the bf16 twin of senses, non-null): alpha is rounded to bf16 as well and the mixing
 // products take bf16 operands; the backward pass then needs dout16, scratch for dout rounded (>= B*T*d).
-void backpackForward(const Blas& b, float* out, float* lse, const float* qk, const float* senses, CtxShape s,
+// Returns whether the fused kernels of backpack_flash.cu ran instead (see there).
+bool backpackForward(const Blas& b, float* out, float* lse, const float* qk, const float* senses, CtxShape s,
                      AttnWork w, const AlphaEdit* edit, float* alphaOutHost, const half16* senses16 = nullptr);
 void backpackBackward(const Blas& b, float* dqk, float* dsenses, const float* dout, const float* qk,
                       const float* senses, const float* lse, CtxShape s, AttnWork w, const half16* senses16 = nullptr,
                       half16* dout16 = nullptr);
+
+// ---- backpack_flash.cu: the same output fused flash style (bf16 operands, no [k][T][T] weights at all): lse
+// [B][k][T] and out [B][T][d] from qk16 (the bf16 twin of qk) and senses16. Used by backpackForward in mixed
+// precision when BACKPACK_CUDA_FUSED_CONTEXT=1 and the weights are not requested.
+bool backpackFlashSupported(const CtxShape& s);
+void backpackFlashForward(float* out, float* lse, const half16* qk16, const half16* senses16, CtxShape s,
+                          const AlphaEdit* edit, cudaStream_t st);
 // Per-position sense multipliers: out[i][l][:] = senses[i][l][:] * scale[i][l]
 void scaleSenses(float* out, const float* senses, const float* scale, int N, int k, int d, cudaStream_t st);
 

@@ -305,8 +305,8 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     }
     // the bf16 mixing products read the senses' bf16 twin, unless an intervention scaled them
     const half16* senses16 = sensesRounded && senses == a.senses ? a.senses16 : nullptr;
-    backpackForward(blas, a.out, a.alse, a.qk, senses, sh, ctxWork(), iv && iv->hasAlphaEdit ? &iv->edit : nullptr,
-                    r.alphaOut, senses16);
+    fusedContext = backpackForward(blas, a.out, a.alse, a.qk, senses, sh, ctxWork(),
+                                   iv && iv->hasAlphaEdit ? &iv->edit : nullptr, r.alphaOut, senses16);
     feats = a.out;
     if (mixed) toHalf16(a.outh, a.out, (long)N * d, stream);
     feats16 = a.outh;

@@ -1,0 +1,69 @@
+// The building blocks of the fused (flash-style) kernels: 64-row tiles of a bf16 matrix in shared memory, filled
+// with cp.async, and the warp's tensor-core products against them (mma.cuh). Used by flash_attention.cu and
+// backpack_flash.cu; internal to each (anonymous namespace).
+#pragma once
+
+#include "layers.cuh"
+#include "mma.cuh"
+
+namespace bp::BP_CUDA_NS {
+namespace {
+
+using namespace mma;
+
+constexpr int kRows = 64;  // rows of a block (queries or keys), 16 per warp
+constexpr int kThreads = 128;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// A shared tile of 64 rows, row-major, padded by 8 bf16 so the fragment loads of the 8 row groups fall in
+// different banks.
+template <int HS>
+struct RowTile {
+  half16 v[kRows][HS + 8];
+};
+
+// Issues the copies of rows [r0, r0+64) into a row tile (cp.async); rows at or past T are zero-filled.
+template <int HS>
+__device__ void copyRows(RowTile<HS>& dst, const half16* src, long ld, int r0, int T) {
+  constexpr int V = HS / 8;
+  for (int f = threadIdx.x; f < kRows * V; f += kThreads) {
+    const int r = f / V, c = (f % V) * 8;
+    const bool in = r0 + r < T;
+    copyAsync16(&dst.v[r][c], src + (long)(in ? r0 + r : 0) * ld + c, in ? 16 : 0);
+  }
+}
+
+// d += a * B, where element (k, n) of B is tile.v[n0 + n][k0 + k]: rows of a tile for products against their
+// transpose.
+template <int HS>
+__device__ __forceinline__ void mmaTile(float (&d)[4], const uint32_t (&a)[4], const RowTile<HS>& tile, int n0, int k0,
+                                        int g, int t) {
+  const half16* p = &tile.v[n0 + g][k0 + 2 * t];
+  mma16816(d, a, load2(p), load2(p + 8));
+}
+
+// d += a * M for a 16-row k-step k0.. and 8 columns n0.. of a block matrix M (keys or queries x head columns),
+// fragments straight from its rows through ldmatrix.trans
+template <int HS>
+__device__ __forceinline__ void mmaMatrix(float (&d)[4], const uint32_t (&a)[4], const RowTile<HS>& m, int k0, int n0,
+                                          int lane) {
+  uint32_t b0, b1;
+  loadBTrans(b0, b1, &m.v[k0 + (lane & 15)][n0]);
+  mma16816(d, a, b0, b1);
+}
+
+// x = A B^T over the 64 rows of a row tile (8 C tiles of 16 x 8): A's fragments span KS k-steps of 16.
+template <int KS, int HS>
+__device__ __forceinline__ void blockProduct(float (&x)[8][4], const uint32_t (&a)[KS][4], const RowTile<HS>& tile,
+                                             int g, int t) {
+#pragma unroll
+  for (int n = 0; n < 8; n++) {
+    x[n][0] = x[n][1] = x[n][2] = x[n][3] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < KS; ks++) mmaTile(x[n], a[ks], tile, n * 8, ks * 16, g, t);
+  }
+}
+
+}  // namespace
+}  // namespace bp::BP_CUDA_NS
