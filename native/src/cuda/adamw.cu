@@ -42,7 +42,7 @@ void adamwPlan(std::vector<AdamBlock>& out, const long* offsets, const long* siz
 void adamwAll(float* p, float* g, float* m, float* v, const AdamBlock* blocks, int nblocks, float lr, float b1,
               float b2, float eps, float wd, float c1, float c2, cudaStream_t st, half16* p16, float gradScale) {
   if (nblocks <= 0) return;
-  adamwAllKernel<<<nblocks, 256, 0, st>>>(p, g, m, v, blocks, lr, b1, b2, eps, wd, c1, c2, p16, gradScale);
+  BP_LAUNCH(adamwAllKernel, nblocks, 256, 0, st)(p, g, m, v, blocks, lr, b1, b2, eps, wd, c1, c2, p16, gradScale);
   BP_LAUNCHED();
 }
 
@@ -65,7 +65,7 @@ void sumSquares(double* acc, const float* x, long n, cudaStream_t st) {
   if (n <= 0) return;
   unsigned blocks = blocksFor(n, 256);
   if (blocks > 1024) blocks = 1024;
-  sumSquaresKernel<<<blocks, 256, 0, st>>>(acc, x, n);
+  BP_LAUNCH(sumSquaresKernel, blocks, 256, 0, st)(acc, x, n);
   BP_LAUNCHED();
 }
 

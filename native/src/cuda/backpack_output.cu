@@ -15,7 +15,7 @@ __global__ void scaleSensesKernel(float* out, const float* senses, const float* 
 void scaleSenses(float* out, const float* senses, const float* scale, int N, int k, int d, cudaStream_t st) {
   long total = (long)N * k * d;
   if (total <= 0) return;
-  scaleSensesKernel<<<blocksFor(total, 256), 256, 0, st>>>(out, senses, scale, total, d);
+  BP_LAUNCH(scaleSensesKernel, blocksFor(total, 256), 256, 0, st)(out, senses, scale, total, d);
   BP_LAUNCHED();
 }
 

@@ -11,12 +11,14 @@
 #include "../common.h"
 #include "namespace.h"
 
-// Kernel launches are written BP_LAUNCH(kernel, grid, block, smem, stream)(args...) where the launch code should
-// also run on the CPU emulator (emulator/, BP_CUDA_EMULATOR=1), which cannot parse <<< >>>.
+// Kernel launches are written BP_LAUNCH(kernel, grid, block, smem, stream)(args...) and dynamic shared memory
+// BP_DYNAMIC_SHARED(type, name), so the same code also runs on the CPU emulator (emulator/, BP_CUDA_EMULATOR=1),
+// which cannot parse <<< >>> nor give extern __shared__ arrays their launch-time size.
 #if defined(BP_CUDA_EMULATOR) && BP_CUDA_EMULATOR
 #include "emulator/cuda_shim.h"
 #else
 #define BP_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
+#define BP_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
 #endif
 
 namespace bp::BP_CUDA_NS {

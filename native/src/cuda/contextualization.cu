@@ -58,7 +58,7 @@ __global__ void alphaBackKernel(float* dS, const float* alpha, const float* dalp
 // and written/read in its natural order. shared: T*(k+1) floats.
 __global__ void alphaSoftmaxRowKernel(float* alpha, float* lse, const float* S, int n, int k, int T, AlphaEdit edit,
                                       const uint8_t* keyMask, half16* alpha16) {
-  extern __shared__ float tile[];
+  BP_DYNAMIC_SHARED(float, tile);
   const int b = blockIdx.x / T, i = blockIdx.x % T, l = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float* s = S + (((long)b * k + l) * T + i) * T;
   float mx = -INFINITY;
@@ -88,7 +88,7 @@ __global__ void alphaSoftmaxRowKernel(float* alpha, float* lse, const float* S, 
 // multiple of k, so a thread always meets the same sense l = threadIdx.x % k), per-sense sums in shared memory,
 // then the k output rows go out through a [k][T+1] shared tile. shared: k*(T+1) + blockDim floats.
 __global__ void alphaBackRowKernel(float* dS, const float* alpha, const float* dalpha, int n, int k, int T) {
-  extern __shared__ float sh[];
+  BP_DYNAMIC_SHARED(float, sh);
   float* out = sh;                       // [k][T+1]
   float* part = sh + (long)k * (T + 1);  // [blockDim]
   const int b = blockIdx.x / T, i = blockIdx.x % T;
@@ -141,10 +141,10 @@ void alphaChunk(const Blas& b, float* alpha, float* lse, const float* qk, int b0
   const uint8_t* mask = edit && edit->keyMask && edit->sense >= 0 ? edit->keyMask + (long)b0 * T : nullptr;
   const size_t tileBytes = sizeof(float) * T * (k + 1);
   if (s.coalesced && k <= 32 && tileBytes <= 48 * 1024)
-    alphaSoftmaxRowKernel<<<(unsigned)n * T, 32 * k, tileBytes, b.stream>>>(alpha, lse + (long)b0 * k * T, scores, n, k,
+    BP_LAUNCH(alphaSoftmaxRowKernel, (unsigned)n * T, 32 * k, tileBytes, b.stream)(alpha, lse + (long)b0 * k * T, scores, n, k,
                                                                              T, e, mask, alpha16);
   else
-    alphaSoftmaxKernel<<<blocksFor((long)cnt * T, 8), 256, 0, b.stream>>>(alpha, lse + (long)b0 * k * T, scores, n, k,
+    BP_LAUNCH(alphaSoftmaxKernel, blocksFor((long)cnt * T, 8), 256, 0, b.stream)(alpha, lse + (long)b0 * k * T, scores, n, k,
                                                                         T, e, mask, alpha16);
   BP_LAUNCHED();
 }
@@ -156,9 +156,9 @@ void alphaChunkBackward(const Blas& b, float* dqk, const float* dalpha, const fl
   const float scale = 1.0f / sqrtf((float)hs);
   const size_t backBytes = sizeof(float) * ((size_t)k * (T + 1) + 32 * k);
   if (s.coalesced && k <= 32 && backBytes <= 48 * 1024)
-    alphaBackRowKernel<<<(unsigned)n * T, 32 * k, backBytes, b.stream>>>(dS, alpha, dalpha, n, k, T);
+    BP_LAUNCH(alphaBackRowKernel, (unsigned)n * T, 32 * k, backBytes, b.stream)(dS, alpha, dalpha, n, k, T);
   else
-    alphaBackKernel<<<blocksFor((long)cnt * T, 8), 256, 0, b.stream>>>(dS, alpha, dalpha, n, k, T);
+    BP_LAUNCH(alphaBackKernel, blocksFor((long)cnt * T, 8), 256, 0, b.stream)(dS, alpha, dalpha, n, k, T);
   BP_LAUNCHED();
   const float* q = qk + (long)b0 * T * 2 * d;
   float* dq = dqk + (long)b0 * T * 2 * d;
@@ -176,7 +176,7 @@ void alphaChunkBackward(const Blas& b, float* dqk, const float* dalpha, const fl
 
 void alphaToHeadMajor(float* out, const float* alpha, CtxShape s, cudaStream_t st) {
   long total = (long)s.T * s.T * s.k;
-  alphaTransposeKernel<<<blocksFor(total, 256), 256, 0, st>>>(out, alpha, s.k, s.T);
+  BP_LAUNCH(alphaTransposeKernel, blocksFor(total, 256), 256, 0, st)(out, alpha, s.k, s.T);
   BP_LAUNCHED();
 }
 

@@ -30,14 +30,14 @@ __global__ void embedBackKernel(float* dwte, float* dwpe, const float* dout, con
 void embeddingForward(float* out, const int32_t* tokens, const int32_t* positions, const float* wte, const float* wpe,
                       int N, int d, EmbedOverride ov, cudaStream_t st) {
   if (N <= 0) return;
-  embedKernel<<<N, 256, 0, st>>>(out, tokens, positions, wte, wpe, N, d, ov);
+  BP_LAUNCH(embedKernel, N, 256, 0, st)(out, tokens, positions, wte, wpe, N, d, ov);
   BP_LAUNCHED();
 }
 
 void embeddingBackward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, const int32_t* positions,
                        int N, int d, cudaStream_t st) {
   if (N <= 0) return;
-  embedBackKernel<<<N, 256, 0, st>>>(dwte, dwpe, dout, tokens, positions, d);
+  BP_LAUNCH(embedBackKernel, N, 256, 0, st)(dwte, dwpe, dout, tokens, positions, d);
   BP_LAUNCHED();
 }
 

@@ -1,6 +1,10 @@
 // GELU, tanh approximation ("gelu_new"), and its derivative: shared by the activation kernels (gelu_mlp.cu) and
 // the gradient preparation of the linear layer that follows one (linear.cu); on the host, the cuBLASLt probe.
 #pragma once
+#include <cuda_runtime.h>
+
+#include <cmath>
+
 #include "namespace.h"
 
 namespace bp::BP_CUDA_NS {

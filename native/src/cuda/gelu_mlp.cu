@@ -48,7 +48,7 @@ __global__ void geluBackKernel4(float4* dinp, const float4* inp, const float4* d
 
 void geluForward(float* out, const float* inp, long n, cudaStream_t st, half16* out16) {
   if (n <= 0) return;
-  geluKernel<<<blocksFor(n, 256), 256, 0, st>>>(out, const_cast<float*>(inp), n, out16, nullptr, 1);
+  BP_LAUNCH(geluKernel, blocksFor(n, 256), 256, 0, st)(out, const_cast<float*>(inp), n, out16, nullptr, 1);
   BP_LAUNCHED();
 }
 
@@ -56,10 +56,10 @@ void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, 
   if (n <= 0) return;
   if (vec4Fits(n, OC) && aligned4(out) && aligned4(pre) && aligned4(bias) && aligned4(out16)) {
     const int n4 = (int)(n / 4);
-    geluKernel4<<<blocksFor(n4, 256), 256, 0, st>>>(reinterpret_cast<float4*>(out), reinterpret_cast<float4*>(pre), n4,
+    BP_LAUNCH(geluKernel4, blocksFor(n4, 256), 256, 0, st)(reinterpret_cast<float4*>(out), reinterpret_cast<float4*>(pre), n4,
                                                     out16, reinterpret_cast<const float4*>(bias), OC / 4);
   } else {
-    geluKernel<<<blocksFor(n, 256), 256, 0, st>>>(out, pre, n, out16, bias, OC);
+    BP_LAUNCH(geluKernel, blocksFor(n, 256), 256, 0, st)(out, pre, n, out16, bias, OC);
   }
   BP_LAUNCHED();
 }
@@ -68,11 +68,11 @@ void geluBackward(float* dinp, const float* inp, const float* dout, long n, cuda
   if (n <= 0) return;
   if (vec4Fits(n, 4) && aligned4(dinp) && aligned4(inp) && aligned4(dout)) {
     const int n4 = (int)(n / 4);
-    geluBackKernel4<<<blocksFor(n4, 256), 256, 0, st>>>(reinterpret_cast<float4*>(dinp),
+    BP_LAUNCH(geluBackKernel4, blocksFor(n4, 256), 256, 0, st)(reinterpret_cast<float4*>(dinp),
                                                         reinterpret_cast<const float4*>(inp),
                                                         reinterpret_cast<const float4*>(dout), n4);
   } else {
-    geluBackKernel<<<blocksFor(n, 256), 256, 0, st>>>(dinp, inp, dout, n);
+    BP_LAUNCH(geluBackKernel, blocksFor(n, 256), 256, 0, st)(dinp, inp, dout, n);
   }
   BP_LAUNCHED();
 }

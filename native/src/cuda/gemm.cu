@@ -82,7 +82,7 @@ __global__ void toHalf16Kernel(half16* dst, const float* src, long n, bool vec) 
 void toHalf16(half16* dst, const float* src, long n, cudaStream_t st) {
   if (n <= 0) return;
   const bool vec = ((uintptr_t)src % 16) == 0 && ((uintptr_t)dst % 8) == 0;
-  toHalf16Kernel<<<blocksFor((n + 3) / 4, 256), 256, 0, st>>>(dst, src, n, vec);
+  BP_LAUNCH(toHalf16Kernel, blocksFor((n + 3) / 4, 256), 256, 0, st)(dst, src, n, vec);
   BP_LAUNCHED();
 }
 
@@ -139,14 +139,14 @@ __global__ void fillPointersKernel(const T** out, const T* base, long outer, lon
 void fillPointers(const float** out, const float* base, long outerStride, long innerStride, int inner, int count,
                   cudaStream_t st) {
   if (count <= 0) return;
-  fillPointersKernel<float><<<blocksFor(count, 256), 256, 0, st>>>(out, base, outerStride, innerStride, inner, count);
+  BP_LAUNCH(fillPointersKernel<float>, blocksFor(count, 256), 256, 0, st)(out, base, outerStride, innerStride, inner, count);
   BP_LAUNCHED();
 }
 
 void fillPointers(const half16** out, const half16* base, long outerStride, long innerStride, int inner, int count,
                   cudaStream_t st) {
   if (count <= 0) return;
-  fillPointersKernel<half16><<<blocksFor(count, 256), 256, 0, st>>>(out, base, outerStride, innerStride, inner, count);
+  BP_LAUNCH(fillPointersKernel<half16>, blocksFor(count, 256), 256, 0, st)(out, base, outerStride, innerStride, inner, count);
   BP_LAUNCHED();
 }
 

@@ -21,7 +21,7 @@ __global__ void appendRowsKernel(float* cache, const float* src, long srcPitch, 
 // One block per (row b, head h): softmax(q . K[0..pos]) . V over the cached positions (new one included).
 __global__ void decodeAttentionKernel(float* out, const float* qkv, const float* kc, const float* vc,
                                       const int* rowIds, const int* pos, int H, int d, int cap, float scale) {
-  extern __shared__ float sc[];
+  BP_DYNAMIC_SHARED(float, sc);
   __shared__ float red[32];
   const int b = blockIdx.x / H, h = blockIdx.x % H, hs = d / H, T = pos[b] + 1;
   const float* q = qkv + (long)b * 3 * d + h * hs;
@@ -64,7 +64,7 @@ __global__ void decodeBackpackKernel(float* part, const float* qk, const float* 
                                      const int* rowIds, const int* pos, int k, int d, int cap, int editSense,
                                      float editFactor, const uint8_t* keyMask, const float* senseScale,
                                      int scaleStride) {
-  extern __shared__ float sc[];
+  BP_DYNAMIC_SHARED(float, sc);
   __shared__ float red[32];
   const int b = blockIdx.x / k, l = blockIdx.x % k, hs = d / k, T = pos[b] + 1, row = rowIds[b];
   const float scale = rsqrtf((float)hs);
@@ -223,11 +223,11 @@ void DeviceModel::cacheDecode(const int* rowIds, int n, const int32_t* tokens, f
     linearForward(blas, qkv, xn, P(W.qkvw), P(W.qkvb), n, d, 3 * d);
     float* kc = cache.k.p + (long)l * rows * cap * d;
     float* vc = cache.v.p + (long)l * rows * cap * d;
-    appendRowsKernel<<<n, 256, 0, stream>>>(kc, qkv + d, 3 * d, dRows, dPos, cap, d);
-    appendRowsKernel<<<n, 256, 0, stream>>>(vc, qkv + 2 * d, 3 * d, dRows, dPos, cap, d);
+    BP_LAUNCH(appendRowsKernel, n, 256, 0, stream)(kc, qkv + d, 3 * d, dRows, dPos, cap, d);
+    BP_LAUNCH(appendRowsKernel, n, 256, 0, stream)(vc, qkv + 2 * d, 3 * d, dRows, dPos, cap, d);
     BP_LAUNCHED();
     const float scale = (float)(1.0 / std::sqrt((double)(d / H)) / (cfg.scaleByInverseLayer ? l + 1 : 1));
-    decodeAttentionKernel<<<n * H, 128, sizeof(float) * cap, stream>>>(atty, qkv, kc, vc, dRows, dPos, H, d, cap, scale);
+    BP_LAUNCH(decodeAttentionKernel, n * H, 128, sizeof(float) * cap, stream)(atty, qkv, kc, vc, dRows, dPos, H, d, cap, scale);
     BP_LAUNCHED();
     linearForward(blas, a.branch, atty, P(W.projw), P(W.projb), n, d, d);
     residualDropoutForward(x, x, a.branch, Nd, Site{}, stream);
@@ -245,8 +245,8 @@ void DeviceModel::cacheDecode(const int* rowIds, int n, const int32_t* tokens, f
     const long kd = (long)k * d;
     senseForward(dTokens.p, n, false, 0, 0.0f, iv);
     linearForward(blas, a.qk, xn, P(aw), P(ab), n, d, 2 * d);
-    appendRowsKernel<<<n, 256, 0, stream>>>(cache.senses.p, a.senses, kd, dRows, dPos, cap, kd);
-    appendRowsKernel<<<n, 256, 0, stream>>>(cache.akeys.p, a.qk + d, 2 * d, dRows, dPos, cap, d);
+    BP_LAUNCH(appendRowsKernel, n, 256, 0, stream)(cache.senses.p, a.senses, kd, dRows, dPos, cap, kd);
+    BP_LAUNCH(appendRowsKernel, n, 256, 0, stream)(cache.akeys.p, a.qk + d, 2 * d, dRows, dPos, cap, d);
     BP_LAUNCHED();
     // Alpha edit mask over each row's cached token ids, and per-position sense multipliers.
     DevBuf<uint8_t> mask;
@@ -273,11 +273,11 @@ void DeviceModel::cacheDecode(const int* rowIds, int n, const int32_t* tokens, f
       BP_CUDA(cudaMemcpyAsync(scaleBuf.p, hiv->senseScale, sizeof(float) * count, cudaMemcpyHostToDevice, stream));
       dScale = scaleBuf.p;
     }
-    decodeBackpackKernel<<<n * k, 128, sizeof(float) * cap, stream>>>(
+    BP_LAUNCH(decodeBackpackKernel, n * k, 128, sizeof(float) * cap, stream)(
         a.gBig, a.qk, cache.akeys.p, cache.senses.p, dRows, dPos, k, d, cap, hiv ? hiv->alphaSense : -1,
         hiv ? hiv->alphaFactor : 1.0f, dMask, dScale, stride);
     BP_LAUNCHED();
-    sumSensesKernel<<<n, 256, 0, stream>>>(a.out, a.gBig, k, d);
+    BP_LAUNCH(sumSensesKernel, n, 256, 0, stream)(a.out, a.gBig, k, d);
     BP_LAUNCHED();
     feats = a.out;
     sync();  // the edit buffers are freed at scope end

@@ -94,7 +94,7 @@ constexpr int kLnRowsPerBlock = 32;
 // blockDim = 256 (8 warps); each block handles kLnRowsPerBlock rows; shared: 2*C floats.
 __global__ void lnBackwardKernel(float* dinp, float* dw, float* db, const float* dout, const float* inp,
                                  const float* w, const float* mean, const float* rstd, int N, int C) {
-  extern __shared__ float sh[];
+  BP_DYNAMIC_SHARED(float, sh);
   float* sdw = sh;
   float* sdb = sh + C;
   for (int c = threadIdx.x; c < C; c += blockDim.x) sdw[c] = sdb[c] = 0.0f;
@@ -134,7 +134,7 @@ __global__ void lnBackwardKernel(float* dinp, float* dw, float* db, const float*
 constexpr int kLn2Warps = 4, kLn2Rows = 16;
 __global__ void lnBackwardPrivateKernel(float* dinp, float* dw, float* db, const float* dout, const float* inp,
                                         const float* w, const float* mean, const float* rstd, int N, int C) {
-  extern __shared__ float sh[];
+  BP_DYNAMIC_SHARED(float, sh);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* sdw = sh + (long)warp * C;
   float* sdb = sh + (long)(kLn2Warps + warp) * C;
@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(32 * kLnVecWarps) lnBackwardVecKernel(float* d
 template <int VPL>
 static void launchLnBackwardVec(float* dinp, float* dw, float* db, const float* dout, const float* inp,
                                 const float* w, const float* mean, const float* rstd, int N, cudaStream_t st) {
-  lnBackwardVecKernel<VPL><<<blocksFor(N, kLnVecRows), 32 * kLnVecWarps, 0, st>>>(dinp, dw, db, dout, inp, w, mean,
+  BP_LAUNCH(lnBackwardVecKernel<VPL>, blocksFor(N, kLnVecRows), 32 * kLnVecWarps, 0, st)(dinp, dw, db, dout, inp, w, mean,
                                                                                  rstd, N);
 }
 
@@ -251,13 +251,13 @@ void layernormForward(float* out, float* mean, float* rstd, const float* inp, co
   if (N <= 0) return;
   if (vectorized && aligned4(out) && aligned4(inp) && aligned4(w) && aligned4(b) &&
       reinterpret_cast<uintptr_t>(out16) % 8 == 0 && withFloat4sPerLane(C, [&](auto vpl) {
-        lnForwardVecKernel<decltype(vpl)::value><<<blocksFor(N, 8), 256, 0, st>>>(out, mean, rstd, inp, w, b, N, eps,
+        BP_LAUNCH(lnForwardVecKernel<decltype(vpl)::value>, blocksFor(N, 8), 256, 0, st)(out, mean, rstd, inp, w, b, N, eps,
                                                                                  out16);
       })) {
     BP_LAUNCHED();
     return;
   }
-  lnForwardKernel<<<blocksFor(N, 8), 256, 0, st>>>(out, mean, rstd, inp, w, b, N, C, eps, out16);
+  BP_LAUNCH(lnForwardKernel, blocksFor(N, 8), 256, 0, st)(out, mean, rstd, inp, w, b, N, C, eps, out16);
   BP_LAUNCHED();
 }
 
@@ -274,12 +274,12 @@ void layernormBackward(float* dinp, float* dw, float* db, const float* dout, con
   // other widths: the per-warp kernel below
   const size_t privateBytes = 2 * kLn2Warps * C * sizeof(float);
   if (kind != LnBackward::SharedAtomics && privateBytes <= 48 * 1024) {
-    lnBackwardPrivateKernel<<<blocksFor(N, kLn2Rows), 32 * kLn2Warps, privateBytes, st>>>(dinp, dw, db, dout, inp, w,
+    BP_LAUNCH(lnBackwardPrivateKernel, blocksFor(N, kLn2Rows), 32 * kLn2Warps, privateBytes, st)(dinp, dw, db, dout, inp, w,
                                                                                          mean, rstd, N, C);
     BP_LAUNCHED();
     return;
   }
-  lnBackwardKernel<<<blocksFor(N, kLnRowsPerBlock), 256, 2 * C * sizeof(float), st>>>(dinp, dw, db, dout, inp, w,
+  BP_LAUNCH(lnBackwardKernel, blocksFor(N, kLnRowsPerBlock), 256, 2 * C * sizeof(float), st)(dinp, dw, db, dout, inp, w,
                                                                                        mean, rstd, N, C);
   BP_LAUNCHED();
 }

@@ -27,10 +27,10 @@ void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, half
   if (total <= 0) return;
   if (vec4Fits(total, OC) && aligned4(out) && aligned4(bias) && aligned4(out16)) {
     const int n4 = (int)(total / 4);
-    addBiasKernel4<<<blocksFor(n4, 256), 256, 0, st>>>(
+    BP_LAUNCH(addBiasKernel4, blocksFor(n4, 256), 256, 0, st)(
         reinterpret_cast<float4*>(out), reinterpret_cast<const float4*>(bias), n4, OC / 4, out16, keepFp32);
   } else {
-    addBiasKernel<<<blocksFor(total, 256), 256, 0, st>>>(out, bias, total, OC, out16, keepFp32);
+    BP_LAUNCH(addBiasKernel, blocksFor(total, 256), 256, 0, st)(out, bias, total, OC, out16, keepFp32);
   }
   BP_LAUNCHED();
 }
@@ -155,9 +155,9 @@ void biasGradFrom16(float* db, const half16* g, int N, int OC, cudaStream_t st) 
   const dim3 block(32, 8);
   const int rowBlocks = (N + kGradRows - 1) / kGradRows;
   if (OC % 4 == 0 && reinterpret_cast<uintptr_t>(g) % 8 == 0)
-    biasGradKernel<4><<<dim3((OC + 127) / 128, rowBlocks), block, 0, st>>>(db, g, N, OC);
+    BP_LAUNCH(biasGradKernel<4>, dim3((OC + 127) / 128, rowBlocks), block, 0, st)(db, g, N, OC);
   else
-    biasGradKernel<1><<<dim3((OC + 31) / 32, rowBlocks), block, 0, st>>>(db, g, N, OC);
+    BP_LAUNCH(biasGradKernel<1>, dim3((OC + 31) / 32, rowBlocks), block, 0, st)(db, g, N, OC);
   BP_LAUNCHED();
 }
 
@@ -169,10 +169,10 @@ void prepareGrad16(half16* dout16, float* db, const float* src, int N, int OC, S
   const bool vec = vec4Fits((long)N * OC, OC) && aligned4(src) && aligned4(geluPre) &&
                    reinterpret_cast<uintptr_t>(geluPre16) % 8 == 0 && reinterpret_cast<uintptr_t>(dout16) % 8 == 0;
   if (vec) {
-    prepareGradKernel<4><<<dim3((OC + 127) / 128, rowBlocks), block, 0, st>>>(dout16, db, src, N, OC, drop.p, drop.key,
+    BP_LAUNCH(prepareGradKernel<4>, dim3((OC + 127) / 128, rowBlocks), block, 0, st)(dout16, db, src, N, OC, drop.p, drop.key,
                                                                                geluPre, geluPre16);
   } else {
-    prepareGradKernel<1><<<dim3((OC + 31) / 32, rowBlocks), block, 0, st>>>(dout16, db, src, N, OC, drop.p, drop.key,
+    BP_LAUNCH(prepareGradKernel<1>, dim3((OC + 31) / 32, rowBlocks), block, 0, st)(dout16, db, src, N, OC, drop.p, drop.key,
                                                                              geluPre, geluPre16);
   }
   BP_LAUNCHED();

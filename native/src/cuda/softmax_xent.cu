@@ -122,10 +122,10 @@ void headForwardBackward(const Blas& b, const HeadArgs& a) {
     if (!a.targets) continue;
     half16* L16 = mixed && a.dx ? a.scratch16 + (long)(r0 - g0) * V : nullptr;
     if (mixed && V % 4 == 0 && V <= 4 * kXentThreads * kXentVecs)
-      xentRegisterKernel<<<n, kXentThreads, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V,
+      BP_LAUNCH(xentRegisterKernel, n, kXentThreads, 0, b.stream)(L, a.targets + r0, a.lossPerToken + r0, V,
                                                            a.dx != nullptr, a.dscale, L16);
     else
-      xentKernel<<<n, 512, 0, b.stream>>>(L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale, L16,
+      BP_LAUNCH(xentKernel, n, 512, 0, b.stream)(L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale, L16,
                                           mixed);
     BP_LAUNCHED();
     if (a.dx && mixed) {

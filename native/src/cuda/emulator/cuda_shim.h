@@ -37,9 +37,19 @@ template <class A, class B>
 inline std::common_type_t<A, B> max(A a, B b) {
   return a < b ? b : a;
 }
+// Atomic by construction: the threads of a block take turns on one OS thread and switch only at barriers
+template <class T>
+inline T atomicAdd(T* at, T v) {
+  const T old = *at;
+  *at = old + v;
+  return old;
+}
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
 inline float __fdividef(float a, float b) { return a / b; }
 
 // kernel<<<grid, block, smem, stream>>>(args) as BP_LAUNCH(kernel, grid, block, smem, stream)(args)
 #define BP_LAUNCH(kernel, grid, block, smem, stream) ::bp::emu::Launch((kernel), (grid), (block), (smem))
+// extern __shared__ type name[]: the launch's dynamic shared bytes, filled with 0xff (NaN as floats) per block
+#define BP_DYNAMIC_SHARED(type, name) type* name = static_cast<type*>(::bp::emu::dynamicShared())

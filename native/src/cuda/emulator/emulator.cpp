@@ -47,6 +47,7 @@ struct Block {
   const std::function<void()>* body = nullptr;
   int current = -1, live = 0, arrivedAtBlock = 0;
   std::string error;
+  std::vector<float4> dynamicShared;  // float4: 16-byte aligned
 };
 
 thread_local Block* block = nullptr;
@@ -141,6 +142,8 @@ void runBlock(Block& b, dim3 grid, dim3 blockDim, uint3 blockIdx) {
   b.warps.assign((n + 31) / 32, Warp{});
   b.live = n;
   b.arrivedAtBlock = 0;
+  // uninitialised on a GPU: NaN here, so a read before the block wrote it shows in the results
+  std::memset(b.dynamicShared.data(), 0xff, b.dynamicShared.size() * sizeof(float4));
   b.error.clear();
   for (int i = 0; i < n; i++) {
     Fiber& f = b.fibers[i];
@@ -254,10 +257,22 @@ void copyAsyncWait(int pending) {
   }
 }
 
-void runGrid(dim3 grid, dim3 blockDim, const std::function<void()>& body) {
+void* dynamicShared() {
+  Block& b = *block;
+  if (b.dynamicShared.empty()) fail("dynamic shared memory used by a launch that asked for none");
+  return b.dynamicShared.data();
+}
+
+void runGrid(dim3 grid, dim3 blockDim, size_t dynamicSharedBytes, const std::function<void()>& body) {
   if (block) throw std::runtime_error("CUDA emulator: a launch from device code");
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || blockDim.x * blockDim.y * blockDim.z == 0 ||
+      blockDim.x * blockDim.y * blockDim.z > 1024) {
+    launchFailed(cudaErrorInvalidConfiguration);  // as a GPU reports it: cudaGetLastError after the launch
+    return;
+  }
   Block b;
   b.body = &body;
+  b.dynamicShared.resize((dynamicSharedBytes + sizeof(float4) - 1) / sizeof(float4));
   block = &b;
   try {
     for (unsigned z = 0; z < grid.z; z++)
@@ -271,9 +286,3 @@ void runGrid(dim3 grid, dim3 blockDim, const std::function<void()>& body) {
 }
 
 }  // namespace bp::emu
-
-// The few runtime calls the kernels' launch code makes, on host memory (the check programs link no cudart).
-extern "C" {
-cudaError_t cudaGetLastError(void) { return cudaSuccess; }
-const char* cudaGetErrorString(cudaError_t) { return "CUDA emulator error"; }
-}

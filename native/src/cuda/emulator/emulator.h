@@ -11,7 +11,8 @@
 // checks can run a kernel both ways and catch a tile read before its copy was waited for; the scheduling order can
 // be skewed the same way (Schedule) to catch a missing __syncthreads.
 //
-// Not emulated: timing, occupancy, memory ordering between blocks, atomics, dynamic shared memory.
+// Atomics are plain read-modify-writes (threads switch only at barriers). Not emulated: timing, occupancy, memory
+// ordering between blocks (they run one after another).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -87,8 +88,12 @@ void copyAsync(void* dst, const void* src, int bytes);  // 16 bytes; bytes < 16 
 void copyAsyncCommit();
 void copyAsyncWait(int pending);
 
-// Runs body once per thread of every block of the grid.
-void runGrid(dim3 grid, dim3 block, const std::function<void()>& body);
+// Runs body once per thread of every block of the grid; each block gets dynamicSharedBytes of dynamic shared memory.
+void runGrid(dim3 grid, dim3 block, size_t dynamicSharedBytes, const std::function<void()>& body);
+// The running block's dynamic shared memory (16-byte aligned)
+void* dynamicShared();
+// A launch that could not start: the error cudaGetLastError returns next (runtime.cpp)
+void launchFailed(cudaError_t e);
 
 // kernel<<<grid, block, smem, stream>>>(args...) as Launch(kernel, grid, block, smem)(args...): the arguments are
 // converted to the kernel's parameter types once, as a launch copies them, and every thread sees the same copy.
@@ -96,17 +101,17 @@ template <class... P>
 struct KernelCall {
   void (*kernel)(P...);
   dim3 grid, block;
+  size_t dynamicSharedBytes;
   template <class... A>
   void operator()(A&&... args) const {
     static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong number of arguments");
     const std::tuple<P...> params(std::forward<A>(args)...);
-    runGrid(grid, block, [&] { std::apply(kernel, params); });
+    runGrid(grid, block, dynamicSharedBytes, [&] { std::apply(kernel, params); });
   }
 };
 template <class... P>
 KernelCall<P...> Launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t dynamicSharedBytes) {
-  if (dynamicSharedBytes != 0) throw std::runtime_error("CUDA emulator: dynamic shared memory is not emulated");
-  return KernelCall<P...>{kernel, grid, block};
+  return KernelCall<P...>{kernel, grid, block, dynamicSharedBytes};
 }
 
 }  // namespace bp::emu
