@@ -5,7 +5,9 @@
 // BACKPACK_SKIP_NATIVE=1 skips the build (TypeScript-only work).
 // The CUDA backend is built automatically when a toolkit is found (CUDA_HOME/bin/nvcc or nvcc on PATH); if that
 // automatic build fails the CPU-only engine is built instead. BACKPACK_CUDA=0 never builds it, BACKPACK_CUDA=1
-// requires it. BACKPACK_BUILD_DIR builds elsewhere (incrementally), e.g. the CUDA compile check of the tests.
+// requires it. BACKPACK_CUDA=emulator builds it for the CPU emulator instead (src/cuda/emulator/: `cuda:0` runs on the
+// CPU; only the toolkit's headers are needed), for the Node-level CUDA tests on machines without a GPU.
+// BACKPACK_BUILD_DIR builds elsewhere (incrementally), e.g. the CUDA compile check of the tests.
 'use strict';
 const path = require('node:path');
 const fs = require('node:fs');
@@ -39,6 +41,7 @@ async function main() {
   const dir = __dirname;
   const out = process.env.BACKPACK_BUILD_DIR ? path.resolve(process.env.BACKPACK_BUILD_DIR) : path.join(dir, 'build');
   const nvcc = findNvcc();
+  if (process.env.BACKPACK_CUDA === 'emulator') return buildEmulated(BuildSystem, dir, out);
   const cudaMode = process.env.BACKPACK_CUDA === '1' ? 'required' : process.env.BACKPACK_CUDA === '0' || !nvcc ? 'off' : 'auto';
   if (cudaMode === 'required' && !nvcc) throw new Error('BACKPACK_CUDA=1 but no CUDA toolkit found (set CUDA_HOME or put nvcc on PATH)');
   const configure = async (cuda) => {
@@ -71,6 +74,26 @@ async function main() {
   const artifact = path.join(out, 'Release', 'backpack_native.node');
   if (!fs.existsSync(artifact)) throw new Error(`native: build finished but ${artifact} is missing`);
   console.log(`native: built ${path.relative(process.cwd(), artifact)}`);
+}
+
+// The CUDA backend for the CPU emulator, headers from CUDA_HOME (default: the toolkit scripts/install-cuda-toolkit.sh
+// puts in .tools/cuda/home).
+async function buildEmulated(BuildSystem, dir, out) {
+  const home = process.env.CUDA_HOME || path.join(dir, '..', '.tools', 'cuda', 'home');
+  const include = path.join(home, 'include');
+  if (!fs.existsSync(path.join(include, 'cuda_runtime.h'))) throw new Error(`BACKPACK_CUDA=emulator needs the CUDA headers: none in ${include}`);
+  const build = new BuildSystem({
+    directory: dir,
+    out,
+    config: 'Release',
+    cMakeOptions: { BACKPACK_CUDA: 'OFF', BACKPACK_CUDA_EMULATOR: 'ON', BACKPACK_CUDA_INCLUDE: include, BACKPACK_BLAS: process.env.BACKPACK_NO_BLAS === '1' ? 'OFF' : 'ON' },
+    log: process.env.BACKPACK_BUILD_VERBOSE === '1',
+  });
+  if (process.env.BACKPACK_BUILD_DIR) await build.build();
+  else await build.rebuild();
+  const artifact = path.join(out, 'Release', 'backpack_native.node');
+  if (!fs.existsSync(artifact)) throw new Error(`native: build finished but ${artifact} is missing`);
+  console.log(`native: built ${path.relative(process.cwd(), artifact)} (CUDA backend on the CPU emulator)`);
 }
 
 main().catch((err) => {
