@@ -17,7 +17,8 @@ const include = path.join(cudaHome, 'include');
 const haveHeaders = fs.existsSync(path.join(include, 'cuda_runtime.h'));
 const buildDir = path.join(root, '.tools', 'emulated-build');
 const cudaSources = path.join(root, 'native', 'src', 'cuda');
-const emulator = path.join(root, 'native', 'src', 'cuda', 'emulator', 'emulator.cpp');
+// the scheduler and the runtime calls the kernels' launch code makes (no cuBLAS needed here)
+const emulator = ['emulator.cpp', 'runtime.cpp'].map((f) => path.join(root, 'native', 'src', 'cuda', 'emulator', f));
 const checkSource = (name: string) => path.join(root, 'test', 'emulated', `${name}_check.cpp`);
 
 interface CheckLine {
@@ -34,7 +35,7 @@ function build(name: string, kernelSource: string, check: string): string {
   fs.mkdirSync(buildDir, { recursive: true });
   const exe = path.join(buildDir, name);
   // -I the kernels' directory: a mutant copy built from elsewhere still finds the headers it includes
-  const args = ['-std=c++17', '-O2', '-DBP_CUDA_EMULATOR=1', `-I${include}`, `-I${cudaSources}`, '-x', 'c++', kernelSource, '-x', 'none', emulator, check, '-o', exe];
+  const args = ['-std=c++17', '-O2', '-DBP_CUDA_EMULATOR=1', `-I${include}`, `-I${cudaSources}`, '-x', 'c++', kernelSource, '-x', 'none', ...emulator, check, '-o', exe];
   const r = spawnSync('g++', args, { encoding: 'utf8', timeout: 5 * 60 * 1000 });
   if (r.status !== 0) throw new Error(`emulated check build failed (status ${r.status}):\n${(r.stderr ?? '').slice(-6000)}`);
   return exe;

@@ -52,9 +52,10 @@ struct Report {
   void line(const std::string& what, const std::string& shape, double err, double tol) {
     const bool ok = std::isfinite(err) && err <= tol;
     failures += !ok;
-    std::printf("{\"check\":\"emulated\",\"kernel\":\"%s\",\"what\":\"%s (%s)\",\"rel_err\":%.3e,\"tol\":%.1e,"
-                "\"ok\":%s}\n",
-                kernel, what.c_str(), shape.c_str(), err, tol, ok ? "true" : "false");
+    std::printf(
+        "{\"check\":\"emulated\",\"kernel\":\"%s\",\"what\":\"%s (%s)\",\"rel_err\":%.3e,\"tol\":%.1e,"
+        "\"ok\":%s}\n",
+        kernel, what.c_str(), shape.c_str(), err, tol, ok ? "true" : "false");
     std::fflush(stdout);
   }
   void error(const char* message) {

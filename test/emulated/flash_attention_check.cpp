@@ -8,8 +8,8 @@
 // knobs, as on the GPU (BACKPACK_CUDA_FLASH_FWD_BLOCKS=4, BACKPACK_CUDA_FLASH_FWD_ROWS=128).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -104,9 +104,8 @@ Result fused(const std::vector<half16>& qkv16, const std::vector<float>& dout, A
   std::vector<float> scratch(flashBackwardScratchFloats(s) + 4);
   uint64_t* keep = mask == Mask::Kept ? bits.data() : nullptr;
   flashAttentionForward(r.out.data(), out16.data(), r.lse.data(), qkv16.data(), s, drop, keep, nullptr);
-  flashAttentionBackward(grad16 ? nullptr : r.dqkv.data(), grad16 ? dqkv16.data() : nullptr, dout.data(),
-                         r.out.data(), qkv16.data(), r.lse.data(), s, drop, keep, scratch.data(), dout16.data(),
-                         nullptr);
+  flashAttentionBackward(grad16 ? nullptr : r.dqkv.data(), grad16 ? dqkv16.data() : nullptr, dout.data(), r.out.data(),
+                         qkv16.data(), r.lse.data(), s, drop, keep, scratch.data(), dout16.data(), nullptr);
   if (grad16)
     for (size_t i = 0; i < dqkv16.size(); i++) r.dqkv[i] = widen16(dqkv16[i]);
   return r;

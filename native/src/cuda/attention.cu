@@ -115,8 +115,8 @@ static void attentionForward16(const Blas& b, float* out, float* lse, const half
   for (int b0 = 0; b0 < s.B; b0 += w.seqs) {
     const int n = std::min(w.seqs, s.B - b0), cnt = n * H, o = b0 * H;
     gemmBatched16(b, false, true, T, T, hs, s.scale, p16 + o, 3 * C, p16 + A + o, 3 * C, 0.0f, St, T, cnt);
-    BP_LAUNCH(causalSoftmaxKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)(S, nullptr, lse + (long)b0 * H * T, cnt, T,
-                                                                       (long)b0 * H, drop.p, drop.key, Pd16);
+    BP_LAUNCH(causalSoftmaxKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
+    (S, nullptr, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, Pd16);
     BP_LAUNCHED();
     gemmBatched16(b, false, false, T, hs, T, 1.0f, Pt, T, p16 + 2 * A + o, 3 * C, 0.0f,
                   (float* const*)(w.ptrs + 3 * A + o), C, cnt);
@@ -158,14 +158,14 @@ static void attentionBackward16(const Blas& b, float* dqkv, const float* dout, c
     float* const* dK = (float* const*)(w.ptrs + 5 * A + o);
     float* const* dV = (float* const*)(w.ptrs + 6 * A + o);
     gemmBatched16(b, false, true, T, T, hs, s.scale, Q, 3 * C, K, 3 * C, 0.0f, Pt, T, cnt);
-    BP_LAUNCH(probsFromLseKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)(P, nullptr, lse + (long)b0 * H * T, cnt, T,
-                                                                      (long)b0 * H, drop.p, drop.key, R16);
+    BP_LAUNCH(probsFromLseKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
+    (P, nullptr, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, R16);
     BP_LAUNCHED();
     // dV = Pd^T dO ; dPd = dO V^T
     gemmBatched16(b, true, false, T, hs, T, 1.0f, Rt, T, dO, C, 0.0f, dV, 3 * C, cnt);
     gemmBatched16(b, false, true, T, T, hs, 1.0f, dO, C, V, 3 * C, 0.0f, Gt, T, cnt);
-    BP_LAUNCH(softmaxBackKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)(G, P, cnt, T, (long)b0 * H, drop.p, drop.key,
-                                                                     R16);
+    BP_LAUNCH(softmaxBackKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
+    (G, P, cnt, T, (long)b0 * H, drop.p, drop.key, R16);
     BP_LAUNCHED();
     // dQ = scale dS K ; dK = scale dS^T Q
     gemmBatched16(b, false, false, T, hs, T, s.scale, Rt, T, K, 3 * C, 0.0f, dQ, 3 * C, cnt);
@@ -198,8 +198,8 @@ void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, A
     const float** Sraw = tilesOf(w.ptrs + 4 * cnt, S, TT, cnt, b.stream);
     const float** O = rowsOf(w.ptrs + 5 * cnt, out + (long)b0 * T * C, T, C, hs, H, n, b.stream);
     gemmBatched(b, false, true, T, T, hs, s.scale, Q, 3 * C, K, 3 * C, 0.0f, (float* const*)Sraw, T, cnt);
-    BP_LAUNCH(causalSoftmaxKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)(S, Pd, lse + (long)b0 * H * T, cnt, T,
-                                                                       (long)b0 * H, drop.p, drop.key, nullptr);
+    BP_LAUNCH(causalSoftmaxKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
+    (S, Pd, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, nullptr);
     BP_LAUNCHED();
     gemmBatched(b, false, false, T, hs, T, 1.0f, Sp, T, V, 3 * C, 0.0f, (float* const*)O, C, cnt);
   }
@@ -238,14 +238,14 @@ void attentionBackward(const Blas& b, float* dqkv, const float* dout, const floa
     const float** dK = rowsOf(w.ptrs + 8 * cnt, dq + C, T, 3 * C, hs, H, n, b.stream);
     const float** dV = rowsOf(w.ptrs + 9 * cnt, dq + 2 * C, T, 3 * C, hs, H, n, b.stream);
     gemmBatched(b, false, true, T, T, hs, s.scale, Q, 3 * C, K, 3 * C, 0.0f, (float* const*)Pp, T, cnt);
-    BP_LAUNCH(probsFromLseKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)(P, Pd, lse + (long)b0 * H * T, cnt, T,
-                                                                      (long)b0 * H, drop.p, drop.key, nullptr);
+    BP_LAUNCH(probsFromLseKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
+    (P, Pd, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, nullptr);
     BP_LAUNCHED();
     // dV = Pd^T dO ; dPd = dO V^T
     gemmBatched(b, true, false, T, hs, T, 1.0f, PdP, T, dO, C, 0.0f, (float* const*)dV, 3 * C, cnt);
     gemmBatched(b, false, true, T, T, hs, 1.0f, dO, C, V, 3 * C, 0.0f, (float* const*)Gp, T, cnt);
-    BP_LAUNCH(softmaxBackKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)(G, P, cnt, T, (long)b0 * H, drop.p, drop.key,
-                                                                     nullptr);
+    BP_LAUNCH(softmaxBackKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
+    (G, P, cnt, T, (long)b0 * H, drop.p, drop.key, nullptr);
     BP_LAUNCHED();
     // dQ = scale dS K ; dK = scale dS^T Q
     gemmBatched(b, false, false, T, hs, T, s.scale, Gp, T, K, 3 * C, 0.0f, (float* const*)dQ, 3 * C, cnt);

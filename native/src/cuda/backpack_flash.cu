@@ -36,8 +36,8 @@ __device__ void copyRowsPadded(RowTile<W>& dst, const half16* src, long ld, int 
 
 // A warp's A fragments of 16 query rows i0.. of one sense (width columns, zero past width and past row T)
 template <int KS>
-__device__ __forceinline__ void loadQ(uint32_t (&qf)[KS][4], const half16* Q, long ld, int i0, int T, int width,
-                                      int g, int t) {
+__device__ __forceinline__ void loadQ(uint32_t (&qf)[KS][4], const half16* Q, long ld, int i0, int T, int width, int g,
+                                      int t) {
   const bool ra = i0 + g < T, rb = i0 + g + 8 < T;
 #pragma unroll
   for (int ks = 0; ks < KS; ks++) {
@@ -53,8 +53,8 @@ __device__ __forceinline__ void loadQ(uint32_t (&qf)[KS][4], const half16* Q, lo
 }
 
 // Scores of key block kb in log2 units; keys past a row or past T (only in the diagonal block) are -inf.
-__device__ __forceinline__ void scaleAndMask(float (&s)[8][4], float sl2, int kb, bool diag, int rowA, int rowB,
-                                             int T, int t) {
+__device__ __forceinline__ void scaleAndMask(float (&s)[8][4], float sl2, int kb, bool diag, int rowA, int rowB, int T,
+                                             int t) {
 #pragma unroll
   for (int n = 0; n < 8; n++)
 #pragma unroll
@@ -216,8 +216,8 @@ void launchContext(float* out, float* lse, const half16* qk16, const half16* sen
   BP_LAUNCH(stats, dim3(qBlocks, s.k, s.B), kThreads, 0, st)(lse, qk16, s.T, s.d, s.k, dk, scale);
   BP_LAUNCHED();
   auto mix = senseMixKernel<W, kValueColumns>;
-  BP_LAUNCH(mix, dim3(qBlocks, s.d / kValueColumns, s.B), kThreads, 0, st)(out, lse, qk16, senses16, s.T, s.d, s.k, dk,
-                                                                          scale, editSense, editFactor, keyMask);
+  BP_LAUNCH(mix, dim3(qBlocks, s.d / kValueColumns, s.B), kThreads, 0, st)
+  (out, lse, qk16, senses16, s.T, s.d, s.k, dk, scale, editSense, editFactor, keyMask);
   BP_LAUNCHED();
 }
 
@@ -241,12 +241,23 @@ void backpackFlashForward(float* out, float* lse, const half16* qk16, const half
   const uint8_t* mask = edits ? edit->keyMask : nullptr;
   const int padded = (s.d / s.k + 15) / 16 * 16;
   switch (padded) {
-    case 16: launchContext<16>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st); break;
-    case 32: launchContext<32>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st); break;
-    case 48: launchContext<48>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st); break;
-    case 64: launchContext<64>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st); break;
-    case 80: launchContext<80>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st); break;
-    default: throw Error("fused Backpack contextualization: head size " + std::to_string(s.d / s.k));
+    case 16:
+      launchContext<16>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st);
+      break;
+    case 32:
+      launchContext<32>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st);
+      break;
+    case 48:
+      launchContext<48>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st);
+      break;
+    case 64:
+      launchContext<64>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st);
+      break;
+    case 80:
+      launchContext<80>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st);
+      break;
+    default:
+      throw Error("fused Backpack contextualization: head size " + std::to_string(s.d / s.k));
   }
 }
 

@@ -141,11 +141,11 @@ void alphaChunk(const Blas& b, float* alpha, float* lse, const float* qk, int b0
   const uint8_t* mask = edit && edit->keyMask && edit->sense >= 0 ? edit->keyMask + (long)b0 * T : nullptr;
   const size_t tileBytes = sizeof(float) * T * (k + 1);
   if (s.coalesced && k <= 32 && tileBytes <= 48 * 1024)
-    BP_LAUNCH(alphaSoftmaxRowKernel, (unsigned)n * T, 32 * k, tileBytes, b.stream)(alpha, lse + (long)b0 * k * T, scores, n, k,
-                                                                             T, e, mask, alpha16);
+    BP_LAUNCH(alphaSoftmaxRowKernel, (unsigned)n * T, 32 * k, tileBytes, b.stream)
+    (alpha, lse + (long)b0 * k * T, scores, n, k, T, e, mask, alpha16);
   else
-    BP_LAUNCH(alphaSoftmaxKernel, blocksFor((long)cnt * T, 8), 256, 0, b.stream)(alpha, lse + (long)b0 * k * T, scores, n, k,
-                                                                        T, e, mask, alpha16);
+    BP_LAUNCH(alphaSoftmaxKernel, blocksFor((long)cnt * T, 8), 256, 0, b.stream)
+    (alpha, lse + (long)b0 * k * T, scores, n, k, T, e, mask, alpha16);
   BP_LAUNCHED();
 }
 

@@ -34,9 +34,9 @@ static void launchBiasResidual(float* out, const float* base, const float* branc
   if (n <= 0) return;
   if (vec4Fits(n, OC) && aligned4(out) && aligned4(base) && aligned4(branch) && aligned4(bias)) {
     const int n4 = (int)(n / 4);
-    BP_LAUNCH(biasResidualKernel4, blocksFor(n4, 256), 256, 0, st)(
-        reinterpret_cast<float4*>(out), reinterpret_cast<const float4*>(base), reinterpret_cast<const float4*>(branch),
-        reinterpret_cast<const float4*>(bias), OC / 4, n4, s.p, s.key);
+    BP_LAUNCH(biasResidualKernel4, blocksFor(n4, 256), 256, 0, st)
+    (reinterpret_cast<float4*>(out), reinterpret_cast<const float4*>(base), reinterpret_cast<const float4*>(branch),
+     reinterpret_cast<const float4*>(bias), OC / 4, n4, s.p, s.key);
   } else {
     BP_LAUNCH(biasResidualKernel, blocksFor(n, 256), 256, 0, st)(out, base, branch, bias, OC, n, s.p, s.key);
   }

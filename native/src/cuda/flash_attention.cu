@@ -614,8 +614,8 @@ void launchBackward(Out* dqkv, const half16* qkv16, const half16* dout16, const 
                     AttnShape s, Site drop, const uint64_t* bits, cudaStream_t st) {
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
   auto keysAndValues = flashBackwardKVKernel<HS, Out>;
-  BP_LAUNCH(keysAndValues, grid, kThreads, 0, st)(dqkv, qkv16, dout16, lse, D, dS, s.T, s.H, s.C, s.scale, drop.p,
-                                                  drop.key, bits);
+  BP_LAUNCH(keysAndValues, grid, kThreads, 0, st)
+  (dqkv, qkv16, dout16, lse, D, dS, s.T, s.H, s.C, s.scale, drop.p, drop.key, bits);
   BP_LAUNCHED();
   auto queries = flashBackwardQKernel<HS, Out>;
   BP_LAUNCH(queries, grid, kThreads, 0, st)(dqkv, qkv16, dS, s.T, s.H, s.C, s.scale);

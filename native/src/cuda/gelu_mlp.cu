@@ -56,8 +56,9 @@ void biasGeluForward(float* out, float* pre, const float* bias, int OC, long n, 
   if (n <= 0) return;
   if (vec4Fits(n, OC) && aligned4(out) && aligned4(pre) && aligned4(bias) && aligned4(out16)) {
     const int n4 = (int)(n / 4);
-    BP_LAUNCH(geluKernel4, blocksFor(n4, 256), 256, 0, st)(reinterpret_cast<float4*>(out), reinterpret_cast<float4*>(pre), n4,
-                                                    out16, reinterpret_cast<const float4*>(bias), OC / 4);
+    BP_LAUNCH(geluKernel4, blocksFor(n4, 256), 256, 0, st)
+    (reinterpret_cast<float4*>(out), reinterpret_cast<float4*>(pre), n4, out16, reinterpret_cast<const float4*>(bias),
+     OC / 4);
   } else {
     BP_LAUNCH(geluKernel, blocksFor(n, 256), 256, 0, st)(out, pre, n, out16, bias, OC);
   }
@@ -68,9 +69,8 @@ void geluBackward(float* dinp, const float* inp, const float* dout, long n, cuda
   if (n <= 0) return;
   if (vec4Fits(n, 4) && aligned4(dinp) && aligned4(inp) && aligned4(dout)) {
     const int n4 = (int)(n / 4);
-    BP_LAUNCH(geluBackKernel4, blocksFor(n4, 256), 256, 0, st)(reinterpret_cast<float4*>(dinp),
-                                                        reinterpret_cast<const float4*>(inp),
-                                                        reinterpret_cast<const float4*>(dout), n4);
+    BP_LAUNCH(geluBackKernel4, blocksFor(n4, 256), 256, 0, st)
+    (reinterpret_cast<float4*>(dinp), reinterpret_cast<const float4*>(inp), reinterpret_cast<const float4*>(dout), n4);
   } else {
     BP_LAUNCH(geluBackKernel, blocksFor(n, 256), 256, 0, st)(dinp, inp, dout, n);
   }

@@ -139,14 +139,16 @@ __global__ void fillPointersKernel(const T** out, const T* base, long outer, lon
 void fillPointers(const float** out, const float* base, long outerStride, long innerStride, int inner, int count,
                   cudaStream_t st) {
   if (count <= 0) return;
-  BP_LAUNCH(fillPointersKernel<float>, blocksFor(count, 256), 256, 0, st)(out, base, outerStride, innerStride, inner, count);
+  BP_LAUNCH(fillPointersKernel<float>, blocksFor(count, 256), 256, 0, st)
+  (out, base, outerStride, innerStride, inner, count);
   BP_LAUNCHED();
 }
 
 void fillPointers(const half16** out, const half16* base, long outerStride, long innerStride, int inner, int count,
                   cudaStream_t st) {
   if (count <= 0) return;
-  BP_LAUNCH(fillPointersKernel<half16>, blocksFor(count, 256), 256, 0, st)(out, base, outerStride, innerStride, inner, count);
+  BP_LAUNCH(fillPointersKernel<half16>, blocksFor(count, 256), 256, 0, st)
+  (out, base, outerStride, innerStride, inner, count);
   BP_LAUNCHED();
 }
 

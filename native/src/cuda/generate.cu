@@ -227,7 +227,8 @@ void DeviceModel::cacheDecode(const int* rowIds, int n, const int32_t* tokens, f
     BP_LAUNCH(appendRowsKernel, n, 256, 0, stream)(vc, qkv + 2 * d, 3 * d, dRows, dPos, cap, d);
     BP_LAUNCHED();
     const float scale = (float)(1.0 / std::sqrt((double)(d / H)) / (cfg.scaleByInverseLayer ? l + 1 : 1));
-    BP_LAUNCH(decodeAttentionKernel, n * H, 128, sizeof(float) * cap, stream)(atty, qkv, kc, vc, dRows, dPos, H, d, cap, scale);
+    BP_LAUNCH(decodeAttentionKernel, n * H, 128, sizeof(float) * cap, stream)
+    (atty, qkv, kc, vc, dRows, dPos, H, d, cap, scale);
     BP_LAUNCHED();
     linearForward(blas, a.branch, atty, P(W.projw), P(W.projb), n, d, d);
     residualDropoutForward(x, x, a.branch, Nd, Site{}, stream);
@@ -273,9 +274,9 @@ void DeviceModel::cacheDecode(const int* rowIds, int n, const int32_t* tokens, f
       BP_CUDA(cudaMemcpyAsync(scaleBuf.p, hiv->senseScale, sizeof(float) * count, cudaMemcpyHostToDevice, stream));
       dScale = scaleBuf.p;
     }
-    BP_LAUNCH(decodeBackpackKernel, n * k, 128, sizeof(float) * cap, stream)(
-        a.gBig, a.qk, cache.akeys.p, cache.senses.p, dRows, dPos, k, d, cap, hiv ? hiv->alphaSense : -1,
-        hiv ? hiv->alphaFactor : 1.0f, dMask, dScale, stride);
+    BP_LAUNCH(decodeBackpackKernel, n * k, 128, sizeof(float) * cap, stream)
+    (a.gBig, a.qk, cache.akeys.p, cache.senses.p, dRows, dPos, k, d, cap, hiv ? hiv->alphaSense : -1,
+     hiv ? hiv->alphaFactor : 1.0f, dMask, dScale, stride);
     BP_LAUNCHED();
     BP_LAUNCH(sumSensesKernel, n, 256, 0, stream)(a.out, a.gBig, k, d);
     BP_LAUNCHED();

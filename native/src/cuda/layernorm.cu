@@ -242,8 +242,8 @@ __global__ void __launch_bounds__(32 * kLnVecWarps) lnBackwardVecKernel(float* d
 template <int VPL>
 static void launchLnBackwardVec(float* dinp, float* dw, float* db, const float* dout, const float* inp,
                                 const float* w, const float* mean, const float* rstd, int N, cudaStream_t st) {
-  BP_LAUNCH(lnBackwardVecKernel<VPL>, blocksFor(N, kLnVecRows), 32 * kLnVecWarps, 0, st)(dinp, dw, db, dout, inp, w, mean,
-                                                                                 rstd, N);
+  BP_LAUNCH(lnBackwardVecKernel<VPL>, blocksFor(N, kLnVecRows), 32 * kLnVecWarps, 0, st)
+  (dinp, dw, db, dout, inp, w, mean, rstd, N);
 }
 
 void layernormForward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
@@ -251,8 +251,8 @@ void layernormForward(float* out, float* mean, float* rstd, const float* inp, co
   if (N <= 0) return;
   if (vectorized && aligned4(out) && aligned4(inp) && aligned4(w) && aligned4(b) &&
       reinterpret_cast<uintptr_t>(out16) % 8 == 0 && withFloat4sPerLane(C, [&](auto vpl) {
-        BP_LAUNCH(lnForwardVecKernel<decltype(vpl)::value>, blocksFor(N, 8), 256, 0, st)(out, mean, rstd, inp, w, b, N, eps,
-                                                                                 out16);
+        BP_LAUNCH(lnForwardVecKernel<decltype(vpl)::value>, blocksFor(N, 8), 256, 0, st)
+        (out, mean, rstd, inp, w, b, N, eps, out16);
       })) {
     BP_LAUNCHED();
     return;
@@ -274,13 +274,13 @@ void layernormBackward(float* dinp, float* dw, float* db, const float* dout, con
   // other widths: the per-warp kernel below
   const size_t privateBytes = 2 * kLn2Warps * C * sizeof(float);
   if (kind != LnBackward::SharedAtomics && privateBytes <= 48 * 1024) {
-    BP_LAUNCH(lnBackwardPrivateKernel, blocksFor(N, kLn2Rows), 32 * kLn2Warps, privateBytes, st)(dinp, dw, db, dout, inp, w,
-                                                                                         mean, rstd, N, C);
+    BP_LAUNCH(lnBackwardPrivateKernel, blocksFor(N, kLn2Rows), 32 * kLn2Warps, privateBytes, st)
+    (dinp, dw, db, dout, inp, w, mean, rstd, N, C);
     BP_LAUNCHED();
     return;
   }
-  BP_LAUNCH(lnBackwardKernel, blocksFor(N, kLnRowsPerBlock), 256, 2 * C * sizeof(float), st)(dinp, dw, db, dout, inp, w,
-                                                                                       mean, rstd, N, C);
+  BP_LAUNCH(lnBackwardKernel, blocksFor(N, kLnRowsPerBlock), 256, 2 * C * sizeof(float), st)
+  (dinp, dw, db, dout, inp, w, mean, rstd, N, C);
   BP_LAUNCHED();
 }
 

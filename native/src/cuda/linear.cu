@@ -27,8 +27,8 @@ void addBias(float* out, const float* bias, int N, int OC, cudaStream_t st, half
   if (total <= 0) return;
   if (vec4Fits(total, OC) && aligned4(out) && aligned4(bias) && aligned4(out16)) {
     const int n4 = (int)(total / 4);
-    BP_LAUNCH(addBiasKernel4, blocksFor(n4, 256), 256, 0, st)(
-        reinterpret_cast<float4*>(out), reinterpret_cast<const float4*>(bias), n4, OC / 4, out16, keepFp32);
+    BP_LAUNCH(addBiasKernel4, blocksFor(n4, 256), 256, 0, st)
+    (reinterpret_cast<float4*>(out), reinterpret_cast<const float4*>(bias), n4, OC / 4, out16, keepFp32);
   } else {
     BP_LAUNCH(addBiasKernel, blocksFor(total, 256), 256, 0, st)(out, bias, total, OC, out16, keepFp32);
   }
@@ -169,11 +169,11 @@ void prepareGrad16(half16* dout16, float* db, const float* src, int N, int OC, S
   const bool vec = vec4Fits((long)N * OC, OC) && aligned4(src) && aligned4(geluPre) &&
                    reinterpret_cast<uintptr_t>(geluPre16) % 8 == 0 && reinterpret_cast<uintptr_t>(dout16) % 8 == 0;
   if (vec) {
-    BP_LAUNCH(prepareGradKernel<4>, dim3((OC + 127) / 128, rowBlocks), block, 0, st)(dout16, db, src, N, OC, drop.p, drop.key,
-                                                                               geluPre, geluPre16);
+    BP_LAUNCH(prepareGradKernel<4>, dim3((OC + 127) / 128, rowBlocks), block, 0, st)
+    (dout16, db, src, N, OC, drop.p, drop.key, geluPre, geluPre16);
   } else {
-    BP_LAUNCH(prepareGradKernel<1>, dim3((OC + 31) / 32, rowBlocks), block, 0, st)(dout16, db, src, N, OC, drop.p, drop.key,
-                                                                             geluPre, geluPre16);
+    BP_LAUNCH(prepareGradKernel<1>, dim3((OC + 31) / 32, rowBlocks), block, 0, st)
+    (dout16, db, src, N, OC, drop.p, drop.key, geluPre, geluPre16);
   }
   BP_LAUNCHED();
 }

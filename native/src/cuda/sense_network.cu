@@ -51,8 +51,8 @@ void DeviceModel::senseForward(const int32_t* tok, int N, bool train, uint32_t s
   }
   sensesRounded = mixed && !(iv && iv->replaceCount > 0);
   if (iv && iv->replaceCount > 0) {
-    BP_LAUNCH(replaceSensesKernel, N, 256, 0, stream)(a.senses, tok, iv->replaceIds.p, iv->replaceVectors.p, iv->replaceCount,
-                                               kd);
+    BP_LAUNCH(replaceSensesKernel, N, 256, 0, stream)
+    (a.senses, tok, iv->replaceIds.p, iv->replaceVectors.p, iv->replaceCount, kd);
     BP_LAUNCHED();
   }
 }

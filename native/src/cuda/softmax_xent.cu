@@ -122,11 +122,11 @@ void headForwardBackward(const Blas& b, const HeadArgs& a) {
     if (!a.targets) continue;
     half16* L16 = mixed && a.dx ? a.scratch16 + (long)(r0 - g0) * V : nullptr;
     if (mixed && V % 4 == 0 && V <= 4 * kXentThreads * kXentVecs)
-      BP_LAUNCH(xentRegisterKernel, n, kXentThreads, 0, b.stream)(L, a.targets + r0, a.lossPerToken + r0, V,
-                                                           a.dx != nullptr, a.dscale, L16);
+      BP_LAUNCH(xentRegisterKernel, n, kXentThreads, 0, b.stream)
+      (L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale, L16);
     else
-      BP_LAUNCH(xentKernel, n, 512, 0, b.stream)(L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale, L16,
-                                          mixed);
+      BP_LAUNCH(xentKernel, n, 512, 0, b.stream)
+      (L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale, L16, mixed);
     BP_LAUNCHED();
     if (a.dx && mixed) {
       const int end = r0 + n, rows = end - g0;

@@ -39,10 +39,14 @@ struct Operand {
   float at(long r, long c) const {
     const long i = transposed ? r * ld + c : c * ld + r;
     switch (type) {
-      case CUDA_R_32F: return static_cast<const float*>(p)[i];
-      case CUDA_R_16BF: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-      case CUDA_R_16F: return __half2float(static_cast<const __half*>(p)[i]);
-      default: return NAN;
+      case CUDA_R_32F:
+        return static_cast<const float*>(p)[i];
+      case CUDA_R_16BF:
+        return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+      case CUDA_R_16F:
+        return __half2float(static_cast<const __half*>(p)[i]);
+      default:
+        return NAN;
     }
   }
 };
@@ -51,10 +55,14 @@ bool supported(cudaDataType t) { return t == CUDA_R_32F || t == CUDA_R_16BF || t
 
 float computeRound(float x, cublasComputeType_t compute) {
   switch (compute) {
-    case CUBLAS_COMPUTE_32F_FAST_TF32: return roundMantissa(x, 10);
-    case CUBLAS_COMPUTE_32F_FAST_16BF: return __bfloat162float(__float2bfloat16_rn(x));
-    case CUBLAS_COMPUTE_32F_FAST_16F: return __half2float(__float2half_rn(x));
-    default: return x;
+    case CUBLAS_COMPUTE_32F_FAST_TF32:
+      return roundMantissa(x, 10);
+    case CUBLAS_COMPUTE_32F_FAST_16BF:
+      return __bfloat162float(__float2bfloat16_rn(x));
+    case CUBLAS_COMPUTE_32F_FAST_16F:
+      return __half2float(__float2half_rn(x));
+    default:
+      return x;
   }
 }
 
@@ -84,9 +92,15 @@ cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
       if (b != 0.0f) prior = Operand{C, ct, ldc, false}.at(r, c);  // beta = 0: C is not read (may be NaN)
       const float v = (float)(a * sum + (b != 0.0f ? (double)b * prior : 0.0));
       switch (ct) {
-        case CUDA_R_32F: static_cast<float*>(C)[i] = v; break;
-        case CUDA_R_16BF: static_cast<__nv_bfloat16*>(C)[i] = __float2bfloat16_rn(v); break;
-        default: static_cast<__half*>(C)[i] = __float2half_rn(v); break;
+        case CUDA_R_32F:
+          static_cast<float*>(C)[i] = v;
+          break;
+        case CUDA_R_16BF:
+          static_cast<__nv_bfloat16*>(C)[i] = __float2bfloat16_rn(v);
+          break;
+        default:
+          static_cast<__half*>(C)[i] = __float2half_rn(v);
+          break;
       }
     }
   }
@@ -122,8 +136,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperatio
 cublasStatus_t cublasGemmBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                    const void* alpha, const void* const A[], cudaDataType at, int lda,
                                    const void* const B[], cudaDataType bt, int ldb, const void* beta, void* const C[],
-                                   cudaDataType ct, int ldc, int count, cublasComputeType_t compute,
-                                   cublasGemmAlgo_t) {
+                                   cudaDataType ct, int ldc, int count, cublasComputeType_t compute, cublasGemmAlgo_t) {
   for (int i = 0; i < count; i++) {
     const cublasStatus_t s = gemm(ta, tb, m, n, k, alpha, A[i], at, lda, B[i], bt, ldb, beta, C[i], ct, ldc, compute);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
@@ -137,10 +150,9 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, 
                                           const void* beta, void* C, cudaDataType ct, int ldc, long long int sC,
                                           int count, cublasComputeType_t compute, cublasGemmAlgo_t) {
   for (int i = 0; i < count; i++) {
-    const cublasStatus_t s =
-        gemm(ta, tb, m, n, k, alpha, static_cast<const char*>(A) + i * sA * elementBytes(at), at, lda,
-             static_cast<const char*>(B) + i * sB * elementBytes(bt), bt, ldb, beta,
-             static_cast<char*>(C) + i * sC * elementBytes(ct), ct, ldc, compute);
+    const cublasStatus_t s = gemm(ta, tb, m, n, k, alpha, static_cast<const char*>(A) + i * sA * elementBytes(at), at,
+                                  lda, static_cast<const char*>(B) + i * sB * elementBytes(bt), bt, ldb, beta,
+                                  static_cast<char*>(C) + i * sC * elementBytes(ct), ct, ldc, compute);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
   }
   return CUBLAS_STATUS_SUCCESS;
@@ -176,8 +188,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
 }
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t, const void*, const void*, cublasLtMatrixLayout_t,
                               const void*, cublasLtMatrixLayout_t, const void*, const void*, cublasLtMatrixLayout_t,
-                              void*, cublasLtMatrixLayout_t, const cublasLtMatmulAlgo_t*, void*, size_t,
-                              cudaStream_t) {
+                              void*, cublasLtMatrixLayout_t, const cublasLtMatmulAlgo_t*, void*, size_t, cudaStream_t) {
   return CUBLAS_STATUS_NOT_SUPPORTED;
 }
 

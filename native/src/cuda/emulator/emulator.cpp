@@ -4,11 +4,11 @@
 
 #include <sys/mman.h>
 
-#include "fiber_switch.h"
-
 #include <deque>
 #include <string>
 #include <vector>
+
+#include "fiber_switch.h"
 
 namespace bp::emu {
 namespace {
@@ -103,17 +103,21 @@ void releaseBlockBarrier() {
   // an exited thread no longer holds back a __syncthreads the others wait at
   if (block->arrivedAtBlock > 0 && block->arrivedAtBlock == block->live) releaseBlockBarrier();
   if (w.arrived > 0 && w.live < w.size && block->error.empty())
-    block->error = "a warp collective in warp " + std::to_string(f.warp) + " while its lane " +
-                   std::to_string(f.lane) + " exited (a full-warp collective needs every lane)";
+    block->error = "a warp collective in warp " + std::to_string(f.warp) + " while its lane " + std::to_string(f.lane) +
+                   " exited (a full-warp collective needs every lane)";
   for (;;) yieldToScheduler();  // a Done fiber is never resumed
 }
 
 const char* stateName(State s) {
   switch (s) {
-    case State::Ready: return "ready";
-    case State::AtWarp: return "at a warp collective";
-    case State::AtBlock: return "at __syncthreads";
-    case State::Done: return "exited";
+    case State::Ready:
+      return "ready";
+    case State::AtWarp:
+      return "at a warp collective";
+    case State::AtBlock:
+      return "at __syncthreads";
+    case State::Done:
+      return "exited";
   }
   return "?";
 }
@@ -132,8 +136,8 @@ std::string describeDeadlock(const Block& b) {
 }
 
 std::string where(dim3 blockIdx) {
-  return "block (" + std::to_string(blockIdx.x) + "," + std::to_string(blockIdx.y) + "," +
-         std::to_string(blockIdx.z) + ")";
+  return "block (" + std::to_string(blockIdx.x) + "," + std::to_string(blockIdx.y) + "," + std::to_string(blockIdx.z) +
+         ")";
 }
 
 void runBlock(Block& b, dim3 grid, dim3 blockDim, uint3 blockIdx) {
@@ -221,7 +225,8 @@ void warpCollective(const void* in, size_t inBytes, void* out, size_t outBytes, 
   std::memcpy(w.ins + f.lane * kSlotBytes, in, inBytes);
   f.state = State::AtWarp;
   if (++w.arrived == w.live) {
-    if (w.live < w.size) fail("a warp collective in warp " + std::to_string(f.warp) + " after some of its lanes exited");
+    if (w.live < w.size)
+      fail("a warp collective in warp " + std::to_string(f.warp) + " after some of its lanes exited");
     w.combine(w.ins, w.outs, w.ctx);
     w.arrived = 0;
     for (int l = 0; l < w.size; l++) block->fibers[f.warp * 32 + l].state = State::Ready;

@@ -62,7 +62,8 @@ T shuffleXor(T v, int laneMask) {
       &v, sizeof(T), &r, sizeof(T),
       [](const unsigned char* ins, unsigned char* outs, const void* c) {
         const int m = static_cast<const Ctx*>(c)->mask;
-        for (int lane = 0; lane < 32; lane++) std::memcpy(outs + lane * kSlotBytes, ins + (lane ^ m) * kSlotBytes, sizeof(T));
+        for (int lane = 0; lane < 32; lane++)
+          std::memcpy(outs + lane * kSlotBytes, ins + (lane ^ m) * kSlotBytes, sizeof(T));
       },
       &ctx);
   return r;
@@ -72,9 +73,9 @@ T shuffleXor(T v, int laneMask) {
 // lets one warp run ahead into a tile the others still read; WarpsRunAhead runs the lowest (or highest) warp as
 // far as it can get before the others move, so such a race changes the result instead of hiding.
 enum class Schedule {
-  RoundRobin,       // every ready thread in turn
-  LowWarpsFirst,    // always the lowest-numbered ready thread
-  HighWarpsFirst,   // always the highest-numbered ready thread
+  RoundRobin,      // every ready thread in turn
+  LowWarpsFirst,   // always the lowest-numbered ready thread
+  HighWarpsFirst,  // always the highest-numbered ready thread
 };
 void setSchedule(Schedule s);
 

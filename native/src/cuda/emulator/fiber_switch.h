@@ -44,8 +44,8 @@ struct FiberContext {
 inline void startFiber(FiberContext& c, void* stack, size_t bytes, void (*entry)()) {
   auto top = reinterpret_cast<uintptr_t>(static_cast<char*>(stack) + bytes) & ~uintptr_t(15);
   void** sp = reinterpret_cast<void**>(top);
-  *--sp = nullptr;                            // entry's return address: none (keeps the ABI's 16-byte alignment)
-  *--sp = reinterpret_cast<void*>(entry);     // where bp_emu_switch's ret goes
+  *--sp = nullptr;                              // entry's return address: none (keeps the ABI's 16-byte alignment)
+  *--sp = reinterpret_cast<void*>(entry);       // where bp_emu_switch's ret goes
   for (int r = 0; r < 6; r++) *--sp = nullptr;  // rbp, rbx, r12-r15
   c.sp = sp;
 }

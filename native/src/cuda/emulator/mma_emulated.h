@@ -22,37 +22,37 @@ inline void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_
     float c[4];
   } in{{a[0], a[1], a[2], a[3]}, {b0, b1}, {d[0], d[1], d[2], d[3]}};
   float out[4];
-  ::bp::emu::warpCollective(
-      &in, sizeof in, out, sizeof out, [](const unsigned char* ins, unsigned char* outs, const void*) {
-        float A[16][16], B[16][8], C[16][8];
-        for (int lane = 0; lane < 32; lane++) {
-          Operands x;
-          std::memcpy(&x, ins + lane * ::bp::emu::kSlotBytes, sizeof x);
-          const int g = lane / 4, t = lane % 4;
-          for (int half = 0; half < 2; half++) {
-            auto get = half ? highHalf16 : lowHalf16;
-            A[g][2 * t + half] = get(x.a[0]);
-            A[g + 8][2 * t + half] = get(x.a[1]);
-            A[g][2 * t + 8 + half] = get(x.a[2]);
-            A[g + 8][2 * t + 8 + half] = get(x.a[3]);
-            B[2 * t + half][g] = get(x.b[0]);
-            B[2 * t + 8 + half][g] = get(x.b[1]);
-            C[g][2 * t + half] = x.c[half];
-            C[g + 8][2 * t + half] = x.c[2 + half];
-          }
-        }
-        for (int lane = 0; lane < 32; lane++) {
-          const int g = lane / 4, t = lane % 4;
-          float r[4];
-          for (int e = 0; e < 4; e++) {
-            const int row = g + (e / 2) * 8, col = 2 * t + e % 2;
-            float sum = 0.0f;
-            for (int k = 0; k < 16; k++) sum += A[row][k] * B[k][col];
-            r[e] = C[row][col] + sum;
-          }
-          std::memcpy(outs + lane * ::bp::emu::kSlotBytes, r, sizeof r);
-        }
-      });
+  ::bp::emu::warpCollective(&in, sizeof in, out, sizeof out,
+                            [](const unsigned char* ins, unsigned char* outs, const void*) {
+                              float A[16][16], B[16][8], C[16][8];
+                              for (int lane = 0; lane < 32; lane++) {
+                                Operands x;
+                                std::memcpy(&x, ins + lane * ::bp::emu::kSlotBytes, sizeof x);
+                                const int g = lane / 4, t = lane % 4;
+                                for (int half = 0; half < 2; half++) {
+                                  auto get = half ? highHalf16 : lowHalf16;
+                                  A[g][2 * t + half] = get(x.a[0]);
+                                  A[g + 8][2 * t + half] = get(x.a[1]);
+                                  A[g][2 * t + 8 + half] = get(x.a[2]);
+                                  A[g + 8][2 * t + 8 + half] = get(x.a[3]);
+                                  B[2 * t + half][g] = get(x.b[0]);
+                                  B[2 * t + 8 + half][g] = get(x.b[1]);
+                                  C[g][2 * t + half] = x.c[half];
+                                  C[g + 8][2 * t + half] = x.c[2 + half];
+                                }
+                              }
+                              for (int lane = 0; lane < 32; lane++) {
+                                const int g = lane / 4, t = lane % 4;
+                                float r[4];
+                                for (int e = 0; e < 4; e++) {
+                                  const int row = g + (e / 2) * 8, col = 2 * t + e % 2;
+                                  float sum = 0.0f;
+                                  for (int k = 0; k < 16; k++) sum += A[row][k] * B[k][col];
+                                  r[e] = C[row][col] + sum;
+                                }
+                                std::memcpy(outs + lane * ::bp::emu::kSlotBytes, r, sizeof r);
+                              }
+                            });
   for (int e = 0; e < 4; e++) d[e] = out[e];
 }
 
@@ -67,17 +67,16 @@ inline uint32_t transposedFragment(const uint16_t* const* rows, int lane) {
 inline void loadBTrans(uint32_t& b0, uint32_t& b1, const half16* rowOfLane) {
   const uint16_t* mine = reinterpret_cast<const uint16_t*>(rowOfLane);
   uint32_t out[2];
-  ::bp::emu::warpCollective(&mine, sizeof mine, out, sizeof out,
-                            [](const unsigned char* ins, unsigned char* outs, const void*) {
-                              const uint16_t* rows[16];
-                              for (int lane = 0; lane < 16; lane++)
-                                std::memcpy(&rows[lane], ins + lane * ::bp::emu::kSlotBytes, sizeof rows[lane]);
-                              for (int lane = 0; lane < 32; lane++) {
-                                const uint32_t r[2] = {transposedFragment(rows, lane),
-                                                       transposedFragment(rows + 8, lane)};
-                                std::memcpy(outs + lane * ::bp::emu::kSlotBytes, r, sizeof r);
-                              }
-                            });
+  ::bp::emu::warpCollective(
+      &mine, sizeof mine, out, sizeof out, [](const unsigned char* ins, unsigned char* outs, const void*) {
+        const uint16_t* rows[16];
+        for (int lane = 0; lane < 16; lane++)
+          std::memcpy(&rows[lane], ins + lane * ::bp::emu::kSlotBytes, sizeof rows[lane]);
+        for (int lane = 0; lane < 32; lane++) {
+          const uint32_t r[2] = {transposedFragment(rows, lane), transposedFragment(rows + 8, lane)};
+          std::memcpy(outs + lane * ::bp::emu::kSlotBytes, r, sizeof r);
+        }
+      });
   b0 = out[0];
   b1 = out[1];
 }
