@@ -1,5 +1,6 @@
-// A CPU emulator for the hand-written CUDA kernels, so their arithmetic is checked where no GPU exists (CI).
-// The kernel sources compile unchanged with the host compiler (BP_CUDA_EMULATOR=1, see cuda_shim.h); each CUDA
+// A CPU emulator for the CUDA backend, so its arithmetic is checked where no GPU exists (CI). This file is the
+// kernel side; runtime.cpp and cublas.cpp stand in for NVIDIA's libraries, so the whole engine runs. The sources
+// compile with the host compiler (BP_CUDA_EMULATOR=1, see cuda_shim.h; launches are written BP_LAUNCH); each CUDA
 // thread of a block runs as a fiber, and the fibers of a block take turns on one OS thread, switching only at
 // synchronisation points:
 //   - __syncthreads: all live threads of the block;
