@@ -3,8 +3,10 @@
  * emulator (bench/gpu/build-emulated-harness.sh: every .cu file through the host compiler, the emulator's CUDA
  * runtime and cuBLAS) and `harness parity` runs as on a lent GPU: logits, hidden states, loss, alpha, every
  * gradient with and without dropout, 10 AdamW steps, KV-cache generation with interventions, in fp32 and bf16;
- * the engine's knobs that select other kernels; and the fp16 build with its loss scale and overflow skip.
- * (No cuBLASLt, NCCL or timing here: those need the GPU check.)
+ * the engine's knobs that select other kernels; the fp16 build with its loss scale and overflow skip; and
+ * `harness dp`, data parallel over 2 and 3 emulated GPUs (the emulator's NCCL) against one, with gradient
+ * accumulation reduced in the last backward pass, in every one, or at the optimizer step.
+ * (No cuBLASLt or timing here: those need the GPU check.)
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -34,16 +36,21 @@ function build(variant: string[]): void {
   if (r.status !== 0) throw new Error(`emulated harness build failed (status ${r.status}):\n${(r.stderr ?? '').slice(-6000)}`);
 }
 
-function parity(exe: string, env: Record<string, string> = {}): ParityLine[] {
-  const r = spawnSync(path.join(buildDir, exe), ['parity'], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 10 * 60 * 1000 });
+function run(exe: string, command: string, env: Record<string, string>) {
+  const r = spawnSync(exe, [command], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 10 * 60 * 1000 });
   const lines = (r.stdout ?? '')
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as ParityLine);
-  const failed = lines.filter((l) => l.check === 'parity' && !l.ok);
+  return { r, lines };
+}
+
+function parity(exe: string, env: Record<string, string> = {}, command = 'parity'): ParityLine[] {
+  const { r, lines: all } = run(path.join(buildDir, exe), command, env);
+  const failed = all.filter((l) => l.check === 'parity' && !l.ok);
   if (r.status !== 0 || failed.length > 0)
-    throw new Error(`harness parity (${exe}, ${JSON.stringify(env)}): status ${r.status}\n${failed.map((l) => JSON.stringify(l)).join('\n')}\n${(r.stderr ?? '').slice(-3000)}`);
-  return lines.filter((l) => l.check === 'parity');
+    throw new Error(`harness ${command} (${exe}, ${JSON.stringify(env)}): status ${r.status}\n${failed.map((l) => JSON.stringify(l)).join('\n')}\n${(r.stderr ?? '').slice(-3000)}`);
+  return all.filter((l) => l.check === 'parity');
 }
 
 if (!haveHeaders && !process.env.CI) {
@@ -78,6 +85,33 @@ if (!haveHeaders && !process.env.CI) {
       const lines = parity('harness-emulated', env);
       expect(lines).toHaveLength(42);
       for (const l of lines) expect(l.what).toContain(tag);
+    }, 10 * 60 * 1000);
+
+    test.each([2, 3])('data parallel over %i emulated GPUs matches one GPU', (gpus) => {
+      const lines = parity('harness-emulated', { BACKPACK_EMULATED_GPUS: String(gpus) }, 'dp');
+      // 2 architectures x (losses, gradients, parameters after 6 steps)
+      expect(lines).toHaveLength(6);
+      for (const l of lines) expect(l.what).toContain(`data parallel ${gpus} GPUs vs 1`);
+    }, 10 * 60 * 1000);
+
+    test('the data-parallel check fails when the replicas count reduced sums again (engine mutated)', () => {
+      // the bug the engine once had: after a reduction, the other replicas must restart their sums at zero
+      const engine = path.join(root, 'native', 'src', 'cuda', 'engine.cu');
+      const text = fs.readFileSync(engine, 'utf8');
+      const restart = 'for (size_t i = 1; i < replicas.size(); i++) replicas[i]->zeroGrad();';
+      expect(text.split(restart)).toHaveLength(2);
+      const mutant = path.join(buildDir, 'engine-mutant.cu');
+      fs.writeFileSync(mutant, text.replace(restart, ';'));
+      const objects = path.join(buildDir, 'obj-harness-emulated');
+      const compile = spawnSync('g++', ['-O2', '-std=c++17', '-fopenmp', '-DBP_CUDA_EMULATOR=1', `-I${path.join(cudaHome, 'include')}`, `-I${path.dirname(engine)}`, '-x', 'c++', '-c', mutant, '-o', `${mutant}.o`], { encoding: 'utf8' });
+      expect(compile.stderr).toBe('');
+      const others = fs.readdirSync(objects).filter((f) => f.endsWith('.o') && f !== 'engine.cu.o').map((f) => path.join(objects, f));
+      const exe = path.join(buildDir, 'harness-engine-mutant');
+      const link = spawnSync('g++', ['-o', exe, ...others, `${mutant}.o`, '-fopenmp', '-lpthread'], { encoding: 'utf8' });
+      expect(link.status).toBe(0);
+      const { r, lines } = run(exe, 'dp', { BACKPACK_EMULATED_GPUS: '2' });
+      expect(r.status).toBe(1);
+      expect(lines.filter((l) => l.what?.includes('gradients') && !l.ok)).toHaveLength(2);
     }, 10 * 60 * 1000);
 
     test('the fp16 build: loss-scaled training, and an overflowing step skipped with the parameters untouched', () => {

@@ -1,8 +1,10 @@
 /**
  * CUDA backend vs CPU backend through the TypeScript facade, on a machine with a GPU and a CUDA build of the
  * addon: same parameters -> same logits, loss, alpha and gradients (fp32), same parameters after AdamW steps,
- * and the same seeded generation; fp16 (loss-scaled) within 16-bit tolerances, skipping a step that overflows. Without a GPU the suite is skipped with a message (bench/gpu-check.sh runs
- * the same checks on a lent GPU without Node).
+ * and the same seeded generation; fp16 (loss-scaled) within 16-bit tolerances, skipping a step that overflows;
+ * with 2 GPUs, data parallel on cuda:0,1 with gradient accumulation. Without a GPU the suite is skipped with a
+ * message (bench/gpu-check.sh runs the same checks on a lent GPU without Node; test/native-cuda-emulated-addon
+ * runs this file on the CPU emulator).
  */
 import { createModel, cudaDevices, type NativeModel } from '../native';
 import type { ModelConfig } from '../native/types';
@@ -104,4 +106,34 @@ if (gpus() === 0) {
       expect(await gpu.generate(opts)).toEqual(await cpu.generate(opts));
     });
   });
+
+  if (gpus() < 2) {
+    test.skip('data-parallel parity skipped: needs 2 GPUs', () => undefined);
+  } else {
+    describe.each(configs)('%s data parallel on cuda:0,1 matches the CPU backend', (_name, config) => {
+      test('3 optimizer steps of 3 accumulated micro-batches, reduced during the last backward pass', async () => {
+        const cpu = createModel(config, 3);
+        const gpu = createModel(config, 99, { device: 'cuda:0,1' });
+        gpu.setParams(cpu.getParams());
+        const p0 = cpu.getParams();
+        const B = 3, T = 12; // rows split unevenly over the two GPUs
+        for (let s = 0; s < 3; s++) {
+          for (const m of [cpu, gpu]) {
+            await m.zeroGrad();
+            for (let a = 0; a < 3; a++) {
+              const micro = 3 * s + a;
+              await m.trainStep(ids(B * T, 30 + micro, 45), ids(B * T, 60 + micro, 45), B, T, { dropout: 0.1, rngSeed: micro, gradScale: 1 / 3, lastMicroBatch: a === 2 });
+            }
+          }
+          if (s === 0) {
+            const gc = cpu.getGrads(), gg = gpu.getGrads();
+            for (const t of cpu.tensors) expect([t.key, relErr(gg.subarray(t.offset, t.offset + t.size), gc.subarray(t.offset, t.offset + t.size)) < 1e-4]).toEqual([t.key, true]);
+          }
+          for (const m of [cpu, gpu]) await m.optimizerStep({ lr: 1e-3, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, clip: 1 });
+        }
+        const pc = cpu.getParams(), pg = gpu.getParams();
+        expect(relErr(pg.map((v, i) => v - p0[i]), pc.map((v, i) => v - p0[i]))).toBeLessThan(1e-3);
+      });
+    });
+  }
 }

@@ -4,7 +4,8 @@
 # NVIDIA's, so `harness-emulated parity` checks the CUDA engine against the CPU model where no GPU exists.
 #   bench/gpu/build-emulated-harness.sh OUT_DIR [--fp16]
 # --fp16: the fp16 build of the engine, as OUT_DIR/harness-emulated-fp16. Needs only the toolkit's headers
-# ($CUDA_HOME/include, default .tools/cuda/home); single device, no NCCL, no cuBLASLt (the plain cuBLAS path).
+# ($CUDA_HOME/include, default .tools/cuda/home; with nccl.h there, data parallel runs over BACKPACK_EMULATED_GPUS
+# emulated devices). No cuBLASLt: the engine takes its plain cuBLAS path.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="${1:?usage: build-emulated-harness.sh OUT_DIR [--fp16]}"
@@ -15,7 +16,7 @@ CUDA="${CUDA_HOME:-$ROOT/.tools/cuda/home}"
 OBJ="$OUT/obj-$NAME"
 mkdir -p "$OBJ"
 
-FLAGS=(-O2 -std=c++17 -fopenmp -DBP_CUDA_EMULATOR=1 -DBP_NO_NCCL_HEADER -I"$CUDA/include" "${VARIANT[@]}")
+FLAGS=(-O2 -std=c++17 -fopenmp -DBP_CUDA_EMULATOR=1 -I"$CUDA/include" "${VARIANT[@]}")
 JOBS="$(nproc 2>/dev/null || echo 4)"
 pids=()
 objs=()

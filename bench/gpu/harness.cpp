@@ -411,7 +411,7 @@ int cmdDataParallel() {
     long cnt = 0;
     // Steps 0-2: one micro-batch each. Steps 3-5: 3 micro-batches each, where the last one all-reduces during its
     // backward pass (step 3), every one does (step 4: the engine must not count reduced sums twice), or none does
-    // (step 5: the optimizer step reduces).
+    // (step 5: the optimizer step reduces). Dropout 0.1 throughout.
     for (int s = 0; s < 6; s++) {
       const int accum = s < 3 ? 1 : 3;
       one.zeroGrad();
@@ -420,6 +420,8 @@ int cmdDataParallel() {
         auto tok = randomTokens(N, c.realVocab, 300 + 10 * s + a), tg = randomTokens(N, c.realVocab, 400 + 10 * s + a);
         ForwardRequest t = trainRequest(tok, tg, B, T);
         t.gradScale = 1.0f / accum;
+        t.dropout = 0.1f;  // each replica must draw the masks of its rows as one GPU does
+        t.rngSeed = 500 + 10 * s + a;
         t.lastMicroBatch = s == 4 || (s != 5 && a == accum - 1);
         const double l1 = one.trainStep(t, &cnt), l2 = many.trainStep(t, &cnt);
         lossErr = std::max(lossErr, std::fabs(l2 - l1) / std::fabs(l1));

@@ -49,6 +49,8 @@ struct ForwardRequest {
   bool train = false;                // dropout on, activations kept for backward
   float dropout = 0.0f;
   uint32_t rngSeed = 0;              // dropout stream seed for this micro-batch
+  int row0 = 0;                      // first sequence of these rows in the micro-batch (CUDA data parallel: the
+                                     // dropout masks index the whole micro-batch, as on one device)
   float* logitsOut = nullptr;        // [B*T][V]
   float* lossPerToken = nullptr;     // [B*T]
   float* hiddenOut = nullptr;        // [B*T][d]

@@ -12,7 +12,7 @@ namespace bp::BP_CUDA_NS {
 // Rows (h, i) of one sequence: S -> P (undropped, in place, zeros above the diagonal), Pd (dropped) if pd,
 // lse if lseOut. Mixed precision (Pd16 non-null): only the dropped probabilities are written, in bf16.
 __global__ void causalSoftmaxKernel(float* S, float* Pd, float* lseOut, int H, int T, long bhBase, float p,
-                                    uint32_t key, half16* Pd16) {
+                                    uint32_t key, uint32_t off, half16* Pd16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= H * T) return;
   int h = row / T, i = row % T;
@@ -29,18 +29,18 @@ __global__ void causalSoftmaxKernel(float* S, float* Pd, float* lseOut, int H, i
   for (int j = lane; j < T; j += 32) {
     float pj = j <= i ? __expf(s[j] - mx) * inv : 0.0f;
     if (Pd16) {
-      Pd16[(long)row * T + j] = round16(pj * dkeep(p, key, (uint32_t)(base + j)));
+      Pd16[(long)row * T + j] = round16(pj * dkeep(p, key, off + (uint32_t)(base + j)));
       continue;
     }
     s[j] = pj;
-    if (Pd) Pd[(long)row * T + j] = pj * dkeep(p, key, (uint32_t)(base + j));
+    if (Pd) Pd[(long)row * T + j] = pj * dkeep(p, key, off + (uint32_t)(base + j));
   }
   if (lseOut && lane == 0) lseOut[(long)h * T + i] = lse;
 }
 
 // Recompute P from the saved lse: S -> P in place (and Pd; in mixed precision Pd16, the dropped P in bf16).
 __global__ void probsFromLseKernel(float* S, float* Pd, const float* lse, int H, int T, long bhBase, float p,
-                                   uint32_t key, half16* Pd16) {
+                                   uint32_t key, uint32_t off, half16* Pd16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= H * T) return;
   int h = row / T, i = row % T;
@@ -50,13 +50,13 @@ __global__ void probsFromLseKernel(float* S, float* Pd, const float* lse, int H,
   for (int j = lane; j < T; j += 32) {
     float pj = j <= i ? __expf(s[j] - l) : 0.0f;
     s[j] = pj;
-    if (Pd) Pd[(long)row * T + j] = pj * dkeep(p, key, (uint32_t)(base + j));
-    if (Pd16) Pd16[(long)row * T + j] = round16(pj * dkeep(p, key, (uint32_t)(base + j)));
+    if (Pd) Pd[(long)row * T + j] = pj * dkeep(p, key, off + (uint32_t)(base + j));
+    if (Pd16) Pd16[(long)row * T + j] = round16(pj * dkeep(p, key, off + (uint32_t)(base + j)));
   }
 }
 
 // dPd -> dS in place: g = dPd * mask; dS = P (g - sum(P g)). Mixed precision: dS goes to dS16 (bf16) instead.
-__global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long bhBase, float p, uint32_t key,
+__global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long bhBase, float p, uint32_t key, uint32_t off,
                                   half16* dS16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= H * T) return;
@@ -66,7 +66,7 @@ __global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long b
   const long base = (bhBase + h) * (long)T * T + (long)i * T;
   float dot = 0.0f;
   for (int j = lane; j <= i; j += 32) {
-    float gj = g[j] * dkeep(p, key, (uint32_t)(base + j));
+    float gj = g[j] * dkeep(p, key, off + (uint32_t)(base + j));
     g[j] = gj;
     dot += pr[j] * gj;
   }
@@ -116,7 +116,7 @@ static void attentionForward16(const Blas& b, float* out, float* lse, const half
     const int n = std::min(w.seqs, s.B - b0), cnt = n * H, o = b0 * H;
     gemmBatched16(b, false, true, T, T, hs, s.scale, p16 + o, 3 * C, p16 + A + o, 3 * C, 0.0f, St, T, cnt);
     BP_LAUNCH(causalSoftmaxKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
-    (S, nullptr, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, Pd16);
+    (S, nullptr, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, drop.offset, Pd16);
     BP_LAUNCHED();
     gemmBatched16(b, false, false, T, hs, T, 1.0f, Pt, T, p16 + 2 * A + o, 3 * C, 0.0f,
                   (float* const*)(w.ptrs + 3 * A + o), C, cnt);
@@ -159,13 +159,13 @@ static void attentionBackward16(const Blas& b, float* dqkv, const float* dout, c
     float* const* dV = (float* const*)(w.ptrs + 6 * A + o);
     gemmBatched16(b, false, true, T, T, hs, s.scale, Q, 3 * C, K, 3 * C, 0.0f, Pt, T, cnt);
     BP_LAUNCH(probsFromLseKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
-    (P, nullptr, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, R16);
+    (P, nullptr, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, drop.offset, R16);
     BP_LAUNCHED();
     // dV = Pd^T dO ; dPd = dO V^T
     gemmBatched16(b, true, false, T, hs, T, 1.0f, Rt, T, dO, C, 0.0f, dV, 3 * C, cnt);
     gemmBatched16(b, false, true, T, T, hs, 1.0f, dO, C, V, 3 * C, 0.0f, Gt, T, cnt);
     BP_LAUNCH(softmaxBackKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
-    (G, P, cnt, T, (long)b0 * H, drop.p, drop.key, R16);
+    (G, P, cnt, T, (long)b0 * H, drop.p, drop.key, drop.offset, R16);
     BP_LAUNCHED();
     // dQ = scale dS K ; dK = scale dS^T Q
     gemmBatched16(b, false, false, T, hs, T, s.scale, Rt, T, K, 3 * C, 0.0f, dQ, 3 * C, cnt);
@@ -199,7 +199,7 @@ void attentionForward(const Blas& b, float* out, float* lse, const float* qkv, A
     const float** O = rowsOf(w.ptrs + 5 * cnt, out + (long)b0 * T * C, T, C, hs, H, n, b.stream);
     gemmBatched(b, false, true, T, T, hs, s.scale, Q, 3 * C, K, 3 * C, 0.0f, (float* const*)Sraw, T, cnt);
     BP_LAUNCH(causalSoftmaxKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
-    (S, Pd, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, nullptr);
+    (S, Pd, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, drop.offset, nullptr);
     BP_LAUNCHED();
     gemmBatched(b, false, false, T, hs, T, 1.0f, Sp, T, V, 3 * C, 0.0f, (float* const*)O, C, cnt);
   }
@@ -239,13 +239,13 @@ void attentionBackward(const Blas& b, float* dqkv, const float* dout, const floa
     const float** dV = rowsOf(w.ptrs + 9 * cnt, dq + 2 * C, T, 3 * C, hs, H, n, b.stream);
     gemmBatched(b, false, true, T, T, hs, s.scale, Q, 3 * C, K, 3 * C, 0.0f, (float* const*)Pp, T, cnt);
     BP_LAUNCH(probsFromLseKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
-    (P, Pd, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, nullptr);
+    (P, Pd, lse + (long)b0 * H * T, cnt, T, (long)b0 * H, drop.p, drop.key, drop.offset, nullptr);
     BP_LAUNCHED();
     // dV = Pd^T dO ; dPd = dO V^T
     gemmBatched(b, true, false, T, hs, T, 1.0f, PdP, T, dO, C, 0.0f, (float* const*)dV, 3 * C, cnt);
     gemmBatched(b, false, true, T, T, hs, 1.0f, dO, C, V, 3 * C, 0.0f, (float* const*)Gp, T, cnt);
     BP_LAUNCH(softmaxBackKernel, rowBlocks((long)cnt * T), 256, 0, b.stream)
-    (G, P, cnt, T, (long)b0 * H, drop.p, drop.key, nullptr);
+    (G, P, cnt, T, (long)b0 * H, drop.p, drop.key, drop.offset, nullptr);
     BP_LAUNCHED();
     // dQ = scale dS K ; dK = scale dS^T Q
     gemmBatched(b, false, false, T, hs, T, s.scale, Gp, T, K, 3 * C, 0.0f, (float* const*)dQ, 3 * C, cnt);

@@ -96,6 +96,9 @@ class DeviceModel {
   bool geluGrad16 = false, qkvGrad16 = false;
   // The last Backpack forward pass ran the fused contextualization (backpack_flash.cu, BACKPACK_CUDA_FUSED_CONTEXT=1)
   bool fusedContext = false;
+  // Site::offset of the current request's dropout sites (from ForwardRequest::row0): the [N][d] ones and attention's
+  uint32_t dropOffset = 0, attnDropOffset = 0;
+  void setDropOffsets(const ForwardRequest& r);
   // LayerNorm backward kernel: shared atomics in fp32/TF32, register partials (vectorised) in mixed mode
   LnBackward lnBack = LnBackward::SharedAtomics;
   DevBuf<half16> params16;
@@ -176,6 +179,7 @@ class DeviceModel {
   void ensureActivations(int B, int T);
   void upload(const int32_t* tokens, const int32_t* targets, int B, int T);
   void senseForward(const int32_t* dTokens, int N, bool train, uint32_t seed, float p, DeviceInterventions* iv);
+  Site senseSite(bool train, float p, uint32_t seed, uint32_t stream) const;
   void senseBackward(const int32_t* dTokens, int N, uint32_t seed, float p);
 
   long wte = 0, wpe = 0, lnfw = 0, lnfb = 0, aw = 0, ab = 0;

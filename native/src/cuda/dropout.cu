@@ -6,11 +6,11 @@ namespace bp::BP_CUDA_NS {
 
 // out = base + (branch + bias[i % OC]) * keep(i); bias and base optional (null: none)
 __global__ void biasResidualKernel(float* out, const float* base, const float* branch, const float* bias, int OC,
-                                   long n, float p, uint32_t key) {
+                                   long n, float p, uint32_t key, uint32_t off) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const float b = bias ? branch[i] + bias[i % OC] : branch[i];
-  const float kept = b * dkeep(p, key, (uint32_t)i);
+  const float kept = b * dkeep(p, key, off + (uint32_t)i);
   out[i] = base ? base[i] + kept : kept;
 }
 
@@ -20,11 +20,11 @@ __device__ __forceinline__ float4 keep4(float4 v, float p, uint32_t key, uint32_
                      v.w * dkeep(p, key, i0 + 3));
 }
 __global__ void biasResidualKernel4(float4* out, const float4* base, const float4* branch, const float4* bias, int OC4,
-                                    int n4, float p, uint32_t key) {
+                                    int n4, float p, uint32_t key, uint32_t off) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n4) return;
   const float4 b = bias ? add4(branch[i], bias[i % OC4]) : branch[i];
-  const float4 kept = keep4(b, p, key, 4u * (uint32_t)i);
+  const float4 kept = keep4(b, p, key, off + 4u * (uint32_t)i);
   out[i] = base ? add4(base[i], kept) : kept;
 }
 
@@ -36,9 +36,9 @@ static void launchBiasResidual(float* out, const float* base, const float* branc
     const int n4 = (int)(n / 4);
     BP_LAUNCH(biasResidualKernel4, blocksFor(n4, 256), 256, 0, st)
     (reinterpret_cast<float4*>(out), reinterpret_cast<const float4*>(base), reinterpret_cast<const float4*>(branch),
-     reinterpret_cast<const float4*>(bias), OC / 4, n4, s.p, s.key);
+     reinterpret_cast<const float4*>(bias), OC / 4, n4, s.p, s.key, s.offset);
   } else {
-    BP_LAUNCH(biasResidualKernel, blocksFor(n, 256), 256, 0, st)(out, base, branch, bias, OC, n, s.p, s.key);
+    BP_LAUNCH(biasResidualKernel, blocksFor(n, 256), 256, 0, st)(out, base, branch, bias, OC, n, s.p, s.key, s.offset);
   }
   BP_LAUNCHED();
 }

@@ -284,9 +284,8 @@ void Engine::trainReplica(size_t i, const ForwardRequest& r, int row0, int rows,
     q.train = true;
     q.logitsOut = q.hiddenOut = q.alphaOut = nullptr;
     q.lossPerToken = r.lossPerToken ? r.lossPerToken + (long)row0 * r.T : nullptr;
+    q.row0 = r.row0 + row0;  // the dropout masks of these rows are the ones one device would draw
     if (parallel) {
-      // Dropout masks are drawn per micro-batch seed; a split batch gives each part its own seed.
-      q.rngSeed = r.rngSeed * 0x9e3779b1u + (uint32_t)i;
       q.cancel = nullptr;  // trainStep checks it for all replicas at once
     }
     *loss = rep.forward(q, total, nullptr, nullptr);

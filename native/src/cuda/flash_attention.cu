@@ -70,8 +70,11 @@ struct BlockTiles {
 };
 
 // The dropout element index of query row i's key 0, (bh*T + i)*T, as the 32 bits the hash takes (key j adds j:
-// the same bits as the 64-bit index truncated)
-__device__ __forceinline__ uint32_t dropRowBase(long bh, int T, int i) { return (uint32_t)((bh * T + i) * (long)T); }
+// the same bits as the 64-bit index truncated), plus the site's offset (Site::offset: where this part of a
+// data-parallel micro-batch starts in it)
+__device__ __forceinline__ uint32_t dropRowBase(long bh, int T, int i, uint32_t offset) {
+  return offset + (uint32_t)((bh * T + i) * (long)T);
+}
 __device__ __forceinline__ float keepScale(float p, uint32_t key, uint32_t rowBase, int j) {
   return p > 0.0f ? dkeep(p, key, rowBase + (uint32_t)j) : 1.0f;
 }
@@ -104,12 +107,13 @@ struct ForwardRows {
   float o[NT][4];
   float mA, mB, lA, lB;  // running max (log2 units) and partial sums
 
-  __device__ __forceinline__ void start(const half16* Q, long ld, int first, long bh, int T, int g, int t) {
+  __device__ __forceinline__ void start(const half16* Q, long ld, int first, long bh, int T, uint32_t dropOffset, int g,
+                                        int t) {
     i0 = first;
     rowA = i0 + g;
     rowB = i0 + g + 8;
-    baseA = dropRowBase(bh, T, rowA);
-    baseB = dropRowBase(bh, T, rowB);
+    baseA = dropRowBase(bh, T, rowA, dropOffset);
+    baseB = dropRowBase(bh, T, rowB, dropOffset);
 #pragma unroll
     for (int ks = 0; ks < KS; ks++) loadA(qf[ks], Q + (long)i0 * ld, ld, ks, i0, T, g, t);
 #pragma unroll
@@ -239,7 +243,7 @@ struct ForwardRows {
 template <int HS, int MinBlocks = 1>
 __global__ void __launch_bounds__(kThreads, MinBlocks > 1 ? MinBlocks : 0)
     flashForwardKernel(float* out, half16* out16, float* lse, const half16* qkv, int T, int H, int C, float scale,
-                       float p, uint32_t key, uint64_t* keepBits) {
+                       float p, uint32_t key, uint32_t dropOffset, uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
   __shared__ __align__(16) BlockTiles<HS> tiles;  // key and value rows
   const int qb = gridDim.x - 1 - blockIdx.x;  // the longest rows first
@@ -259,7 +263,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks > 1 ? MinBlocks : 0)
   float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;  // running max (log2 units) and partial sums
   const float sl2 = scale * kLog2e;
   const float keepVal = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
-  const uint32_t baseA = dropRowBase(bh, T, rowA), baseB = dropRowBase(bh, T, rowB);
+  const uint32_t baseA = dropRowBase(bh, T, rowA, dropOffset), baseB = dropRowBase(bh, T, rowB, dropOffset);
   const BlockSource src{K, V, ld, ld, T};
   auto noExtras = [](int, int) {};
   tiles.start(src, 0, noExtras);
@@ -379,7 +383,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks > 1 ? MinBlocks : 0)
 template <int HS, int Groups>
 __global__ void __launch_bounds__(kThreads)
     flashForwardGroupsKernel(float* out, half16* out16, float* lse, const half16* qkv, int T, int H, int C,
-                             float scale, float p, uint32_t key, uint64_t* keepBits) {
+                             float scale, float p, uint32_t key, uint32_t dropOffset, uint64_t* keepBits) {
   __shared__ __align__(16) BlockTiles<HS> tiles;  // key and value rows
   const int qb = gridDim.x - 1 - blockIdx.x;  // the longest rows first
   const int bh = blockIdx.y, b = bh / H, h = bh % H;
@@ -390,7 +394,7 @@ __global__ void __launch_bounds__(kThreads)
   const half16* V = Q + 2 * C;
   ForwardRows<HS> rows[Groups];
 #pragma unroll
-  for (int r = 0; r < Groups; r++) rows[r].start(Q, ld, (qb * Groups + r) * kRows + warp * 16, bh, T, g, t);
+  for (int r = 0; r < Groups; r++) rows[r].start(Q, ld, (qb * Groups + r) * kRows + warp * 16, bh, T, dropOffset, g, t);
   const float sl2 = scale * kLog2e;
   const float keepVal = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
   const BlockSource src{K, V, ld, ld, T};
@@ -447,7 +451,8 @@ template <int HS, typename Out>
 __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(Out* dqkv, const half16* qkv, const half16* dout16,
                                                                   const float* lse, const float* D, uint4* dS,
                                                                   int T, int H, int C, float scale, float p,
-                                                                  uint32_t key, const uint64_t* keepBits) {
+                                                                  uint32_t key, uint32_t dropOffset,
+                                                                  const uint64_t* keepBits) {
   constexpr int KS = HS / 16, NT = HS / 8;
   __shared__ __align__(16) BlockTiles<HS> tiles;  // query and dO rows
   // per query block (by stage): lse (log2 units), D, and the keep bits against this key block
@@ -506,7 +511,7 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(Out* dqkv, con
           const float pr = live ? exp2f(st[n][e] * sl2 - lseS[stage][qi]) : 0.0f;
           const float keep = !live     ? 0.0f
                              : useBits ? keepFromBits(bitsS[stage][qi], e < 2 ? bitA : bitB, keepVal)
-                                       : keepScale(p, key, dropRowBase(bh, T, i), jk);
+                                       : keepScale(p, key, dropRowBase(bh, T, i, dropOffset), jk);
           st[n][e] = pr * keep;                               // Pd^T
           dp[n][e] = pr * (dp[n][e] * keep - DS[stage][qi]);  // dS^T
         }
@@ -606,7 +611,7 @@ void launchForward(float* out, half16* out16, float* lse, const half16* qkv16, A
   auto kernel = twoGroups    ? flashForwardGroupsKernel<HS, 2>
                 : fourBlocks ? flashForwardKernel<HS, 4>
                              : flashForwardKernel<HS, 1>;
-  BP_LAUNCH(kernel, grid, kThreads, 0, st)(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key, bits);
+  BP_LAUNCH(kernel, grid, kThreads, 0, st)(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key, drop.offset, bits);
   BP_LAUNCHED();
 }
 template <int HS, typename Out>
@@ -615,7 +620,7 @@ void launchBackward(Out* dqkv, const half16* qkv16, const half16* dout16, const 
   const dim3 grid((s.T + kRows - 1) / kRows, s.B * s.H);
   auto keysAndValues = flashBackwardKVKernel<HS, Out>;
   BP_LAUNCH(keysAndValues, grid, kThreads, 0, st)
-  (dqkv, qkv16, dout16, lse, D, dS, s.T, s.H, s.C, s.scale, drop.p, drop.key, bits);
+  (dqkv, qkv16, dout16, lse, D, dS, s.T, s.H, s.C, s.scale, drop.p, drop.key, drop.offset, bits);
   BP_LAUNCHED();
   auto queries = flashBackwardQKernel<HS, Out>;
   BP_LAUNCH(queries, grid, kThreads, 0, st)(dqkv, qkv16, dS, s.T, s.H, s.C, s.scale);

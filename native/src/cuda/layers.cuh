@@ -77,7 +77,13 @@ void fillPointers(const half16** out, const half16* base, long outerStride, long
 struct Site {  // a dropout site (see ../layers/layers.h DropoutSite)
   float p = 0.0f;
   uint32_t key = 0;
+  // Added to every element index the mask hashes: the index of this request's first element within the whole
+  // micro-batch, so a data-parallel replica drops what one device running the whole batch would (mod 2^32, as
+  // the CPU truncates its indices)
+  uint32_t offset = 0;
 };
+// model.cu: the dropout site of stream `stream` of a micro-batch's seed (off unless training with p > 0)
+Site dropSite(bool train, float p, uint32_t seed, uint32_t stream, uint32_t offset);
 
 // ---- dropout.cu
 void dropoutForward(float* x, long n, Site s, cudaStream_t st);

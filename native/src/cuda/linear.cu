@@ -60,12 +60,12 @@ void linearForward16(const Blas& b, float* out, const half16* inp16, const half1
 constexpr int kGradRows = 64;
 
 // g = f(src) at element i (row-major index into [N][OC])
-__device__ __forceinline__ float gradAt(const float* src, long i, float p, uint32_t key, const float* geluPre,
-                                        const half16* geluPre16) {
+__device__ __forceinline__ float gradAt(const float* src, long i, float p, uint32_t key, uint32_t off,
+                                        const float* geluPre, const half16* geluPre16) {
   const float x = src[i];
   if (geluPre) return geluGrad(geluPre[i]) * x;
   if (geluPre16) return geluGrad(widen16(geluPre16[i])) * x;
-  return p > 0.0f ? x * dkeep(p, key, (uint32_t)i) : x;
+  return p > 0.0f ? x * dkeep(p, key, off + (uint32_t)i) : x;
 }
 
 // Four bf16 at p (8-byte aligned) as floats
@@ -114,7 +114,7 @@ __device__ __forceinline__ void columnBlock(float* db, int N, int OC, Visit visi
 
 template <int VW>
 __global__ void prepareGradKernel(half16* dout16, float* db, const float* src, int N, int OC, float p, uint32_t key,
-                                  const float* geluPre, const half16* geluPre16) {
+                                  uint32_t off, const float* geluPre, const half16* geluPre16) {
   columnBlock<VW>(db, N, OC, [&](long i, float(&sum)[VW]) {
     float g[VW];
     if constexpr (VW == 4) {  // whole float4s: OC % 4 == 0 and aligned rows
@@ -125,11 +125,11 @@ __global__ void prepareGradKernel(half16* dout16, float* db, const float* src, i
         g[0] *= geluGrad(z.x), g[1] *= geluGrad(z.y), g[2] *= geluGrad(z.z), g[3] *= geluGrad(z.w);
       } else if (p > 0.0f) {
 #pragma unroll
-        for (int e = 0; e < 4; e++) g[e] *= dkeep(p, key, (uint32_t)(i + e));
+        for (int e = 0; e < 4; e++) g[e] *= dkeep(p, key, off + (uint32_t)(i + e));
       }
       store4(dout16 + i, 0, make_float4(g[0], g[1], g[2], g[3]));
     } else {
-      g[0] = gradAt(src, i, p, key, geluPre, geluPre16);
+      g[0] = gradAt(src, i, p, key, off, geluPre, geluPre16);
       dout16[i] = round16(g[0]);
     }
 #pragma unroll
@@ -170,10 +170,10 @@ void prepareGrad16(half16* dout16, float* db, const float* src, int N, int OC, S
                    reinterpret_cast<uintptr_t>(geluPre16) % 8 == 0 && reinterpret_cast<uintptr_t>(dout16) % 8 == 0;
   if (vec) {
     BP_LAUNCH(prepareGradKernel<4>, dim3((OC + 127) / 128, rowBlocks), block, 0, st)
-    (dout16, db, src, N, OC, drop.p, drop.key, geluPre, geluPre16);
+    (dout16, db, src, N, OC, drop.p, drop.key, drop.offset, geluPre, geluPre16);
   } else {
     BP_LAUNCH(prepareGradKernel<1>, dim3((OC + 31) / 32, rowBlocks), block, 0, st)
-    (dout16, db, src, N, OC, drop.p, drop.key, geluPre, geluPre16);
+    (dout16, db, src, N, OC, drop.p, drop.key, drop.offset, geluPre, geluPre16);
   }
   BP_LAUNCHED();
 }

@@ -14,13 +14,20 @@
 namespace bp::BP_CUDA_NS {
 
 enum Stream : uint32_t { kEmbed = 1, kLayerBase = 100 };
-static Site site(bool train, float p, uint32_t seed, uint32_t stream) {
+// The dropout site of stream `stream` of this micro-batch (off unless training with p > 0); offset: Site::offset
+Site dropSite(bool train, float p, uint32_t seed, uint32_t stream, uint32_t offset) {
   Site s;
   if (train && p > 0.0f) {
     s.p = p;
     s.key = streamKey(seed, stream);
+    s.offset = offset;
   }
   return s;
+}
+
+void DeviceModel::setDropOffsets(const ForwardRequest& r) {
+  dropOffset = (uint32_t)((long)r.row0 * r.T * cfg.d);
+  attnDropOffset = (uint32_t)((long)r.row0 * cfg.nHead * r.T * r.T);
 }
 
 static void checkCancel(const std::atomic<int>* c) {
@@ -239,6 +246,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
   BP_CUDA(cudaSetDevice(device));
   const int B = r.B, T = r.T, d = cfg.d, N = B * T, V = cfg.vocab;
   ensureActivations(B, T);
+  setDropOffsets(r);
   long count = 0;
   for (int i = 0; i < N; i++) {
     check(r.tokens[i] >= 0 && r.tokens[i] < V, [&] {
@@ -260,7 +268,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
   const EmbedOverride ov = iv ? iv->embed() : EmbedOverride{};
 
   embeddingForward(a.encoded, dTokens.p, dPositions.p, P(wte), P(wpe), N, d, ov, stream);
-  dropoutForward(a.encoded, (long)N * d, site(train, p, r.rngSeed, kEmbed), stream);
+  dropoutForward(a.encoded, (long)N * d, dropSite(train, p, r.rngSeed, kEmbed, dropOffset), stream);
   const float* x = a.encoded;
   for (int l = 0; l < cfg.nLayer; l++) {
     checkCancel(r.cancel);
@@ -278,16 +286,16 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
       linear(A.qkv, A.ln1, A.ln1h, W.qkvw, W.qkvb, N, d, 3 * d);
     }
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionForward(blas, A.atty, A.lse, A.qkv, as, site(train, p, r.rngSeed, s0), attnWork(A), A.qkvh, A.attyh);
+    attentionForward(blas, A.atty, A.lse, A.qkv, as, dropSite(train, p, r.rngSeed, s0, attnDropOffset), attnWork(A), A.qkvh, A.attyh);
     linear(a.branch, A.atty, A.attyh, W.projw, kBiasLater, N, d, d);
-    biasResidualDropoutForward(A.res2, x, a.branch, P(W.projb), d, (long)N * d, site(train, p, r.rngSeed, s0 + 1),
+    biasResidualDropoutForward(A.res2, x, a.branch, P(W.projb), d, (long)N * d, dropSite(train, p, r.rngSeed, s0 + 1, dropOffset),
                                stream);
     layernormForward(fp32Input(A.ln2), A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps, stream,
                      A.ln2h, mixed);
     mlpHidden(A.fch, A.fchh, A.fchg, A.fchgh, A.ln2, A.ln2h, W.fcw, W.fcb, N, d, 4 * d, train);
     linear(a.branch, A.fchg, A.fchgh, W.fcprojw, kBiasLater, N, 4 * d, d);
     biasResidualDropoutForward(A.res3, A.res2, a.branch, P(W.fcprojb), d, (long)N * d,
-                               site(train, p, r.rngSeed, s0 + 2), stream);
+                               dropSite(train, p, r.rngSeed, s0 + 2, dropOffset), stream);
     x = A.res3;
   }
   layernormForward(a.lnf, a.lnfm, a.lnfr, x, P(lnfw), P(lnfb), N, d, cfg.lnEps, stream, a.lnfh, mixed);
@@ -355,6 +363,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
 void DeviceModel::backward(const ForwardRequest& r) {
   BP_CUDA(cudaSetDevice(device));
   const int B = r.B, T = r.T, d = cfg.d, N = B * T;
+  setDropOffsets(r);
   const float p = r.dropout;
   const long Nd = (long)N * d;
   float* dlnf = a.gX;
@@ -386,12 +395,12 @@ void DeviceModel::backward(const ForwardRequest& r) {
     const float* xin = l == 0 ? a.encoded : a.layer[l - 1].res3;
     const uint32_t s0 = kLayerBase + 4 * l;
     // the residual gradient reaches each branch's output projection through that branch's dropout
-    mlpBackward(a.gB, a.gBig, {W.fcw, W.fcb, W.fcprojw, W.fcprojb}, {dres, tmp, site(true, p, r.rngSeed, s0 + 2)},
+    mlpBackward(a.gB, a.gBig, {W.fcw, W.fcb, W.fcprojw, W.fcprojb}, {dres, tmp, dropSite(true, p, r.rngSeed, s0 + 2, dropOffset)},
                 {A.ln2, A.ln2h, A.fch, A.fchh, A.fchg, A.fchgh}, N, d, 4 * d, d);
     layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d, stream, lnBack);
-    linearBack(a.gB, W.projw, W.projb, {dres, tmp, site(true, p, r.rngSeed, s0 + 1)}, A.atty, A.attyh, N, d, d);
+    linearBack(a.gB, W.projw, W.projb, {dres, tmp, dropSite(true, p, r.rngSeed, s0 + 1, dropOffset)}, A.atty, A.attyh, N, d, d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionBackward(blas, a.gBig, a.gB, A.atty, A.qkv, A.lse, as, site(true, p, r.rngSeed, s0), attnWork(A), A.qkvh,
+    attentionBackward(blas, a.gBig, a.gB, A.atty, A.qkv, A.lse, as, dropSite(true, p, r.rngSeed, s0, attnDropOffset), attnWork(A), A.qkvh,
                       a.g16, qkvGrad16 ? a.gq16 : nullptr);
     if (qkvGrad16)
       linearBackFrom16(tmp, W.qkvw, W.qkvb, a.gq16, A.ln1h, N, d, 3 * d);
@@ -400,7 +409,7 @@ void DeviceModel::backward(const ForwardRequest& r) {
     layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream, lnBack);
     ready(cfg.nLayer - l);
   }
-  dropoutForward(dres, Nd, site(true, p, r.rngSeed, kEmbed), stream);
+  dropoutForward(dres, Nd, dropSite(true, p, r.rngSeed, kEmbed, dropOffset), stream);
   embeddingBackward(G(wte), G(wpe), dres, dTokens.p, dPositions.p, N, d, stream);
   ready(cfg.nLayer + 1);  // the embeddings (the head added its part of wte's gradient in the forward pass)
 }

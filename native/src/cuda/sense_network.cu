@@ -8,13 +8,9 @@
 
 namespace bp::BP_CUDA_NS {
 
-static Site senseSite(bool train, float p, uint32_t seed, uint32_t stream) {
-  Site s;
-  if (train && p > 0.0f) {
-    s.p = p;
-    s.key = streamKey(seed, stream);
-  }
-  return s;
+// The sense network's dropout sites (all [N][d])
+Site DeviceModel::senseSite(bool train, float p, uint32_t seed, uint32_t stream) const {
+  return dropSite(train, p, seed, stream, dropOffset);
 }
 
 // Rows whose token is listed get the replacement sense vectors.

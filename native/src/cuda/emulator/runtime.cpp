@@ -1,4 +1,5 @@
-// The CUDA runtime calls the engine makes, for the CPU emulator: one device whose memory is host memory. Work
+// The CUDA runtime calls the engine makes, for the CPU emulator: BACKPACK_EMULATED_GPUS devices (default 1, at
+// most 8) whose memory is all the same host memory, so data-parallel runs work (NCCL: nccl.cpp). Work
 // is synchronous (a launch runs to completion before it returns), so streams and events only keep their
 // bookkeeping; events record host time for cudaEventElapsedTime. Fresh allocations are filled with 0xff bytes
 // (NaN as floats), so code that reads memory it never wrote shows it in its results, as a GPU's leftover memory
@@ -16,7 +17,6 @@
 namespace {
 
 thread_local cudaError_t lastError = cudaSuccess;
-thread_local int currentDevice = 0;
 
 cudaError_t fail(cudaError_t e) {
   lastError = e;
@@ -32,6 +32,15 @@ std::mutex allocations;
 std::unordered_map<void*, size_t>& sizes() {
   static std::unordered_map<void*, size_t> m;
   return m;
+}
+
+int deviceCount() {
+  static const int n = [] {
+    const char* e = std::getenv("BACKPACK_EMULATED_GPUS");
+    const int v = e ? std::atoi(e) : 1;
+    return v < 1 ? 1 : v > 8 ? 8 : v;
+  }();
+  return n;
 }
 
 double hostSeconds() {
@@ -87,16 +96,15 @@ const char* cudaGetErrorName(cudaError_t e) {
 }
 
 cudaError_t cudaGetDeviceCount(int* count) {
-  *count = 1;
+  *count = deviceCount();
   return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int device) {
-  if (device != 0) return fail(cudaErrorInvalidDevice);
-  currentDevice = device;
+  if (device < 0 || device >= deviceCount()) return fail(cudaErrorInvalidDevice);
   return cudaSuccess;
 }
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
-  if (device != 0) return fail(cudaErrorInvalidDevice);
+  if (device < 0 || device >= deviceCount()) return fail(cudaErrorInvalidDevice);
   std::memset(p, 0, sizeof *p);
   std::strncpy(p->name, "CUDA emulator (CPU)", sizeof p->name - 1);
   p->major = 9;
