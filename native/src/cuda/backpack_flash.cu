@@ -239,26 +239,12 @@ void backpackFlashForward(float* out, float* lse, const half16* qk16, const half
   const int sense = edits ? edit->sense : -1;
   const float factor = edits ? edit->factor : 1.0f;
   const uint8_t* mask = edits ? edit->keyMask : nullptr;
-  const int padded = (s.d / s.k + 15) / 16 * 16;
-  switch (padded) {
-    case 16:
-      launchContext<16>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st);
-      break;
-    case 32:
-      launchContext<32>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st);
-      break;
-    case 48:
-      launchContext<48>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st);
-      break;
-    case 64:
-      launchContext<64>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st);
-      break;
-    case 80:
-      launchContext<80>(out, lse, qk16, senses16, s, scale, sense, factor, mask, st);
-      break;
-    default:
-      throw Error("fused Backpack contextualization: head size " + std::to_string(s.d / s.k));
-  }
+  // the kernels for the head width padded to 16 columns (16 .. 80)
+  using Launch = void (*)(float*, float*, const half16*, const half16*, CtxShape, float, int, float, const uint8_t*,
+                          cudaStream_t);
+  static constexpr Launch byWidth[] = {launchContext<16>, launchContext<32>, launchContext<48>, launchContext<64>,
+                                       launchContext<80>};
+  byWidth[(s.d / s.k + 15) / 16 - 1](out, lse, qk16, senses16, s, scale, sense, factor, mask, st);
 }
 
 }  // namespace bp::BP_CUDA_NS
