@@ -50,9 +50,9 @@ function runCheck(exe: string, env: Record<string, string> = {}, args: string[] 
   return { status: r.status, lines };
 }
 
-/** A copy of flash_attention.cu with `from` replaced by `to` (which must occur exactly once). */
-function mutant(name: string, from: RegExp, to: string): string {
-  const source = path.join(cudaSources, 'flash_attention.cu');
+/** A copy of a kernel source (`kernel`.cu) with `from` replaced by `to` (which must occur exactly once). */
+function mutant(kernel: string, name: string, from: RegExp, to: string): string {
+  const source = path.join(cudaSources, `${kernel}.cu`);
   const text = fs.readFileSync(source, 'utf8');
   const hits = text.match(new RegExp(from.source, 'g')) ?? [];
   if (hits.length !== 1) throw new Error(`mutation ${name}: pattern ${from} found ${hits.length} times`);
@@ -103,15 +103,16 @@ if (!haveHeaders && !process.env.CI) {
       expect(lines.filter((l) => l.what?.startsWith('out') && l.what.includes('alpha edit'))).toHaveLength(2);
     }, 6 * 60 * 1000);
 
-    // The emulator's skews must expose the two races a tiled kernel can have.
-    const mutations: Array<[string, RegExp, string, RegExp]> = [
-      ['no-wait', /copyAsyncWait<1>\(\);/, 'copyAsyncWait<2>();', /cp\.async landing at the wait/],
-      ['no-release-barrier', /void release\(\) \{ __syncthreads\(\); \}/, 'void release() {}', /warps first/],
+    // The emulator's skews must expose the two races a tiled kernel can have; the references, a wrong result.
+    const mutations: Array<[string, string, RegExp, string, RegExp, number]> = [
+      ['no-wait', 'flash_attention', /copyAsyncWait<1>\(\);/, 'copyAsyncWait<2>();', /cp\.async landing at the wait/, 1],
+      ['no-release-barrier', 'flash_attention', /void release\(\) \{ __syncthreads\(\); \}/, 'void release() {}', /warps first/, 1],
+      ['no-alpha-edit', 'backpack_flash', /edited && j < T && mask\[j\] \? editFactor : 1\.0f/, '1.0f', /^out .*alpha edit/, 3],
     ];
-    test.each(mutations)('a kernel mutated with %s fails the check', (name, from, to, expected) => {
-      const file = mutant(name, from, to);
+    test.each(mutations)('a kernel mutated with %s fails the check', (name, kernel, from, to, expected, cases) => {
+      const file = mutant(kernel, name, from, to);
       try {
-        const { status, lines } = runCheck(build(`mutant-${name}`, file, checkSource('flash_attention')), {}, ['--cases', '1']);
+        const { status, lines } = runCheck(build(`mutant-${name}`, file, checkSource(kernel)), {}, ['--cases', String(cases)]);
         expect(status).toBe(1);
         const failed = lines.filter((l) => !l.ok);
         expect(failed.length).toBeGreaterThan(0);
