@@ -78,15 +78,16 @@ cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
   const Operand opA{A, at, lda, ta != CUBLAS_OP_N}, opB{B, bt, ldb, tb != CUBLAS_OP_N};
   // fp32 operands take the compute type's rounding; 16-bit ones are exact in every compute type
   const bool roundA = at == CUDA_R_32F, roundB = bt == CUDA_R_32F;
-  std::vector<float> rowA(k);
+  // op(B) widened (and rounded) once, column by column, rather than once per row of A
+  std::vector<float> colsB((size_t)k * n), rowA(k);
+  for (int c = 0; c < n; c++)
+    for (int x = 0; x < k; x++) colsB[(size_t)c * k + x] = roundB ? computeRound(opB.at(x, c), compute) : opB.at(x, c);
   for (int r = 0; r < m; r++) {
     for (int x = 0; x < k; x++) rowA[x] = roundA ? computeRound(opA.at(r, x), compute) : opA.at(r, x);
     for (int c = 0; c < n; c++) {
+      const float* colB = colsB.data() + (size_t)c * k;
       double sum = 0.0;
-      for (int x = 0; x < k; x++) {
-        const float bv = roundB ? computeRound(opB.at(x, c), compute) : opB.at(x, c);
-        sum += (double)rowA[x] * bv;
-      }
+      for (int x = 0; x < k; x++) sum += (double)rowA[x] * colB[x];
       const long i = (long)c * ldc + r;
       float prior = 0.0f;
       if (b != 0.0f) prior = Operand{C, ct, ldc, false}.at(r, c);  // beta = 0: C is not read (may be NaN)

@@ -47,7 +47,6 @@ inline T atomicAdd(T* at, T v) {
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
-inline float __fdividef(float a, float b) { return a / b; }
 
 // kernel<<<grid, block, smem, stream>>>(args) as BP_LAUNCH(kernel, grid, block, smem, stream)(args)
 #define BP_LAUNCH(kernel, grid, block, smem, stream) ::bp::emu::Launch((kernel), (grid), (block), (smem))
