@@ -30,6 +30,15 @@ inline float uniform01(uint32_t key, uint32_t index) {
   return (float)(hash32(key, index) >> 8) * (1.0f / 16777216.0f);
 }
 
+// Attention-probability dropout: 16 bits per element, two elements per hash (element `index` takes the low half
+// of hash32(key, index >> 1) when even, the high half when odd), kept when those bits reach keepThreshold16(p).
+// A head has T*T probabilities, so this is the engine's hottest draw; p is quantised to 1/65536.
+inline uint32_t keepThreshold16(float p) { return (uint32_t)std::ceil(p * 65536.0f); }
+inline bool keep16(uint32_t key, uint32_t index, uint32_t threshold) {
+  const uint32_t h = hash32(key, index >> 1);
+  return ((index & 1u) ? h >> 16 : h & 0xffffu) >= threshold;
+}
+
 // Standard normal by Box-Muller on two counter draws.
 inline float normal01(uint32_t key, uint32_t index) {
   double u1 = ((double)(hash32(key, 2 * index) >> 8) + 1.0) / 16777217.0;

@@ -4,7 +4,7 @@
  * It shares nothing with the native engine except the counter-based dropout masks (native/rng.ts), so its
  * logits/loss and finite-difference gradients check the engine.
  */
-import { streamKey, uniform01 } from '../../native/rng';
+import { keep16, keepThreshold16, streamKey, uniform01 } from '../../native/rng';
 import type { ModelConfig } from '../../native/types';
 
 export type Weights = Map<string, { shape: number[]; data: Float64Array }>;
@@ -126,7 +126,7 @@ export function referenceForward(c: ModelConfig, w: Weights, tokens: Int32Array,
             let p = P[i * T + j];
             if ((opts.dropout ?? 0) > 0) {
               const idx = ((b * H + hh) * T + i) * T + j;
-              p = uniform01(attKey, idx) >= opts.dropout! ? p / (1 - opts.dropout!) : 0;
+              p = keep16(attKey, idx, keepThreshold16(opts.dropout!)) ? p / (1 - opts.dropout!) : 0;
             }
             for (let e = 0; e < hs; e++) y[(b * T + i) * d + hh * hs + e] += p * qkv[(b * T + j) * 3 * d + 2 * d + hh * hs + e];
           }

@@ -2,7 +2,7 @@
 // chunk come from one batched tensor-core GEMM, the causal softmax is one warp per row, and only the row
 // log-sum-exp is kept for the backward pass (which recomputes the probabilities), so no [B][H][T][T] tensor
 // outlives a chunk.
-// Dropout on the probabilities uses the CPU backend's masks (index (b*H + h)*T*T + i*T + j).
+// Dropout on the probabilities uses the CPU backend's masks (keep16 of index (b*H + h)*T*T + i*T + j).
 #include <algorithm>
 
 #include "layers.cuh"
@@ -29,11 +29,11 @@ __global__ void causalSoftmaxKernel(float* S, float* Pd, float* lseOut, int H, i
   for (int j = lane; j < T; j += 32) {
     float pj = j <= i ? __expf(s[j] - mx) * inv : 0.0f;
     if (Pd16) {
-      Pd16[(long)row * T + j] = round16(pj * dkeep(p, key, off + (uint32_t)(base + j)));
+      Pd16[(long)row * T + j] = round16(pj * dkeepAttention(p, key, off + (uint32_t)(base + j)));
       continue;
     }
     s[j] = pj;
-    if (Pd) Pd[(long)row * T + j] = pj * dkeep(p, key, off + (uint32_t)(base + j));
+    if (Pd) Pd[(long)row * T + j] = pj * dkeepAttention(p, key, off + (uint32_t)(base + j));
   }
   if (lseOut && lane == 0) lseOut[(long)h * T + i] = lse;
 }
@@ -50,8 +50,8 @@ __global__ void probsFromLseKernel(float* S, float* Pd, const float* lse, int H,
   for (int j = lane; j < T; j += 32) {
     float pj = j <= i ? __expf(s[j] - l) : 0.0f;
     s[j] = pj;
-    if (Pd) Pd[(long)row * T + j] = pj * dkeep(p, key, off + (uint32_t)(base + j));
-    if (Pd16) Pd16[(long)row * T + j] = round16(pj * dkeep(p, key, off + (uint32_t)(base + j)));
+    if (Pd) Pd[(long)row * T + j] = pj * dkeepAttention(p, key, off + (uint32_t)(base + j));
+    if (Pd16) Pd16[(long)row * T + j] = round16(pj * dkeepAttention(p, key, off + (uint32_t)(base + j)));
   }
 }
 
@@ -66,7 +66,7 @@ __global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long b
   const long base = (bhBase + h) * (long)T * T + (long)i * T;
   float dot = 0.0f;
   for (int j = lane; j <= i; j += 32) {
-    float gj = g[j] * dkeep(p, key, off + (uint32_t)(base + j));
+    float gj = g[j] * dkeepAttention(p, key, off + (uint32_t)(base + j));
     g[j] = gj;
     dot += pr[j] * gj;
   }

@@ -108,16 +108,16 @@ __global__ void __launch_bounds__(kThreads)
     // key 0 is in block 0 and at or before every row, so the row maxima are finite from the first block on
     mxA = quadMax(mxA);
     mxB = quadMax(mxB);
-    lA *= exp2f(mA - mxA);
-    lB *= exp2f(mB - mxB);
+    lA *= exp2Ftz(mA - mxA);
+    lB *= exp2Ftz(mB - mxB);
     mA = mxA;
     mB = mxB;
 #pragma unroll
     for (int n = 0; n < 8; n++)
 #pragma unroll
       for (int e = 0; e < 2; e++) {
-        lA += exp2f(s[n][e] - mA);
-        lB += exp2f(s[n][2 + e] - mB);
+        lA += exp2Ftz(s[n][e] - mA);
+        lB += exp2Ftz(s[n][2 + e] - mB);
       }
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
@@ -185,8 +185,8 @@ __global__ void __launch_bounds__(kThreads)
       for (int e = 0; e < 2; e++) {
         const int j = kb * kRows + n * 8 + 2 * t + e;
         const float f = edited && j < T && mask[j] ? editFactor : 1.0f;
-        s[n][e] = exp2f(s[n][e] - lseA) * f;
-        s[n][2 + e] = exp2f(s[n][2 + e] - lseB) * f;
+        s[n][e] = exp2Ftz(s[n][e] - lseA) * f;
+        s[n][2 + e] = exp2Ftz(s[n][2 + e] - lseB) * f;
       }
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {

@@ -46,8 +46,20 @@ __device__ __forceinline__ uint32_t dmix32(uint32_t x) {
   x ^= x >> 16;
   return x;
 }
+__device__ __forceinline__ uint32_t dhash32(uint32_t key, uint32_t index) { return dmix32(key ^ dmix32(index + 0x9e3779b9U)); }
 __device__ __forceinline__ float duniform01(uint32_t key, uint32_t index) {
-  return (float)(dmix32(key ^ dmix32(index + 0x9e3779b9U)) >> 8) * (1.0f / 16777216.0f);
+  return (float)(dhash32(key, index) >> 8) * (1.0f / 16777216.0f);
+}
+// rng.h's attention-dropout draw (keep16): 16 bits per element, two elements per hash
+__device__ __forceinline__ uint32_t dkeepThreshold16(float p) { return (uint32_t)ceilf(p * 65536.0f); }
+__device__ __forceinline__ bool dkeep16(uint32_t key, uint32_t index, uint32_t threshold) {
+  const uint32_t h = dhash32(key, index >> 1);
+  return ((index & 1u) ? h >> 16 : h & 0xffffu) >= threshold;
+}
+// Keep-scale of attention probability `index` (p == 0: always 1)
+__device__ __forceinline__ float dkeepAttention(float p, uint32_t key, uint32_t index) {
+  if (p <= 0.0f) return 1.0f;
+  return dkeep16(key, index, dkeepThreshold16(p)) ? 1.0f / (1.0f - p) : 0.0f;
 }
 // Keep-scale of element i of a dropout site (p == 0: always 1).
 __device__ __forceinline__ float dkeep(float p, uint32_t key, uint32_t i) {

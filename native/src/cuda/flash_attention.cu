@@ -2,7 +2,7 @@
 // product of a block of queries stay in registers (bf16 tensor cores, fp32 accumulation, online softmax), so no
 // T x T tensor is ever written, and causally empty key blocks are skipped. Same contract as the batched path of
 // attention.cu: lse [B][H][T] (natural log) is the only saved statistic, dropout masks are the CPU backend's
-// (index (b*H + h)*T*T + i*T + j), probabilities are rounded to bf16 for the value product.
+// (keep16 of index (b*H + h)*T*T + i*T + j), probabilities are rounded to bf16 for the value product.
 //
 // Backward pass in two kernels so every output has one writer (deterministic, no atomics): per key block dK and
 // dV (looping over the query blocks that see it; recomputes the probabilities from lse), then per query block dQ
@@ -76,7 +76,7 @@ __device__ __forceinline__ uint32_t dropRowBase(long bh, int T, int i, uint32_t 
   return offset + (uint32_t)((bh * T + i) * (long)T);
 }
 __device__ __forceinline__ float keepScale(float p, uint32_t key, uint32_t rowBase, int j) {
-  return p > 0.0f ? dkeep(p, key, rowBase + (uint32_t)j) : 1.0f;
+  return dkeepAttention(p, key, rowBase + (uint32_t)j);
 }
 // The word of the keep bits of query row i, key block kb
 __device__ __forceinline__ long keepWord(long bh, int T, int i, int kb) {
@@ -92,9 +92,84 @@ __device__ __forceinline__ long dsPair(int qb, int kb) { return (long)qb * (qb +
 __device__ __forceinline__ long dsFragment(long bh, int nPairs, int qb, int kb, int qWarp, int kStep) {
   return ((bh * nPairs + dsPair(qb, kb)) * 16 + qWarp * 4 + kStep) * 32;
 }
+// Where the dK/dV kernel takes the dropout mask from: none, the forward pass's bits, or drawn again
+enum class KeepSource { kNoDropout, kKeptBits, kRedrawn };
 // Keep-scale from a mask word: dkeep's value (keepVal = 1/(1-p), or 0) for bit `bit`
 __device__ __forceinline__ float keepFromBits(uint64_t w, int bit, float keepVal) {
   return (w >> bit) & 1u ? keepVal : 0.0f;
+}
+
+// The 16-bit draws (keep16) of attention probabilities index and index + 1: one hash when index is even (kEven:
+// known to be), an odd index's pair straddles two
+template <bool kEven>
+__device__ __forceinline__ void draws16(uint32_t key, uint32_t index, uint32_t& d0, uint32_t& d1) {
+  const uint32_t h = dhash32(key, index >> 1);
+  if (kEven || !(index & 1u)) {
+    d0 = h & 0xffffu;
+    d1 = h >> 16;
+  } else {
+    d0 = h >> 16;
+    d1 = dhash32(key, (index + 1) >> 1) & 0xffffu;
+  }
+}
+
+// x if its draw keeps it (draw >= threshold), else 0; with kBits, `bit` is set in bits when kept. In PTX because
+// C++ compiled the bit into a select, a shift and an or, where one predicated or does.
+template <bool kBits>
+__device__ __forceinline__ float keepOrZero(float x, uint32_t draw, uint32_t threshold, uint32_t& bits, uint32_t bit) {
+#if defined(BP_CUDA_EMULATOR) && BP_CUDA_EMULATOR
+  const bool keep = draw >= threshold;
+  if (kBits && keep) bits |= bit;
+  return keep ? x : 0.0f;
+#else
+  float y;
+  if constexpr (kBits)
+    asm("{\n .reg .pred k;\n setp.ge.u32 k, %2, %3;\n selp.f32 %0, %4, 0f00000000, k;\n @k or.b32 %1, %1, %5;\n}"
+        : "=f"(y), "+r"(bits)
+        : "r"(draw), "r"(threshold), "f"(x), "r"(bit));
+  else
+    asm("{\n .reg .pred k;\n setp.ge.u32 k, %1, %2;\n selp.f32 %0, %3, 0f00000000, k;\n}"
+        : "=f"(y)
+        : "r"(draw), "r"(threshold), "f"(x));
+  return y;
+#endif
+}
+
+// The forward kernels' dropout on one 64-key block of a lane's rows A and B: s holds the raw scores (masked ones
+// -inf); they become the kept numerators 2^(s*sl2 + nA) (nA = -maxA * sl2; their 1/(1-p) is applied to the output
+// rows at the end), lA/lB gain the undropped ones, and with keepBits the block's mask is stored (one word per row,
+// see keepBit). kEven: both rows' dropout bases are even, so a lane's column pair 2t, 2t+1 shares one hash. kBits:
+// keepBits is given (a template flag, so the mask words are packed where the draws are made).
+template <bool kEven, bool kBits>
+__device__ __forceinline__ void dropoutBlock(float (&s)[8][4], float sl2, float nA, float nB, float& lA, float& lB,
+                                             uint32_t threshold, uint32_t key, uint32_t baseA, uint32_t baseB,
+                                             int kb, int t, uint64_t* keepBits, long bh, int T, int rowA,
+                                             int rowB) {
+  uint32_t bitsA = 0, bitsB = 0;  // this lane's 16 keep bits of rows A and B
+  const uint32_t j0 = kb * kRows + 2 * t;
+#pragma unroll
+  for (int n = 0; n < 8; n++) {
+    uint32_t dA[2], dB[2];
+    draws16<kEven>(key, baseA + j0 + n * 8, dA[0], dA[1]);
+    draws16<kEven>(key, baseB + j0 + n * 8, dB[0], dB[1]);
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+      const float pa = exp2Ftz(fmaf(s[n][e], sl2, nA)), pb = exp2Ftz(fmaf(s[n][2 + e], sl2, nB));
+      lA += pa;
+      lB += pb;
+      s[n][e] = keepOrZero<kBits>(pa, dA[e], threshold, bitsA, 1u << (2 * n + e));
+      s[n][2 + e] = keepOrZero<kBits>(pb, dB[e], threshold, bitsB, 1u << (2 * n + e));
+    }
+  }
+  if constexpr (kBits) {  // the quad's four lanes hold disjoint columns of the same two rows
+    uint64_t wA = (uint64_t)bitsA << (16 * t), wB = (uint64_t)bitsB << (16 * t);
+    wA |= __shfl_xor_sync(0xffffffffu, wA, 1);
+    wA |= __shfl_xor_sync(0xffffffffu, wA, 2);
+    wB |= __shfl_xor_sync(0xffffffffu, wB, 1);
+    wB |= __shfl_xor_sync(0xffffffffu, wB, 2);
+    if (t == 0 && rowA < T) keepBits[keepWord(bh, T, rowA, kb)] = wA;
+    if (t == 0 && rowB < T) keepBits[keepWord(bh, T, rowB, kb)] = wB;
+  }
 }
 
 // One warp's 16 query rows in the forward kernel: their Q fragments, output accumulators and online-softmax state.
@@ -105,7 +180,7 @@ struct ForwardRows {
   uint32_t baseA, baseB;  // their dropout element bases
   uint32_t qf[KS][4];
   float o[NT][4];
-  float mA, mB, lA, lB;  // running max (log2 units) and partial sums
+  float mA, mB, lA, lB;  // running maxima of the raw scores; partial sums of 2^((s - m) * scale * log2 e)
 
   __device__ __forceinline__ void start(const half16* Q, long ld, int first, long bh, int T, uint32_t dropOffset, int g,
                                         int t) {
@@ -123,10 +198,10 @@ struct ForwardRows {
   }
 
   // Scores, online softmax, dropout and the value product against key block kb (K rows k, V rows v). diag: the
-  // block may hold keys past a row (or past T), so they are masked.
+  // block may hold keys past a row (or past T), so they are masked. sl2 = scale * log2 e; threshold: keep16's.
   __device__ __forceinline__ void block(const RowTile<HS>& k, const RowTile<HS>& v, int kb, bool diag, int T,
-                                        float sl2, float p, float keepVal, uint32_t key, uint64_t* keepBits, long bh,
-                                        int g, int t, int lane) {
+                                        float sl2, float p, uint32_t threshold, uint32_t key, uint64_t* keepBits,
+                                        long bh, int g, int t, int lane) {
     float s[8][4];
     blockProduct<KS>(s, qf, k, g, t);
     float mxA = mA, mxB = mB;
@@ -136,26 +211,22 @@ struct ForwardRows {
 #pragma unroll
         for (int e = 0; e < 2; e++) {
           const int j = kb * kRows + n * 8 + 2 * t + e;
-          s[n][e] = j <= rowA && j < T ? s[n][e] * sl2 : -INFINITY;
-          s[n][2 + e] = j <= rowB && j < T ? s[n][2 + e] * sl2 : -INFINITY;
-          mxA = fmaxf(mxA, s[n][e]);
-          mxB = fmaxf(mxB, s[n][2 + e]);
-        }
-    } else {
-#pragma unroll
-      for (int n = 0; n < 8; n++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          s[n][e] *= sl2;
-          s[n][2 + e] *= sl2;
-          mxA = fmaxf(mxA, s[n][e]);
-          mxB = fmaxf(mxB, s[n][2 + e]);
+          if (!(j <= rowA && j < T)) s[n][e] = -INFINITY;
+          if (!(j <= rowB && j < T)) s[n][2 + e] = -INFINITY;
         }
     }
-    // every row has key 0 <= its index and block 0 comes first, so the maxima are finite from then on
+#pragma unroll
+    for (int n = 0; n < 8; n++)
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        mxA = fmaxf(mxA, s[n][e]);
+        mxB = fmaxf(mxB, s[n][2 + e]);
+      }
+    // every row has key 0 <= its index and block 0 comes first, so the maxima are finite from then on (the scale
+    // is positive, so the raw scores' maximum is the scaled scores' too)
     mxA = quadMax(mxA);
     mxB = quadMax(mxB);
-    const float cA = exp2f(mA - mxA), cB = exp2f(mB - mxB);
+    const float cA = exp2Ftz((mA - mxA) * sl2), cB = exp2Ftz((mB - mxB) * sl2);
     mA = mxA;
     mB = mxB;
     lA *= cA;
@@ -167,40 +238,27 @@ struct ForwardRows {
       o[n][2] *= cB;
       o[n][3] *= cB;
     }
+    const float nA = -mA * sl2, nB = -mB * sl2;
     // the softmax denominator takes the undropped probabilities
     if (p > 0.0f) {
-      uint32_t bitsA = 0, bitsB = 0;  // this lane's 16 keep bits of rows A and B (see keepBit)
-      const uint32_t j0 = kb * kRows + 2 * t;
-#pragma unroll
-      for (int n = 0; n < 8; n++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          const float pa = exp2f(s[n][e] - mA), pb = exp2f(s[n][2 + e] - mB);
-          lA += pa;
-          lB += pb;
-          const uint32_t j = j0 + n * 8 + e;
-          const bool keepA = duniform01(key, baseA + j) >= p, keepB = duniform01(key, baseB + j) >= p;
-          s[n][e] = keepA ? pa * keepVal : 0.0f;
-          s[n][2 + e] = keepB ? pb * keepVal : 0.0f;
-          bitsA |= (uint32_t)keepA << (2 * n + e);
-          bitsB |= (uint32_t)keepB << (2 * n + e);
-        }
-      if (keepBits) {  // the quad's four lanes hold disjoint columns of the same two rows
-        uint64_t wA = (uint64_t)bitsA << (16 * t), wB = (uint64_t)bitsB << (16 * t);
-        wA |= __shfl_xor_sync(0xffffffffu, wA, 1);
-        wA |= __shfl_xor_sync(0xffffffffu, wA, 2);
-        wB |= __shfl_xor_sync(0xffffffffu, wB, 1);
-        wB |= __shfl_xor_sync(0xffffffffu, wB, 2);
-        if (t == 0 && rowA < T) keepBits[keepWord(bh, T, rowA, kb)] = wA;
-        if (t == 0 && rowB < T) keepBits[keepWord(bh, T, rowB, kb)] = wB;
-      }
+      const bool even = ((baseA | baseB) & 1u) == 0;
+      auto drop = [&](auto kEven, auto kBits) {
+        dropoutBlock<decltype(kEven)::value, decltype(kBits)::value>(s, sl2, nA, nB, lA, lB, threshold, key, baseA,
+                                                                     baseB, kb, t, keepBits, bh, T, rowA, rowB);
+      };
+      using Yes = std::true_type;
+      using No = std::false_type;
+      if (keepBits)
+        even ? drop(Yes{}, Yes{}) : drop(No{}, Yes{});
+      else
+        even ? drop(Yes{}, No{}) : drop(No{}, No{});
     } else {
 #pragma unroll
       for (int n = 0; n < 8; n++)
 #pragma unroll
         for (int e = 0; e < 2; e++) {
-          s[n][e] = exp2f(s[n][e] - mA);
-          s[n][2 + e] = exp2f(s[n][2 + e] - mB);
+          s[n][e] = exp2Ftz(fmaf(s[n][e], sl2, nA));
+          s[n][2 + e] = exp2Ftz(fmaf(s[n][2 + e], sl2, nB));
           lA += s[n][e];
           lB += s[n][2 + e];
         }
@@ -214,16 +272,16 @@ struct ForwardRows {
     }
   }
 
-  // out (fp32) and out16 (bf16) rows, and lse
+  // out (fp32) and out16 (bf16) rows, and lse; keepVal: dropout's 1/(1-p) (or 1), which the kept numerators lack
   __device__ __forceinline__ void finish(float* out, half16* out16, float* lse, long bh, int b, int h, int T, int C,
-                                         int t) {
+                                         float sl2, float keepVal, int t) {
     lA = quadSum(lA);
     lB = quadSum(lB);
 #pragma unroll
     for (int half = 0; half < 2; half++) {
       const int row = half ? rowB : rowA;
       if (row >= T) continue;
-      const float l = half ? lB : lA, inv = 1.0f / l;
+      const float l = half ? lB : lA, inv = keepVal / l;
       const long at = ((long)b * T + row) * C + h * HS;
 #pragma unroll
       for (int n = 0; n < NT; n++) {
@@ -232,158 +290,19 @@ struct ForwardRows {
         *reinterpret_cast<float2*>(out + at + c) = make_float2(x0, x1);
         *reinterpret_cast<half16x2*>(out16 + at + c) = round16x2(x0, x1);
       }
-      if (t == 0) lse[bh * T + row] = ((half ? mB : mA) + log2f(l)) * kLn2;
+      if (t == 0) lse[bh * T + row] = ((half ? mB : mA) * sl2 + log2f(l)) * kLn2;
     }
   }
 };
 
-// grid (query blocks, B*H). Writes out (fp32) and out16 (bf16) rows of this head, and lse. MinBlocks: CTAs per SM
-// the compiler must fit (4 caps registers at 128: at HS=64, 80 bytes spill against 159 registers without a
-// minimum; 1 passes no minimum, which keeps the code the default has always run).
-template <int HS, int MinBlocks = 1>
+// grid (query blocks of 64 * Groups rows, B*H). Writes out (fp32) and out16 (bf16) rows of this head, and lse.
+// Groups: 16-row groups per warp; 2 (BACKPACK_CUDA_FLASH_FWD_ROWS=128) lets each key tile serve twice the rows and
+// gives a warp two independent groups in flight. MinBlocks: CTAs per SM the compiler must fit (4, from
+// BACKPACK_CUDA_FLASH_FWD_BLOCKS=4, caps registers at 128; 1 passes no minimum).
+template <int HS, int Groups, int MinBlocks>
 __global__ void __launch_bounds__(kThreads, MinBlocks > 1 ? MinBlocks : 0)
     flashForwardKernel(float* out, half16* out16, float* lse, const half16* qkv, int T, int H, int C, float scale,
                        float p, uint32_t key, uint32_t dropOffset, uint64_t* keepBits) {
-  constexpr int KS = HS / 16, NT = HS / 8;
-  __shared__ __align__(16) BlockTiles<HS> tiles;  // key and value rows
-  const int qb = gridDim.x - 1 - blockIdx.x;  // the longest rows first
-  const int bh = blockIdx.y, b = bh / H, h = bh % H;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const long ld = 3L * C;
-  const half16* Q = qkv + (long)b * T * ld + h * HS;
-  const half16* K = Q + C;
-  const half16* V = Q + 2 * C;
-  const int i0 = qb * kRows + warp * 16, rowA = i0 + g, rowB = i0 + g + 8;
-  uint32_t qf[KS][4];
-#pragma unroll
-  for (int ks = 0; ks < KS; ks++) loadA(qf[ks], Q + (long)i0 * ld, ld, ks, i0, T, g, t);
-  float o[NT][4];
-#pragma unroll
-  for (int n = 0; n < NT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;  // running max (log2 units) and partial sums
-  const float sl2 = scale * kLog2e;
-  const float keepVal = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
-  const uint32_t baseA = dropRowBase(bh, T, rowA, dropOffset), baseB = dropRowBase(bh, T, rowB, dropOffset);
-  const BlockSource src{K, V, ld, ld, T};
-  auto noExtras = [](int, int) {};
-  tiles.start(src, 0, noExtras);
-  for (int kb = 0; kb <= qb; kb++) {
-    tiles.acquire(src, kb < qb ? kb + 1 : -1, kb, noExtras);
-    float s[8][4];
-    blockProduct<KS>(s, qf, tiles.rows0(kb), g, t);
-    float mxA = mA, mxB = mB;
-    if (kb == qb) {  // only the diagonal block holds keys past a row (and past T)
-#pragma unroll
-      for (int n = 0; n < 8; n++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          const int j = kb * kRows + n * 8 + 2 * t + e;
-          s[n][e] = j <= rowA && j < T ? s[n][e] * sl2 : -INFINITY;
-          s[n][2 + e] = j <= rowB && j < T ? s[n][2 + e] * sl2 : -INFINITY;
-          mxA = fmaxf(mxA, s[n][e]);
-          mxB = fmaxf(mxB, s[n][2 + e]);
-        }
-    } else {
-#pragma unroll
-      for (int n = 0; n < 8; n++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          s[n][e] *= sl2;
-          s[n][2 + e] *= sl2;
-          mxA = fmaxf(mxA, s[n][e]);
-          mxB = fmaxf(mxB, s[n][2 + e]);
-        }
-    }
-    // every row has key kb*64 <= its index, so the maxima are finite from the first block on
-    mxA = quadMax(mxA);
-    mxB = quadMax(mxB);
-    const float cA = exp2f(mA - mxA), cB = exp2f(mB - mxB);
-    mA = mxA;
-    mB = mxB;
-    lA *= cA;
-    lB *= cB;
-#pragma unroll
-    for (int n = 0; n < NT; n++) {
-      o[n][0] *= cA;
-      o[n][1] *= cA;
-      o[n][2] *= cB;
-      o[n][3] *= cB;
-    }
-    // the softmax denominator takes the undropped probabilities
-    if (p > 0.0f) {
-      uint32_t bitsA = 0, bitsB = 0;  // this lane's 16 keep bits of rows A and B (see keepBit)
-      const uint32_t j0 = kb * kRows + 2 * t;
-#pragma unroll
-      for (int n = 0; n < 8; n++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          const float pa = exp2f(s[n][e] - mA), pb = exp2f(s[n][2 + e] - mB);
-          lA += pa;
-          lB += pb;
-          const uint32_t j = j0 + n * 8 + e;
-          const bool keepA = duniform01(key, baseA + j) >= p, keepB = duniform01(key, baseB + j) >= p;
-          s[n][e] = keepA ? pa * keepVal : 0.0f;
-          s[n][2 + e] = keepB ? pb * keepVal : 0.0f;
-          bitsA |= (uint32_t)keepA << (2 * n + e);
-          bitsB |= (uint32_t)keepB << (2 * n + e);
-        }
-      if (keepBits) {  // the quad's four lanes hold disjoint columns of the same two rows
-        uint64_t wA = (uint64_t)bitsA << (16 * t), wB = (uint64_t)bitsB << (16 * t);
-        wA |= __shfl_xor_sync(0xffffffffu, wA, 1);
-        wA |= __shfl_xor_sync(0xffffffffu, wA, 2);
-        wB |= __shfl_xor_sync(0xffffffffu, wB, 1);
-        wB |= __shfl_xor_sync(0xffffffffu, wB, 2);
-        if (t == 0 && rowA < T) keepBits[keepWord(bh, T, rowA, kb)] = wA;
-        if (t == 0 && rowB < T) keepBits[keepWord(bh, T, rowB, kb)] = wB;
-      }
-    } else {
-#pragma unroll
-      for (int n = 0; n < 8; n++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          s[n][e] = exp2f(s[n][e] - mA);
-          s[n][2 + e] = exp2f(s[n][2 + e] - mB);
-          lA += s[n][e];
-          lB += s[n][2 + e];
-        }
-    }
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-      uint32_t pf[4];
-      accumToA(pf, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-      for (int n = 0; n < NT; n++) mmaMatrix(o[n], pf, tiles.rows1(kb), kk * 16, n * 8, lane);
-    }
-    tiles.release();
-  }
-  lA = quadSum(lA);
-  lB = quadSum(lB);
-#pragma unroll
-  for (int half = 0; half < 2; half++) {
-    const int row = half ? rowB : rowA;
-    if (row >= T) continue;
-    const float l = half ? lB : lA, inv = 1.0f / l;
-    const long at = ((long)b * T + row) * C + h * HS;
-#pragma unroll
-    for (int n = 0; n < NT; n++) {
-      const int c = n * 8 + 2 * t;
-      const float x0 = o[n][2 * half] * inv, x1 = o[n][2 * half + 1] * inv;
-      *reinterpret_cast<float2*>(out + at + c) = make_float2(x0, x1);
-      *reinterpret_cast<half16x2*>(out16 + at + c) = round16x2(x0, x1);
-    }
-    if (t == 0) lse[(long)bh * T + row] = ((half ? mB : mA) + log2f(l)) * kLn2;
-  }
-}
-
-// The experimental forward kernel (BACKPACK_CUDA_FLASH_FWD_ROWS=128): Groups 16-row groups per warp, so a CTA
-// covers 64 * Groups query rows, each key tile serves twice the rows and a warp has two independent groups in
-// flight. grid (query blocks of 64 * Groups rows, B*H); same outputs as flashForwardKernel. It repeats that
-// kernel's per-block body through ForwardRows instead of sharing it, so the GPU-verified default stays the code
-// that was measured; one of the two goes once the GPU check has compared them.
-template <int HS, int Groups>
-__global__ void __launch_bounds__(kThreads)
-    flashForwardGroupsKernel(float* out, half16* out16, float* lse, const half16* qkv, int T, int H, int C,
-                             float scale, float p, uint32_t key, uint32_t dropOffset, uint64_t* keepBits) {
   __shared__ __align__(16) BlockTiles<HS> tiles;  // key and value rows
   const int qb = gridDim.x - 1 - blockIdx.x;  // the longest rows first
   const int bh = blockIdx.y, b = bh / H, h = bh % H;
@@ -397,6 +316,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int r = 0; r < Groups; r++) rows[r].start(Q, ld, (qb * Groups + r) * kRows + warp * 16, bh, T, dropOffset, g, t);
   const float sl2 = scale * kLog2e;
   const float keepVal = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+  const uint32_t threshold = p > 0.0f ? dkeepThreshold16(p) : 0u;
   const BlockSource src{K, V, ld, ld, T};
   auto noExtras = [](int, int) {};
   // the key blocks up to the CTA's last row (and T)
@@ -409,12 +329,12 @@ __global__ void __launch_bounds__(kThreads)
       // (warp-uniform) a block wholly past the group's rows adds nothing; one reaching past its first row is masked
       if (kb * kRows > rows[r].i0 + 15) continue;
       const bool diag = kb * kRows + kRows - 1 > rows[r].i0;
-      rows[r].block(tiles.rows0(kb), tiles.rows1(kb), kb, diag, T, sl2, p, keepVal, key, keepBits, bh, g, t, lane);
+      rows[r].block(tiles.rows0(kb), tiles.rows1(kb), kb, diag, T, sl2, p, threshold, key, keepBits, bh, g, t, lane);
     }
     tiles.release();
   }
 #pragma unroll
-  for (int r = 0; r < Groups; r++) rows[r].finish(out, out16, lse, bh, b, h, T, C, t);
+  for (int r = 0; r < Groups; r++) rows[r].finish(out, out16, lse, bh, b, h, T, C, sl2, keepVal, t);
 }
 
 // One warp per (row, head): D = dO . O over the head's columns, and dO rounded to bf16 for the kernels below.
@@ -499,27 +419,39 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(Out* dqkv, con
     float st[8][4], dp[8][4];  // rows: this warp's keys; columns: the block's queries
     blockProduct<KS>(st, kf, tiles.rows0(step), g, t);
     blockProduct<KS>(dp, vf, tiles.rows1(step), g, t);
-    // kEdge: the causal diagonal or a block with rows past T, where elements need their mask
-    auto elements = [&](auto edge) {
+    // kEdge: the causal diagonal or a block with rows past T, where elements need their mask. kMask: where the
+    // dropout mask comes from (compile-time, so the per-element code has no branches).
+    auto elements = [&](auto edge, auto mask) {
       constexpr bool kEdge = decltype(edge)::value;
+      constexpr KeepSource kMask = decltype(mask)::value;
 #pragma unroll
       for (int n = 0; n < 8; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
           const int jk = e < 2 ? keyA : keyB, qi = n * 8 + 2 * t + (e & 1), i = qb * kRows + qi;
           const bool live = !kEdge || (jk <= i && i < T && jk < T);
-          const float pr = live ? exp2f(st[n][e] * sl2 - lseS[stage][qi]) : 0.0f;
-          const float keep = !live     ? 0.0f
-                             : useBits ? keepFromBits(bitsS[stage][qi], e < 2 ? bitA : bitB, keepVal)
-                                       : keepScale(p, key, dropRowBase(bh, T, i, dropOffset), jk);
+          const float pr = live ? exp2Ftz(fmaf(st[n][e], sl2, -lseS[stage][qi])) : 0.0f;
+          float keep = live ? 1.0f : 0.0f;
+          if constexpr (kMask == KeepSource::kKeptBits)
+            keep = live ? keepFromBits(bitsS[stage][qi], e < 2 ? bitA : bitB, keepVal) : 0.0f;
+          if constexpr (kMask == KeepSource::kRedrawn)
+            keep = live ? keepScale(p, key, dropRowBase(bh, T, i, dropOffset), jk) : 0.0f;
           st[n][e] = pr * keep;                               // Pd^T
           dp[n][e] = pr * (dp[n][e] * keep - DS[stage][qi]);  // dS^T
         }
     };
+    auto withMask = [&](auto edge) {
+      if (!(p > 0.0f))
+        elements(edge, std::integral_constant<KeepSource, KeepSource::kNoDropout>{});
+      else if (useBits)
+        elements(edge, std::integral_constant<KeepSource, KeepSource::kKeptBits>{});
+      else
+        elements(edge, std::integral_constant<KeepSource, KeepSource::kRedrawn>{});
+    };
     if (qb == kb || (qb + 1) * kRows > T)
-      elements(std::true_type{});
+      withMask(std::true_type{});
     else
-      elements(std::false_type{});
+      withMask(std::false_type{});
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
       uint32_t pa[4], sa[4];
@@ -608,9 +540,9 @@ void launchForward(float* out, half16* out16, float* lse, const half16* qkv16, A
   static const bool twoGroups = envIs("BACKPACK_CUDA_FLASH_FWD_ROWS", "128");
   const int rowsPerCta = twoGroups ? 2 * kRows : kRows;
   const dim3 grid((s.T + rowsPerCta - 1) / rowsPerCta, s.B * s.H);
-  auto kernel = twoGroups    ? flashForwardGroupsKernel<HS, 2>
-                : fourBlocks ? flashForwardKernel<HS, 4>
-                             : flashForwardKernel<HS, 1>;
+  auto kernel = twoGroups    ? flashForwardKernel<HS, 2, 1>
+                : fourBlocks ? flashForwardKernel<HS, 1, 4>
+                             : flashForwardKernel<HS, 1, 1>;
   BP_LAUNCH(kernel, grid, kThreads, 0, st)(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key, drop.offset, bits);
   BP_LAUNCHED();
 }

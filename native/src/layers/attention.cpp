@@ -42,10 +42,13 @@ static void causalSoftmax(float* S, int T, int i0, int i1) {
   }
 }
 
-// Dropout mask of one (batch, head) block: keep[i*T + j] for j <= i, drawn from element index base + i*T + j.
+// Dropout mask of one (batch, head) block: keep[i*T + j] for j <= i, drawn from element index base + i*T + j
+// (keep16: the attention site's 16-bit draws).
 static void drawMask(uint8_t* keep, int T, long base, DropoutSite drop) {
+  const uint32_t threshold = keepThreshold16(drop.p);
   for (int i = 0; i < T; i++)
-    for (int j = 0; j < T; j++) keep[(long)i * T + j] = j <= i && uniform01(drop.key, (uint32_t)(base + (long)i * T + j)) >= drop.p;
+    for (int j = 0; j < T; j++)
+      keep[(long)i * T + j] = j <= i && keep16(drop.key, (uint32_t)(base + (long)i * T + j), threshold);
 }
 
 // dst = P * keep / (1 - p)
