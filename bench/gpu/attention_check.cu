@@ -1,6 +1,6 @@
 // `harness attention`: the fused attention kernels (flash_attention.cu) against the batched-GEMM path of
 // attention.cu on shapes the tiny parity models never reach (several 64-row blocks, ragged last block, every
-// instantiated head size, dropout on and off), then the time of one forward + backward at the Small shape.
+// instantiated head size, dropout on and off), then the time of one forward + backward, and of the forward alone, at the Small shape (dropout 0.1 and 0).
 // Reference: the fp32-operand batched path with strict fp32 GEMMs; the bf16 batched path is measured against the
 // same reference, so the fused kernels' error can be read beside the error bf16 operands cause anyway.
 #include <cublas_v2.h>
@@ -37,7 +37,7 @@ using check::relErr;
 
 struct Run {  // one path's outputs
   std::vector<float> out, lse, dqkv;
-  double ms = 0.0;
+  double ms = 0.0, forwardMs = 0.0;  // forward + backward, forward alone
 };
 
 // Flash: the fused kernels with the dropout mask kept as bits between the passes (as the model runs them);
@@ -57,8 +57,9 @@ Run runPath(Path path, const Blas& blas, const float* qkv, const half16* qkv16, 
   Buf<uint64_t> bits(flashKeepWords(s));
   AttnWork w{seqs, scratch.p, ptrs.p, fused, path == Path::FlashRecompute ? nullptr : bits.p};
   const half16* q16 = path == Path::Fp32 ? nullptr : qkv16;
+  auto forward = [&] { attentionForward(blas, out.p, lse.p, qkv, s, drop, w, q16, q16 ? out16.p : nullptr); };
   auto once = [&] {
-    attentionForward(blas, out.p, lse.p, qkv, s, drop, w, q16, q16 ? out16.p : nullptr);
+    forward();
     attentionBackward(blas, dqkv.p, dout, out.p, qkv, lse.p, s, drop, w, q16, q16 ? dout16.p : nullptr,
                       path == Path::FlashGrad16 ? dqkv16.p : nullptr);
   };
@@ -75,7 +76,10 @@ Run runPath(Path path, const Blas& blas, const float* qkv, const half16* qkv16, 
   } else {
     r.dqkv = pull(dqkv.p, N * 3 * s.C);
   }
-  if (timedReps > 0) r.ms = check::meanMs(once, timedReps, blas.stream);
+  if (timedReps > 0) {
+    r.ms = check::meanMs(once, timedReps, blas.stream);
+    r.forwardMs = check::meanMs(forward, timedReps, blas.stream);
+  }
   return r;
 }
 
@@ -95,7 +99,7 @@ int attentionCheck() {
   };
   const Case cases[] = {{2, 200, 3, 64, 0.1f, 0}, {2, 200, 3, 64, 0.0f, 0}, {1, 130, 2, 80, 0.1f, 0},
                         {3, 77, 4, 16, 0.1f, 0},  {2, 128, 2, 32, 0.0f, 0}, {2, 96, 16, 48, 0.1f, 0},
-                        {16, 512, 12, 64, 0.1f, 20}};
+                        {16, 512, 12, 64, 0.1f, 20}, {16, 512, 12, 64, 0.0f, 20}};
   for (const Case& k : cases) {
     AttnShape s{k.B, k.T, k.H * k.hs, k.H, 0.7f / std::sqrt((float)k.hs)};
     const Site drop{k.p, 0x5eed1234u};
@@ -173,9 +177,13 @@ int attentionCheck() {
       // the forward kernel's experiment knobs, when a run sets them (flash_attention.cu)
       const char* blocks = std::getenv("BACKPACK_CUDA_FLASH_FWD_BLOCKS");
       const char* rows = std::getenv("BACKPACK_CUDA_FLASH_FWD_ROWS");
+      // the forward pass's causal FLOPs: QK^T and PV over the T(T+1)/2 (query, key) pairs of every head
+      const double flops = 4.0 * s.B * s.H * (s.T * (s.T + 1.0) / 2.0) * k.hs;
       std::printf("{\"check\":\"attention-time\",\"shape\":\"%s\",\"fused_ms\":%.3f,\"batched_bf16_ms\":%.3f,"
-                  "\"speedup\":%.2f,\"flash_fwd_blocks\":%d,\"flash_fwd_rows\":%d}\n",
-                  shape, fla.ms, bat.ms, bat.ms / fla.ms, blocks ? std::atoi(blocks) : 0, rows ? std::atoi(rows) : 0);
+                  "\"speedup\":%.2f,\"fused_forward_ms\":%.4f,\"fused_forward_tflops\":%.1f,"
+                  "\"batched_bf16_forward_ms\":%.4f,\"flash_fwd_blocks\":%d,\"flash_fwd_rows\":%d}\n",
+                  shape, fla.ms, bat.ms, bat.ms / fla.ms, fla.forwardMs, flops / (fla.forwardMs * 1e9), bat.forwardMs,
+                  blocks ? std::atoi(blocks) : 0, rows ? std::atoi(rows) : 0);
     }
     std::fflush(stdout);
   }

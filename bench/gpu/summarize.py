@@ -69,6 +69,9 @@ def main(out):
             knob += " [forward kernel, 128 query rows per CTA]" if r.get("flash_fwd_rows") == 128 else ""
             p(f"attention forward+backward, {r['shape']}{knob}: fused {r['fused_ms']:.3f} ms, batched bf16 "
               f"{r['batched_bf16_ms']:.3f} ms ({r['speedup']:.2f}x)")
+            if "fused_forward_ms" in r:  # runs from session 8 on
+                p(f"  forward alone: fused {r['fused_forward_ms']:.4f} ms ({r['fused_forward_tflops']:.1f} TFLOP/s), "
+                  f"batched bf16 {r['batched_bf16_forward_ms']:.4f} ms")
 
     train = read(out, "train.jsonl")
     p("")
