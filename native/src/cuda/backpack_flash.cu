@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();
     float s[8][4];
-    blockProduct<KS>(s, qf, keys[kb & 1], g, t);
+    blockProduct<KS>(s, qf, keys[kb & 1], lane);
     scaleAndMask(s, sl2, kb, kb == qb, rowA, rowB, T, t);
     float mxA = mA, mxB = mB;
 #pragma unroll
@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();
     float s[8][4];
-    blockProduct<KS>(s, qf, keys[step & 1], g, t);
+    blockProduct<KS>(s, qf, keys[step & 1], lane);
     scaleAndMask(s, sl2, kb, kb == qb, rowA, rowB, T, t);
     const bool edited = mask && l == editSense;
 #pragma unroll

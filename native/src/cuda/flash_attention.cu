@@ -203,7 +203,7 @@ struct ForwardRows {
                                         float sl2, float p, uint32_t threshold, uint32_t key, uint64_t* keepBits,
                                         long bh, int g, int t, int lane) {
     float s[8][4];
-    blockProduct<KS>(s, qf, k, g, t);
+    blockProduct<KS>(s, qf, k, lane);
     float mxA = mA, mxB = mB;
     if (diag) {
 #pragma unroll
@@ -417,8 +417,8 @@ __global__ void __launch_bounds__(kThreads) flashBackwardKVKernel(Out* dqkv, con
     const int step = qb - kb, stage = step & 1;
     tiles.acquire(src, qb + 1 < nQ ? qb + 1 : -1, step, extras);
     float st[8][4], dp[8][4];  // rows: this warp's keys; columns: the block's queries
-    blockProduct<KS>(st, kf, tiles.rows0(step), g, t);
-    blockProduct<KS>(dp, vf, tiles.rows1(step), g, t);
+    blockProduct<KS>(st, kf, tiles.rows0(step), lane);
+    blockProduct<KS>(dp, vf, tiles.rows1(step), lane);
     // kEdge: the causal diagonal or a block with rows past T, where elements need their mask. kMask: where the
     // dropout mask comes from (compile-time, so the per-element code has no branches).
     auto elements = [&](auto edge, auto mask) {

@@ -54,15 +54,6 @@ __device__ void copyRows(RowTile<HS>& dst, const half16* src, long ld, int r0, i
   }
 }
 
-// d += a * B, where element (k, n) of B is tile.v[n0 + n][k0 + k]: rows of a tile for products against their
-// transpose.
-template <int HS>
-__device__ __forceinline__ void mmaTile(float (&d)[4], const uint32_t (&a)[4], const RowTile<HS>& tile, int n0, int k0,
-                                        int g, int t) {
-  const half16* p = &tile.v[n0 + g][k0 + 2 * t];
-  mma16816(d, a, load2(p), load2(p + 8));
-}
-
 // d += a * M for a 16-row k-step k0.. and 8 columns n0.. of a block matrix M (keys or queries x head columns),
 // fragments straight from its rows through ldmatrix.trans
 template <int HS>
@@ -73,15 +64,22 @@ __device__ __forceinline__ void mmaMatrix(float (&d)[4], const uint32_t (&a)[4],
   mma16816(d, a, b0, b1);
 }
 
-// x = A B^T over the 64 rows of a row tile (8 C tiles of 16 x 8): A's fragments span KS k-steps of 16.
+// x = A B^T over the 64 rows of a row tile (8 C tiles of 16 x 8): A's fragments span KS k-steps of 16; B's come
+// from the tile's rows by ldmatrix.x2, one per product (.x4, two k-steps per load, took the forward kernel from
+// 128 registers to 138 and made the dK/dV kernel spill).
 template <int KS, int HS>
 __device__ __forceinline__ void blockProduct(float (&x)[8][4], const uint32_t (&a)[KS][4], const RowTile<HS>& tile,
-                                             int g, int t) {
+                                             int lane) {
 #pragma unroll
   for (int n = 0; n < 8; n++) {
     x[n][0] = x[n][1] = x[n][2] = x[n][3] = 0.0f;
+    const half16* row = tile.v[n * 8 + (lane & 7)];
 #pragma unroll
-    for (int ks = 0; ks < KS; ks++) mmaTile(x[n], a[ks], tile, n * 8, ks * 16, g, t);
+    for (int ks = 0; ks < KS; ks++) {
+      uint32_t b0, b1;
+      loadMatrices2(b0, b1, row + ks * 16 + ((lane >> 3) & 1) * 8);
+      mma16816(x[n], a[ks], b0, b1);
+    }
   }
 }
 

@@ -81,6 +81,26 @@ inline void loadBTrans(uint32_t& b0, uint32_t& b1, const half16* rowOfLane) {
   b1 = out[1];
 }
 
+// ldmatrix.x2 (not transposed): matrix i's rows from lanes 8i..8i+7; lane l gets {M_i[g][2t], M_i[g][2t+1]}
+inline void loadMatrices2(uint32_t& r0, uint32_t& r1, const half16* rowOfLane) {
+  const uint16_t* mine = reinterpret_cast<const uint16_t*>(rowOfLane);
+  uint32_t out[2];
+  ::bp::emu::warpCollective(
+      &mine, sizeof mine, out, sizeof out, [](const unsigned char* ins, unsigned char* outs, const void*) {
+        const uint16_t* rows[16];
+        for (int lane = 0; lane < 16; lane++)
+          std::memcpy(&rows[lane], ins + lane * ::bp::emu::kSlotBytes, sizeof rows[lane]);
+        for (int lane = 0; lane < 32; lane++) {
+          const int g = lane / 4, t = lane % 4;
+          const uint32_t r[2] = {packBits16(rows[g][2 * t], rows[g][2 * t + 1]),
+                                 packBits16(rows[8 + g][2 * t], rows[8 + g][2 * t + 1])};
+          std::memcpy(outs + lane * ::bp::emu::kSlotBytes, r, sizeof r);
+        }
+      });
+  r0 = out[0];
+  r1 = out[1];
+}
+
 // movmatrix.trans: the input is one register per lane in the fragment layout
 inline uint32_t transpose8x8(uint32_t x) {
   uint32_t y;
