@@ -60,6 +60,38 @@ if (!haveToolkit && !process.env.CI) {
       for (const lib of ['libcudart.so.13', 'libcublas.so.13', 'libcublasLt.so.13', 'libnccl.so.2']) expect(ldd.stdout).toMatch(new RegExp(`${lib.replace(/\./g, '\\.')} => /`));
     });
 
+    // The fused attention's occupancy is engineered (docs/cuda-backend.md, "What a kernel issues"): at head size 64
+    // the default forward kernel fits 4 CTAs of 128 threads per SM (128 registers at most), and the kernels the
+    // model runs do not spill (the 4-CTA launch-bounds experiment may). Small-looking edits have cost 10-40
+    // registers, so a change that gives this up must say so here.
+    test('the fused attention kernels keep their register budgets on sm_90', () => {
+      const ptxas = spawnSync(
+        path.join(cudaHome, 'bin', 'nvcc'),
+        ['-std=c++17', '-O3', '-cubin', '-arch=sm_90', '-Xptxas', '-v', '-o', '/dev/null', path.join(root, 'native', 'src', 'cuda', 'flash_attention.cu')],
+        { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+      );
+      expect(ptxas.status).toBe(0);
+      // per kernel: "Compiling entry function '<mangled>'", then its spill and register lines
+      const usage = new Map<string, { registers: number; spillBytes: number }>();
+      let current = '';
+      for (const line of ptxas.stderr.split('\n')) {
+        const entry = /Compiling entry function '(\w+)'/.exec(line);
+        if (entry) current = entry[1];
+        const spill = /(\d+) bytes spill stores/.exec(line);
+        if (spill && current) usage.set(current, { registers: usage.get(current)?.registers ?? 0, spillBytes: Number(spill[1]) });
+        const regs = /Used (\d+) registers/.exec(line);
+        if (regs && current) usage.set(current, { spillBytes: usage.get(current)?.spillBytes ?? 0, registers: Number(regs[1]) });
+      }
+      const find = (pattern: RegExp) => {
+        const hits = [...usage.entries()].filter(([name]) => pattern.test(name));
+        expect(hits.length).toBeGreaterThan(0);
+        return hits.map(([, u]) => u);
+      };
+      // head size 64: every model size of the paper (Micro, Mini, Small)
+      for (const u of find(/flashForwardKernelILi64ELi1ELi1E/)) expect(u.registers).toBeLessThanOrEqual(128);
+      for (const u of find(/flashForwardKernelILi64ELi[12]ELi1E|flashBackward(KV|Q)KernelILi64E/)) expect(u.spillBytes).toBe(0);
+    }, 10 * 60 * 1000);
+
     test('loads in Node; without a GPU a CUDA model is refused with a clear error', () => {
       const script = `
         const a = require(${JSON.stringify(artifact)});

@@ -39,7 +39,7 @@ struct RowTile {
 // Issues the copies of rows [r0, r0+64) into a row tile (cp.async); rows at or past T are zero-filled.
 // Every thread makes the same number of copies (HS is a multiple of 16), so the trip count is fixed, where a loop
 // from threadIdx.x made the compiler build remainder paths. Not unrolled: unrolled, the copies' addresses stay
-// live across the products and cost the forward kernel 40 registers (168 against 128 at head size 64: 3 CTAs per
+// live across the products and cost the forward kernel 23 registers (151 against 128 at head size 64: 3 CTAs per
 // SM instead of 4; copying both of a block's matrices in one loop costs 8).
 template <int HS>
 __device__ void copyRows(RowTile<HS>& dst, const half16* src, long ld, int r0, int T) {
