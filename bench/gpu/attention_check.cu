@@ -170,9 +170,10 @@ int attentionCheck() {
                 "recomputed dropout mask (%s)\",\"rel_err\":%.3e,\"tol\":0,\"ok\":%s}\n",
                 shape, maskDiff, maskDiff == 0.0 ? "true" : "false");
     failures += grad16Diff != 0.0;
-    std::printf("{\"check\":\"parity\",\"arch\":\"attention\",\"precision\":\"bf16\",\"what\":\"fused dqkv written in bf16 "
-                "vs the fp32 one rounded (%s)\",\"rel_err\":%.3e,\"tol\":0,\"ok\":%s}\n",
-                shape, grad16Diff, grad16Diff == 0.0 ? "true" : "false");
+    std::printf(
+        "{\"check\":\"parity\",\"arch\":\"attention\",\"precision\":\"bf16\",\"what\":\"fused dqkv written in bf16 "
+        "vs the fp32 one rounded (%s)\",\"rel_err\":%.3e,\"tol\":0,\"ok\":%s}\n",
+        shape, grad16Diff, grad16Diff == 0.0 ? "true" : "false");
     if (k.reps > 0) {
       // the forward kernel's experiment knobs, when a run sets them (flash_attention.cu)
       const char* blocks = std::getenv("BACKPACK_CUDA_FLASH_FWD_BLOCKS");

@@ -56,7 +56,8 @@ Result reference(const std::vector<float>& qkv, const std::vector<float>& dout, 
         for (int j = 0; j <= i; j++) {
           p[j] = std::exp(p[j] - mx) / sum;
           const uint32_t at = drop.offset + (uint32_t)(((long)b * H + h) * T * T + (long)i * T + j);
-          keep[j] = drop.p > 0.0f ? (bp::keep16(drop.key, at, bp::keepThreshold16(drop.p)) ? 1.0 / (1.0 - drop.p) : 0.0) : 1.0;
+          keep[j] = drop.p > 0.0f ? (bp::keep16(drop.key, at, bp::keepThreshold16(drop.p)) ? 1.0 / (1.0 - drop.p) : 0.0)
+                                  : 1.0;
         }
         r.lse[((long)b * H + h) * T + i] = (float)(mx + std::log(sum));
         const float* dO = dout.data() + ((long)b * T + i) * C + h * hs;

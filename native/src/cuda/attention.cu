@@ -56,8 +56,8 @@ __global__ void probsFromLseKernel(float* S, float* Pd, const float* lse, int H,
 }
 
 // dPd -> dS in place: g = dPd * mask; dS = P (g - sum(P g)). Mixed precision: dS goes to dS16 (bf16) instead.
-__global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long bhBase, float p, uint32_t key, uint32_t off,
-                                  half16* dS16) {
+__global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long bhBase, float p, uint32_t key,
+                                  uint32_t off, half16* dS16) {
   int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= H * T) return;
   int h = row / T, i = row % T;
@@ -83,7 +83,8 @@ __global__ void softmaxBackKernel(float* G, const float* P, int H, int T, long b
 static unsigned rowBlocks(long rows) { return blocksFor(rows, 8); }
 
 // Pointer arrays of one chunk: matrix (b, h) of a [B*T][ld] tensor starts at base + b*T*ld + h*hs.
-static const float** rowsOf(const float** slot, const float* base, int T, long ld, int hs, int H, int n, cudaStream_t st) {
+static const float** rowsOf(const float** slot, const float* base, int T, long ld, int hs, int H, int n,
+                            cudaStream_t st) {
   fillPointers(slot, base, (long)T * ld, hs, H, n * H, st);
   return slot;
 }

@@ -46,7 +46,9 @@ __device__ __forceinline__ uint32_t dmix32(uint32_t x) {
   x ^= x >> 16;
   return x;
 }
-__device__ __forceinline__ uint32_t dhash32(uint32_t key, uint32_t index) { return dmix32(key ^ dmix32(index + 0x9e3779b9U)); }
+__device__ __forceinline__ uint32_t dhash32(uint32_t key, uint32_t index) {
+  return dmix32(key ^ dmix32(index + 0x9e3779b9U));
+}
 __device__ __forceinline__ float duniform01(uint32_t key, uint32_t index) {
   return (float)(dhash32(key, index) >> 8) * (1.0f / 16777216.0f);
 }

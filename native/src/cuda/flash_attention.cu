@@ -546,7 +546,8 @@ void launchForward(float* out, half16* out16, float* lse, const half16* qkv16, A
   auto kernel = twoGroups    ? flashForwardKernel<HS, 2, 1>
                 : fourBlocks ? flashForwardKernel<HS, 1, 4>
                              : flashForwardKernel<HS, 1, 1>;
-  BP_LAUNCH(kernel, grid, kThreads, 0, st)(out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key, drop.offset, bits);
+  BP_LAUNCH(kernel, grid, kThreads, 0, st)
+  (out, out16, lse, qkv16, s.T, s.H, s.C, s.scale, drop.p, drop.key, drop.offset, bits);
   BP_LAUNCHED();
 }
 template <int HS, typename Out>

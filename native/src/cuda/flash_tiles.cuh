@@ -40,7 +40,7 @@ struct RowTile {
 // Every thread makes the same number of copies (HS is a multiple of 16), so the trip count is fixed, where a loop
 // from threadIdx.x made the compiler build remainder paths. Not unrolled: unrolled, the copies' addresses stay
 // live across the products and cost the forward kernel 23 registers (151 against 128 at head size 64: 3 CTAs per
-// SM instead of 4; copying both of a block's matrices in one loop costs 8).
+// SM instead of 4); one loop over both of a block's matrices cost registers too.
 template <int HS>
 __device__ void copyRows(RowTile<HS>& dst, const half16* src, long ld, int r0, int T) {
   constexpr int V = HS / 8;  // 16-byte vectors per row

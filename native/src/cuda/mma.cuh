@@ -73,10 +73,13 @@ __device__ __forceinline__ void loadBTrans(uint32_t& b0, uint32_t& b1, const hal
 // Fragments of two 8x8 matrices (ldmatrix.x2, not transposed): matrix i's rows come from the addresses of lanes
 // 8i..8i+7 (16-byte aligned, 8 consecutive values each; lanes 16-31 are ignored), and lane l gets
 // {M_i[g][2t], M_i[g][2t+1]} in r_i. With rows of a tile that is the B fragment of a product against the tile's
-// transpose, in one instruction where two 32-bit loads took two.
+// transpose: one instruction instead of two 32-bit loads.
 __device__ __forceinline__ void loadMatrices2(uint32_t& r0, uint32_t& r1, const half16* rowOfLane) {
   const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(rowOfLane));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(addr) : "memory");
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r0), "=r"(r1)
+               : "r"(addr)
+               : "memory");
 }
 
 // The transpose of an 8x8 bf16 matrix held one register per lane (lane l: row l/4, columns 2(l%4), 2(l%4)+1;
