@@ -56,15 +56,21 @@ inline void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_
   for (int e = 0; e < 4; e++) d[e] = out[e];
 }
 
-// 8x8 matrices of 16-bit values given by the rows' addresses (rows[r] -> 8 consecutive values), transposed into
-// fragment registers: lane l gets {M[2t][g], M[2t+1][g]}.
+// 8x8 matrices of 16-bit values given by the rows' addresses (rows[r] -> 8 consecutive values), as fragment
+// registers: lane l gets {M[g][2t], M[g][2t+1]}, or from the transpose {M[2t][g], M[2t+1][g]}.
+inline uint32_t rowFragment(const uint16_t* const* rows, int lane) {
+  const int g = lane / 4, t = lane % 4;
+  return packBits16(rows[g][2 * t], rows[g][2 * t + 1]);
+}
 inline uint32_t transposedFragment(const uint16_t* const* rows, int lane) {
   const int g = lane / 4, t = lane % 4;
   return packBits16(rows[2 * t][g], rows[2 * t + 1][g]);
 }
 
-// ldmatrix.x2.trans: matrix 0's rows from lanes 0-7, matrix 1's from lanes 8-15
-inline void loadBTrans(uint32_t& b0, uint32_t& b1, const half16* rowOfLane) {
+// ldmatrix.x2 as a warp collective: matrix 0's rows from lanes 0-7, matrix 1's from lanes 8-15; Fragment says what
+// a lane takes of each
+template <uint32_t (*Fragment)(const uint16_t* const*, int)>
+inline void loadTwoMatrices(uint32_t& r0, uint32_t& r1, const half16* rowOfLane) {
   const uint16_t* mine = reinterpret_cast<const uint16_t*>(rowOfLane);
   uint32_t out[2];
   ::bp::emu::warpCollective(
@@ -73,32 +79,20 @@ inline void loadBTrans(uint32_t& b0, uint32_t& b1, const half16* rowOfLane) {
         for (int lane = 0; lane < 16; lane++)
           std::memcpy(&rows[lane], ins + lane * ::bp::emu::kSlotBytes, sizeof rows[lane]);
         for (int lane = 0; lane < 32; lane++) {
-          const uint32_t r[2] = {transposedFragment(rows, lane), transposedFragment(rows + 8, lane)};
-          std::memcpy(outs + lane * ::bp::emu::kSlotBytes, r, sizeof r);
-        }
-      });
-  b0 = out[0];
-  b1 = out[1];
-}
-
-// ldmatrix.x2 (not transposed): matrix i's rows from lanes 8i..8i+7; lane l gets {M_i[g][2t], M_i[g][2t+1]}
-inline void loadMatrices2(uint32_t& r0, uint32_t& r1, const half16* rowOfLane) {
-  const uint16_t* mine = reinterpret_cast<const uint16_t*>(rowOfLane);
-  uint32_t out[2];
-  ::bp::emu::warpCollective(
-      &mine, sizeof mine, out, sizeof out, [](const unsigned char* ins, unsigned char* outs, const void*) {
-        const uint16_t* rows[16];
-        for (int lane = 0; lane < 16; lane++)
-          std::memcpy(&rows[lane], ins + lane * ::bp::emu::kSlotBytes, sizeof rows[lane]);
-        for (int lane = 0; lane < 32; lane++) {
-          const int g = lane / 4, t = lane % 4;
-          const uint32_t r[2] = {packBits16(rows[g][2 * t], rows[g][2 * t + 1]),
-                                 packBits16(rows[8 + g][2 * t], rows[8 + g][2 * t + 1])};
+          const uint32_t r[2] = {Fragment(rows, lane), Fragment(rows + 8, lane)};
           std::memcpy(outs + lane * ::bp::emu::kSlotBytes, r, sizeof r);
         }
       });
   r0 = out[0];
   r1 = out[1];
+}
+
+// ldmatrix.x2.trans and ldmatrix.x2
+inline void loadBTrans(uint32_t& b0, uint32_t& b1, const half16* rowOfLane) {
+  loadTwoMatrices<transposedFragment>(b0, b1, rowOfLane);
+}
+inline void loadMatrices2(uint32_t& r0, uint32_t& r1, const half16* rowOfLane) {
+  loadTwoMatrices<rowFragment>(r0, r1, rowOfLane);
 }
 
 // movmatrix.trans: the input is one register per lane in the fragment layout
