@@ -73,16 +73,16 @@ template <uint32_t (*Fragment)(const uint16_t* const*, int)>
 inline void loadTwoMatrices(uint32_t& r0, uint32_t& r1, const half16* rowOfLane) {
   const uint16_t* mine = reinterpret_cast<const uint16_t*>(rowOfLane);
   uint32_t out[2];
-  ::bp::emu::warpCollective(
-      &mine, sizeof mine, out, sizeof out, [](const unsigned char* ins, unsigned char* outs, const void*) {
-        const uint16_t* rows[16];
-        for (int lane = 0; lane < 16; lane++)
-          std::memcpy(&rows[lane], ins + lane * ::bp::emu::kSlotBytes, sizeof rows[lane]);
-        for (int lane = 0; lane < 32; lane++) {
-          const uint32_t r[2] = {Fragment(rows, lane), Fragment(rows + 8, lane)};
-          std::memcpy(outs + lane * ::bp::emu::kSlotBytes, r, sizeof r);
-        }
-      });
+  ::bp::emu::warpCollective(&mine, sizeof mine, out, sizeof out,
+                            [](const unsigned char* ins, unsigned char* outs, const void*) {
+                              const uint16_t* rows[16];
+                              for (int lane = 0; lane < 16; lane++)
+                                std::memcpy(&rows[lane], ins + lane * ::bp::emu::kSlotBytes, sizeof rows[lane]);
+                              for (int lane = 0; lane < 32; lane++) {
+                                const uint32_t r[2] = {Fragment(rows, lane), Fragment(rows + 8, lane)};
+                                std::memcpy(outs + lane * ::bp::emu::kSlotBytes, r, sizeof r);
+                              }
+                            });
   r0 = out[0];
   r1 = out[1];
 }
