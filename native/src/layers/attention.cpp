@@ -43,12 +43,25 @@ static void causalSoftmax(float* S, int T, int i0, int i1) {
 }
 
 // Dropout mask of one (batch, head) block: keep[i*T + j] for j <= i, drawn from element index base + i*T + j
-// (keep16: the attention site's 16-bit draws).
+// (keep16: the attention site's 16-bit draws, one hash for each even index and the odd one after it).
 static void drawMask(uint8_t* keep, int T, long base, DropoutSite drop) {
   const uint32_t threshold = keepThreshold16(drop.p);
-  for (int i = 0; i < T; i++)
-    for (int j = 0; j < T; j++)
-      keep[(long)i * T + j] = j <= i && keep16(drop.key, (uint32_t)(base + (long)i * T + j), threshold);
+  for (int i = 0; i < T; i++) {
+    uint8_t* row = keep + (long)i * T;
+    const uint32_t first = (uint32_t)(base + (long)i * T);  // element j's index is first + j (mod 2^32)
+    int j = 0;
+    if (first & 1u) row[j++] = keep16(drop.key, first, threshold);  // the high half of its pair
+    for (; j + 1 <= i; j += 2) {  // first + j is even here
+      const uint32_t h = hash32(drop.key, (first + j) >> 1);
+      row[j] = (h & 0xffffu) >= threshold;
+      row[j + 1] = (h >> 16) >= threshold;
+    }
+    if (j <= i) {  // a last even index without its pair
+      row[j] = keep16(drop.key, first + j, threshold);
+      j++;
+    }
+    std::memset(row + j, 0, T - j);
+  }
 }
 
 // dst = P * keep / (1 - p)
