@@ -113,8 +113,9 @@ __device__ __forceinline__ void draws16(uint32_t key, uint32_t index, uint32_t& 
   }
 }
 
-// x if its draw keeps it (draw >= threshold), else 0; with kBits, `bit` is set in bits when kept. In PTX because
-// C++ compiled the bit into a select, a shift and an or, where one predicated or does.
+// x if its draw keeps it (draw >= threshold), else 0; with kBits, `bit` is set in bits when kept. In PTX (one
+// compare feeding a select and a predicated or): from C++ the compiler turned each bit into a select, a shift and
+// an or, 660 instructions for a block's dropout against 556.
 template <bool kBits>
 __device__ __forceinline__ float keepOrZero(float x, uint32_t draw, uint32_t threshold, uint32_t& bits, uint32_t bit) {
 #if defined(BP_CUDA_EMULATOR) && BP_CUDA_EMULATOR
