@@ -265,10 +265,13 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
   upload(r.tokens, r.targets, B, T);
   const bool train = r.train;
   const float p = r.dropout;
+  // the dropout sites of this request: the [N][d] ones, and attention's (their own element offset)
+  auto rowSite = [&](uint32_t stream) { return dropSite(train, p, r.rngSeed, stream, dropOffset); };
+  auto attnSite = [&](uint32_t stream) { return dropSite(train, p, r.rngSeed, stream, attnDropOffset); };
   const EmbedOverride ov = iv ? iv->embed() : EmbedOverride{};
 
   embeddingForward(a.encoded, dTokens.p, dPositions.p, P(wte), P(wpe), N, d, ov, stream);
-  dropoutForward(a.encoded, (long)N * d, dropSite(train, p, r.rngSeed, kEmbed, dropOffset), stream);
+  dropoutForward(a.encoded, (long)N * d, rowSite(kEmbed), stream);
   const float* x = a.encoded;
   for (int l = 0; l < cfg.nLayer; l++) {
     checkCancel(r.cancel);
@@ -286,16 +289,15 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
       linear(A.qkv, A.ln1, A.ln1h, W.qkvw, W.qkvb, N, d, 3 * d);
     }
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionForward(blas, A.atty, A.lse, A.qkv, as, dropSite(train, p, r.rngSeed, s0, attnDropOffset), attnWork(A), A.qkvh, A.attyh);
+    attentionForward(blas, A.atty, A.lse, A.qkv, as, attnSite(s0), attnWork(A), A.qkvh, A.attyh);
     linear(a.branch, A.atty, A.attyh, W.projw, kBiasLater, N, d, d);
-    biasResidualDropoutForward(A.res2, x, a.branch, P(W.projb), d, (long)N * d, dropSite(train, p, r.rngSeed, s0 + 1, dropOffset),
-                               stream);
+    biasResidualDropoutForward(A.res2, x, a.branch, P(W.projb), d, (long)N * d, rowSite(s0 + 1), stream);
     layernormForward(fp32Input(A.ln2), A.ln2m, A.ln2r, A.res2, P(W.ln2w), P(W.ln2b), N, d, cfg.lnEps, stream,
                      A.ln2h, mixed);
     mlpHidden(A.fch, A.fchh, A.fchg, A.fchgh, A.ln2, A.ln2h, W.fcw, W.fcb, N, d, 4 * d, train);
     linear(a.branch, A.fchg, A.fchgh, W.fcprojw, kBiasLater, N, 4 * d, d);
     biasResidualDropoutForward(A.res3, A.res2, a.branch, P(W.fcprojb), d, (long)N * d,
-                               dropSite(train, p, r.rngSeed, s0 + 2, dropOffset), stream);
+                               rowSite(s0 + 2), stream);
     x = A.res3;
   }
   layernormForward(a.lnf, a.lnfm, a.lnfr, x, P(lnfw), P(lnfb), N, d, cfg.lnEps, stream, a.lnfh, mixed);
@@ -365,6 +367,8 @@ void DeviceModel::backward(const ForwardRequest& r) {
   const int B = r.B, T = r.T, d = cfg.d, N = B * T;
   setDropOffsets(r);
   const float p = r.dropout;
+  auto rowSite = [&](uint32_t stream) { return dropSite(true, p, r.rngSeed, stream, dropOffset); };
+  auto attnSite = [&](uint32_t stream) { return dropSite(true, p, r.rngSeed, stream, attnDropOffset); };
   const long Nd = (long)N * d;
   float* dlnf = a.gX;
   if (cfg.arch == Arch::Backpack) {
@@ -395,13 +399,13 @@ void DeviceModel::backward(const ForwardRequest& r) {
     const float* xin = l == 0 ? a.encoded : a.layer[l - 1].res3;
     const uint32_t s0 = kLayerBase + 4 * l;
     // the residual gradient reaches each branch's output projection through that branch's dropout
-    mlpBackward(a.gB, a.gBig, {W.fcw, W.fcb, W.fcprojw, W.fcprojb}, {dres, tmp, dropSite(true, p, r.rngSeed, s0 + 2, dropOffset)},
+    mlpBackward(a.gB, a.gBig, {W.fcw, W.fcb, W.fcprojw, W.fcprojb}, {dres, tmp, rowSite(s0 + 2)},
                 {A.ln2, A.ln2h, A.fch, A.fchh, A.fchg, A.fchgh}, N, d, 4 * d, d);
     layernormBackward(dres, G(W.ln2w), G(W.ln2b), a.gB, A.res2, P(W.ln2w), A.ln2m, A.ln2r, N, d, stream, lnBack);
-    linearBack(a.gB, W.projw, W.projb, {dres, tmp, dropSite(true, p, r.rngSeed, s0 + 1, dropOffset)}, A.atty, A.attyh, N, d, d);
+    linearBack(a.gB, W.projw, W.projb, {dres, tmp, rowSite(s0 + 1)}, A.atty, A.attyh, N, d, d);
     AttnShape as{B, T, d, cfg.nHead, attnScale(cfg, l)};
-    attentionBackward(blas, a.gBig, a.gB, A.atty, A.qkv, A.lse, as, dropSite(true, p, r.rngSeed, s0, attnDropOffset), attnWork(A), A.qkvh,
-                      a.g16, qkvGrad16 ? a.gq16 : nullptr);
+    attentionBackward(blas, a.gBig, a.gB, A.atty, A.qkv, A.lse, as, attnSite(s0), attnWork(A), A.qkvh, a.g16,
+                      qkvGrad16 ? a.gq16 : nullptr);
     if (qkvGrad16)
       linearBackFrom16(tmp, W.qkvw, W.qkvb, a.gq16, A.ln1h, N, d, 3 * d);
     else
@@ -409,7 +413,7 @@ void DeviceModel::backward(const ForwardRequest& r) {
     layernormBackward(dres, G(W.ln1w), G(W.ln1b), tmp, xin, P(W.ln1w), A.ln1m, A.ln1r, N, d, stream, lnBack);
     ready(cfg.nLayer - l);
   }
-  dropoutForward(dres, Nd, dropSite(true, p, r.rngSeed, kEmbed, dropOffset), stream);
+  dropoutForward(dres, Nd, rowSite(kEmbed), stream);
   embeddingBackward(G(wte), G(wpe), dres, dTokens.p, dPositions.p, N, d, stream);
   ready(cfg.nLayer + 1);  // the embeddings (the head added its part of wte's gradient in the forward pass)
 }
