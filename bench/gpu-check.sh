@@ -12,12 +12,13 @@
 #   loss-scale overflow that must skip the step, and its training and forward times at Small.
 # Everything lands in $OUT (raw JSON lines per section, logs, summary.txt); the summary is also printed.
 #   OUT=dir bench/gpu-check.sh [--budget SECONDS] [--runs N] [--quick] [--no-peers] [--no-ours] [--no-fp32]
-#                              [--no-fp16]
+#                              [--no-fp16] [--headline-peers]
 # --budget: wall-clock seconds for the whole check (sections that no longer fit are skipped and say so);
 # --runs: timed forward passes per Table 7 model (paper: 100); --quick: tiny settings to test the script itself;
 # --no-peers: skip the PyTorch / Hugging Face peers (a rerun of our side only); --no-ours: skip the build and our
 # engine (the peers alone); --no-fp32: skip the fp32/TF32 reference runs (training and forward), which the bf16
-# kernels do not touch; --no-fp16: skip the fp16 build and its runs.
+# kernels do not touch; --no-fp16: skip the fp16 build and its runs; --headline-peers: of the peers, only the
+# fused attention's (SDPA alone) and the recipe-shaped training runs (the issue's targets; about 2.5 minutes).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$ROOT/bench/results/gpu-local}"
@@ -28,6 +29,7 @@ PEERS=1
 OURS=1
 FP32=1
 FP16=1
+HEADLINE_PEERS=0
 while (( $# )); do
   case "$1" in
     --budget) BUDGET="${2:?--budget needs seconds}"; shift 2 ;;
@@ -37,6 +39,7 @@ while (( $# )); do
     --no-ours) OURS=0; shift ;;
     --no-fp32) FP32=0; shift ;;
     --no-fp16) FP16=0; shift ;;
+    --headline-peers) HEADLINE_PEERS=1; shift ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;  # the header comment
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -273,6 +276,17 @@ if (( OURS )); then run_ours; else note "our engine skipped (--no-ours)"; fi
 # ---- 6. PyTorch peers (compile time counts against the budget, so they run last)
 TB="$ROOT/bench/gpu/torch_baseline.py"
 run_peers() {
+  # the fused attention's peer: SDPA alone on the shapes `harness attention` times
+  for p in 0.1 0.0; do
+    run_step "attention-torch-p$p" 15 attention.jsonl python3 "$TB" attention 16 512 12 64 "$p" 20
+  done
+  if (( HEADLINE_PEERS )); then
+    for arch in gpt2 backpack; do
+      run_step "train-torch-$arch-$ACC_SIZE-accum$ACC" 60 train.jsonl \
+        python3 "$TB" train "$arch" "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" --compile --accum "$ACC"
+    done
+    return
+  fi
   for size in $(echo "$SIZES_TRAIN" | tr ' ' '\n' | sort -r); do  # small first: the headline comparison
     for arch in backpack gpt2; do
       run_step "train-torch-$arch-$size" 60 train.jsonl python3 "$TB" train "$arch" "$size" "$TRAIN_B" 512 "$STEPS" --compile

@@ -1,6 +1,9 @@
 """Turns the raw JSON lines of bench/gpu-check.sh (parity/train/forward/generate .jsonl in OUT) into the text
 summary: parity verdicts, throughput and MFU side by side with PyTorch, Table 7 beside the paper's A100 numbers,
-generation speed. Usage: python summarize.py OUT_DIR"""
+generation speed.
+Usage: python summarize.py OUT_DIR
+       python summarize.py --tsv RESULTS.tsv...   (results.tsv files of several calls, e.g. our side and the peers
+                                                 run apart: their lines are merged, as if from one OUT_DIR)"""
 import json
 import os
 import sys
@@ -72,6 +75,19 @@ def main(out):
             if "fused_forward_ms" in r:  # runs from session 8 on
                 p(f"  forward alone: fused {r['fused_forward_ms']:.4f} ms ({r['fused_forward_tflops']:.1f} TFLOP/s), "
                   f"batched bf16 {r['batched_bf16_forward_ms']:.4f} ms")
+    # the PyTorch peer of the same shapes (torch_baseline.py attention), and ours over it where the shapes match
+    ours_attn = {r["shape"]: r for r in read(out, "parity.jsonl")
+                 if r.get("check") == "attention-time" and not r.get("flash_fwd_blocks") and not r.get("flash_fwd_rows")}
+    for r in read(out, "attention.jsonl"):
+        if r.get("bench") != "attention" or "forward_ms" not in r:
+            continue
+        line = (f"attention, {r['shape']}: {r['impl']} forward+backward {r['forward_backward_ms']:.3f} ms, forward "
+                f"{r['forward_ms']:.4f} ms ({r['forward_tflops']:.1f} TFLOP/s) [{r.get('kernel', '?')}]")
+        o = ours_attn.get(r["shape"])
+        if o and "fused_forward_ms" in o:
+            line += (f"; ours/torch speed: forward+backward {r['forward_backward_ms'] / o['fused_ms']:.2f}x, forward "
+                     f"{r['forward_ms'] / o['fused_forward_ms']:.2f}x")
+        p(line)
 
     train = read(out, "train.jsonl")
     p("")
@@ -179,5 +195,24 @@ def main(out):
     print("\n".join(lines))
 
 
+def merge_tsv(paths, into):
+    """Splits results.tsv lines ('<file stem>\t<json>') back into <stem>.jsonl files under `into`."""
+    for path in paths:
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                stem, sep, rest = line.partition("\t")
+                if not sep or not stem.replace("-", "").replace("_", "").isalnum():
+                    sys.exit(f"summarize: {path}:{n}: expected '<name>\\t<json>'")
+                with open(os.path.join(into, stem + ".jsonl"), "a") as out:
+                    out.write(rest)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else ".")
+    if len(sys.argv) > 1 and sys.argv[1] == "--tsv":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            merge_tsv(sys.argv[2:], d)
+            main(d)
+    else:
+        main(sys.argv[1] if len(sys.argv) > 1 else ".")

@@ -6,6 +6,8 @@ harness. Prints one JSON object per line.
       (STEPS optimizer steps, each over N micro-batches of BATCH x SEQ: gradient accumulation; N defaults to 1)
   python torch_baseline.py forward ARCH SIZE BATCH SEQ RUNS [--compile]
   python torch_baseline.py generate SIZE ROWS PROMPT NEW       (Hugging Face GPT-2 generate with its KV cache)
+  python torch_baseline.py attention BATCH SEQ HEADS HEAD_SIZE DROPOUT REPS
+      (causal scaled_dot_product_attention alone, forward and forward+backward: the peer of `harness attention`)
 """
 import argparse
 import json
@@ -95,9 +97,61 @@ def build(arch, size, dropout):
     return Model()
 
 
+def time_attention(torch, B, T, H, hs, p, reps):
+    """SDPA on the layout the models use: q, k, v as views of one (B, T, 3C) bf16 tensor, heads split from C.
+    Times the forward pass alone and forward + backward (with a fixed output gradient), CUDA events, mean of REPS
+    after 3 warm-ups; prints the backend PyTorch chose."""
+    import torch.nn.functional as F
+    B, T, H, hs, p, reps = int(B), int(T), int(H), int(hs), float(p), int(reps)
+    C = H * hs
+    g = torch.Generator(device="cpu").manual_seed(11)
+    qkv = (torch.randn(B, T, 3 * C, generator=g) * 1.5).to("cuda", torch.bfloat16).requires_grad_(True)
+    dout = torch.randn(B, H, T, hs, generator=g).to("cuda", torch.bfloat16)
+    scale = 0.7 / math.sqrt(hs)
+
+    def attend():
+        q, k, v = (t.view(B, T, H, hs).transpose(1, 2) for t in qkv.split(C, dim=2))
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True, scale=scale)
+
+    def forward():
+        with torch.no_grad():
+            attend()
+
+    def both():
+        qkv.grad = None
+        attend().backward(dout)
+
+    def mean_ms(fn):
+        for _ in range(3):
+            fn()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(reps):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / reps
+
+    backend = "unknown"
+    try:  # the kernel names say which backend SDPA chose (flash, memory-efficient, cuDNN)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            both()
+            torch.cuda.synchronize()
+        names = sorted({e.name for e in prof.events() if "attention" in e.name.lower() or "fmha" in e.name.lower()})
+        backend = "; ".join(n[:60] for n in names[:3]) or backend
+    except Exception as e:  # the timing below does not depend on it
+        backend = f"unknown ({type(e).__name__})"
+    fwd, fwd_bwd = mean_ms(forward), mean_ms(both)
+    flops = 4.0 * B * H * (T * (T + 1) / 2.0) * hs  # causal QK^T and PV, as the harness counts them
+    print(json.dumps({"bench": "attention", "impl": "pytorch-sdpa", "shape": f"B={B} T={T} H={H} hs={hs} dropout={p:.1f}",
+                      "forward_ms": round(fwd, 4), "forward_backward_ms": round(fwd_bwd, 4),
+                      "forward_tflops": round(flops / (fwd * 1e9), 1), "kernel": backend, "torch": torch.__version__}))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["train", "forward", "generate"])
+    ap.add_argument("mode", choices=["train", "forward", "generate", "attention"])
     ap.add_argument("args", nargs="+")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--peak-tflops", type=float, default=989.0)
@@ -114,6 +168,9 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     g = torch.Generator(device="cpu").manual_seed(0)
+
+    if a.mode == "attention":
+        return time_attention(torch, *a.args)
 
     if a.mode == "generate":
         size, rows, prompt, new = a.args[0], int(a.args[1]), int(a.args[2]), int(a.args[3])
