@@ -178,8 +178,9 @@ run_ours() {
   run_step parity-batched-attn 20 parity.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=1 BACKPACK_CUDA_LT=0 \
     "$H" parity
   # the gradient operands written in bf16 by their producers (not yet the default)
-  run_step parity-grad16 20 parity.jsonl env BACKPACK_CUDA_GRAD16=1 "$H" parity
-  # the fused Backpack contextualization (backpack_flash.cu; checked on the CPU emulator, never yet on a GPU)
+  # the gradient operands in fp32 plus a rounding pass, and training's logits in fp32 (the defaults before session 9)
+  run_step parity-fp32-grads-logits 20 parity.jsonl env BACKPACK_CUDA_GRAD16=0 BACKPACK_CUDA_LOGITS16=0 "$H" parity
+  # the fused Backpack contextualization (backpack_flash.cu; off by default)
   run_step parity-fused-context 20 parity.jsonl env BACKPACK_CUDA_FUSED_CONTEXT=1 "$H" parity
   # the fused attention kernels on multi-block shapes, against the batched path (plus their time at Small)
   run_step attention 20 parity.jsonl "$H" attention
@@ -207,11 +208,15 @@ run_ours() {
   # the batched attention products (in chunks of 2 sequences, their best setting) instead of the fused kernels
   run_step "train-ours-backpack-${SIZES_TRAIN##* }-batched-attn" 20 train.jsonl env BACKPACK_CUDA_FLASH=0 BACKPACK_CUDA_ATTN_SEQS=2 \
     "$H" train backpack "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
-  # the gradient operands written in bf16 by their producers (an A/B before it becomes the default)
+  # the gradient operands in fp32 plus a rounding pass instead of bf16 from their producers (the A/B that made
+  # the latter the default)
   for arch in backpack gpt2; do
-    run_step "train-ours-$arch-${SIZES_TRAIN##* }-grad16" 15 train.jsonl env BACKPACK_CUDA_GRAD16=1 \
+    run_step "train-ours-$arch-${SIZES_TRAIN##* }-no-grad16" 15 train.jsonl env BACKPACK_CUDA_GRAD16=0 \
       "$H" train "$arch" "${SIZES_TRAIN##* }" "$TRAIN_B" 512 "$STEPS" bf16
-    run_step "train-ours-$arch-$ACC_SIZE-accum$ACC-grad16" 20 train.jsonl env BACKPACK_CUDA_GRAD16=1 \
+    run_step "train-ours-$arch-$ACC_SIZE-accum$ACC-no-grad16" 20 train.jsonl env BACKPACK_CUDA_GRAD16=0 \
+      "$H" train "$arch" "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
+    # training's logits in fp32 instead of bf16 (the A/B of session 9)
+    run_step "train-ours-$arch-$ACC_SIZE-accum$ACC-no-logits16" 20 train.jsonl env BACKPACK_CUDA_LOGITS16=0 \
       "$H" train "$arch" "$ACC_SIZE" "$ACC_B" 512 "$ACC_STEPS" bf16 --accum "$ACC"
   done
   # the fp16 build (GradScaler's loss scale of 65536): the paper's arithmetic, on the same kernels

@@ -77,7 +77,7 @@ if (!haveHeaders && !process.env.CI) {
     }, 10 * 60 * 1000);
 
     const knobs: Array<[string, Record<string, string>, string]> = [
-      ['the bf16 gradient operands (BACKPACK_CUDA_GRAD16=1)', { BACKPACK_CUDA_GRAD16: '1' }, '[grad16=1]'],
+      ['fp32 gradient operands and training logits (BACKPACK_CUDA_GRAD16=0 BACKPACK_CUDA_LOGITS16=0)', { BACKPACK_CUDA_GRAD16: '0', BACKPACK_CUDA_LOGITS16: '0' }, '[grad16=0] [logits16=0]'],
       ['the fused Backpack contextualization (BACKPACK_CUDA_FUSED_CONTEXT=1)', { BACKPACK_CUDA_FUSED_CONTEXT: '1' }, '[fused-context=1]'],
       ['the batched attention products, one sequence per chunk', { BACKPACK_CUDA_FLASH: '0', BACKPACK_CUDA_ATTN_SEQS: '1' }, '[flash=0] [attn-seqs=1]'],
     ];

@@ -356,6 +356,7 @@ int cmdParity() {
   if (const char* e = std::getenv("BACKPACK_CUDA_ATTN_SEQS")) rep.tag += std::string(" [attn-seqs=") + e + "]";
   if (const char* e = std::getenv("BACKPACK_CUDA_LT")) rep.tag += std::string(" [lt=") + e + "]";
   if (const char* e = std::getenv("BACKPACK_CUDA_GRAD16")) rep.tag += std::string(" [grad16=") + e + "]";
+  if (const char* e = std::getenv("BACKPACK_CUDA_LOGITS16")) rep.tag += std::string(" [logits16=") + e + "]";
   if (const char* e = std::getenv("BACKPACK_CUDA_FUSED_CONTEXT")) rep.tag += std::string(" [fused-context=") + e + "]";
   // runs one check; an exception becomes a failed line named `what`
   auto guarded = [&](const char* arch, const char* prec, const char* what, auto check) {
@@ -465,6 +466,8 @@ std::string gemmFields(const BP_CUDA_NS::Engine& gpu, const std::string& prec) {
   if (const char* e = std::getenv("BACKPACK_CUDA_LT")) out += ",\"lt\":" + std::to_string(std::atoi(e));
   // 1: gradient operands written in bf16 by their producers (see native/src/cuda/device_model.cuh)
   if (const char* e = std::getenv("BACKPACK_CUDA_GRAD16")) out += ",\"grad16\":" + std::to_string(std::atoi(e));
+  // 0: training's logits in fp32 instead of bf16 (see native/src/cuda/device_model.cuh)
+  if (const char* e = std::getenv("BACKPACK_CUDA_LOGITS16")) out += ",\"logits16\":" + std::to_string(std::atoi(e));
   // 4: the fused attention's forward kernel built for 4 CTAs per SM (see flash_attention.cu)
   if (const char* e = std::getenv("BACKPACK_CUDA_FLASH_FWD_BLOCKS"))
     out += ",\"flash_fwd_blocks\":" + std::to_string(std::atoi(e));

@@ -119,7 +119,9 @@ def main(out):
                 impl = r["impl"] + (" batched-attn" if flash == 0 else "")
                 impl += f" attn-seqs={r['attn_seqs']}" if "attn_seqs" in r and flash == 0 else ""
                 impl += " no-lt" if r.get("lt") == 0 else ""  # plain cuBLAS + element-wise bias/GELU kernels
-                impl += " grad16" if r.get("grad16") == 1 else ""  # bf16 gradient operands from their producers
+                # the bf16 gradient operands from their producers: a knob before session 9, the default since
+                impl += {1: " grad16", 0: " no-grad16"}.get(r.get("grad16"), "")
+                impl += " no-logits16" if r.get("logits16") == 0 else ""  # training's logits in fp32
                 impl += " fwd-blocks=4" if r.get("flash_fwd_blocks") == 4 else ""  # attention forward, 4 CTAs/SM
                 impl += " fwd-rows=128" if r.get("flash_fwd_rows") == 128 else ""  # attention forward, 128 rows/CTA
                 impl += " fused-context" if r.get("fused_context") == 1 else ""  # Backpack contextualization fused
@@ -138,7 +140,7 @@ def main(out):
         p(f"{'size':<6} {'model':<12} {'ours bf16':>10} {'ours fp32':>10} {'PyTorch bf16':>13} {'paper A100':>11}")
 
         def default(r):  # not a run with an engine knob set
-            return (r.get("lt") != 0 and r.get("flash") != 0 and r.get("grad16") != 1
+            return (r.get("lt") != 0 and r.get("flash") != 0 and r.get("grad16") is None and r.get("logits16") is None
                     and r.get("flash_fwd_blocks") is None and r.get("flash_fwd_rows") is None
                     and r.get("fused_context") is None)
 

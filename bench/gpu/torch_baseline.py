@@ -137,7 +137,7 @@ def time_attention(torch, B, T, H, hs, p, reps):
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             both()
             torch.cuda.synchronize()
-        names = sorted({e.name for e in prof.events() if "attention" in e.name.lower() or "fmha" in e.name.lower()})
+        names = sorted({e.key for e in prof.key_averages() if any(w in e.key.lower() for w in ("attention", "fmha", "flash"))})
         backend = "; ".join(n[:60] for n in names[:3]) or backend
     except Exception as e:  # the timing below does not depend on it
         backend = f"unknown ({type(e).__name__})"

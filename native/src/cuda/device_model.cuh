@@ -90,10 +90,14 @@ class DeviceModel {
   // cuBLASLt products with the bias add (and GELU) in their epilogue, bf16 out (mixed mode, unless its probe
   // failed or BACKPACK_CUDA_LT=0): the MLPs' hidden layers, and in training qkv and the sense vectors
   bool fusedLinear = false;
-  // Gradient operands straight from their producers in bf16 (BACKPACK_CUDA_GRAD16=1, mixed mode; not yet the
-  // default: their speed and parity wait for a GPU run): the cuBLASLt GELU-gradient product writes an MLP's hidden
-  // gradient (geluGrad16), the fused attention writes dqkv (qkvGrad16); the bias gradients then come from those.
+  // Gradient operands straight from their producers in bf16 (mixed mode; BACKPACK_CUDA_GRAD16=0 turns it off):
+  // the cuBLASLt GELU-gradient product writes an MLP's hidden gradient (geluGrad16), the fused attention writes
+  // dqkv (qkvGrad16); the bias gradients then come from those. On an H200 it passed the same parity checks and
+  // trained Small 2-3% faster than the fp32 gradients plus a rounding pass (bench/results/gpu-check.txt).
   bool geluGrad16 = false, qkvGrad16 = false;
+  // Training's logits in bf16 (mixed mode; BACKPACK_CUDA_LOGITS16=0: fp32), as autocast has them: the softmax and
+  // the loss read them once, half the bytes of fp32. Evaluation's logits stay fp32.
+  bool logits16 = false;
   // The last Backpack forward pass ran the fused contextualization (backpack_flash.cu, BACKPACK_CUDA_FUSED_CONTEXT=1)
   bool fusedContext = false;
   // Site::offset of the current request's dropout sites (from ForwardRequest::row0): the [N][d] ones and attention's

@@ -397,6 +397,7 @@ std::string Engine::kernelPaths() const {
   add(r.fusedLinear, "lt");
   add(r.geluGrad16, "grad16-gelu");
   add(r.qkvGrad16, "grad16-qkv");
+  add(r.mixed && r.logits16, "logits16");
   add(r.fusedContext, "fused-context");
   return s;
 }

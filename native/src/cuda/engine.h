@@ -58,7 +58,8 @@ class Engine {
   };
   GemmFlops gemmFlops() const;
   void resetGemmFlops();
-  // The optional kernel paths the first replica runs, comma-separated (bf16, flash, lt, grad16-gelu, grad16-qkv):
+  // The optional kernel paths the first replica runs, comma-separated (bf16, flash, lt, grad16-gelu, grad16-qkv,
+  // logits16):
   // what a benchmark line measured, whatever the environment asked for.
   std::string kernelPaths() const;
 

@@ -37,6 +37,17 @@ void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, c
             "half16 gemm");
 }
 
+void gemm16to16(const Blas& b, bool tA, bool tB, int M, int N, int K, const half16* A, int lda, const half16* B,
+                int ldb, half16* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  b.flops16 += 2.0 * M * N * K;
+  const float one = 1.0f, zero = 0.0f;
+  blasCheck(cublasGemmEx(b.handle, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one, B,
+                         kHalf16Type, ldb, A, kHalf16Type, lda, &zero, C, kHalf16Type, ldc, CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT),
+            "half16 gemm with a half16 result");
+}
+
 bool half16GemmWorks(const Blas& b, bool batched) {
   constexpr int n = 16;
   half16* ab = nullptr;

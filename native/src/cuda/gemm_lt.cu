@@ -1,7 +1,7 @@
 // bf16 linear layers on cuBLASLt whose epilogue adds the bias (and applies GELU) and writes bf16 directly: the
 // plain cuBLAS path writes fp32 and a second kernel reads it back to add the bias, apply GELU and round. Used
 // where every consumer of the output reads bf16 (the MLPs' hidden layer, qkv for the fused attention, the sense
-// vectors in training), and, with BACKPACK_CUDA_GRAD16, for the backward product that applies GELU's derivative.
+// vectors in training), and (unless BACKPACK_CUDA_GRAD16=0) for the backward product that applies GELU's derivative.
 // The products are written in cuBLAS's column-major terms (Product); forwardProduct and geluBackwardProduct map
 // the row-major layers onto them.
 #include <cublasLt.h>

@@ -33,6 +33,9 @@ void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alp
 // The same with bf16 operands on bf16 tensor cores: fp32 accumulation, fp32 C (the mixed-precision mode).
 void gemm16(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda,
             const half16* B, int ldb, float beta, float* C, int ldc);
+// C = A B with bf16 operands, fp32 accumulation and C rounded to bf16 (the training logits).
+void gemm16to16(const Blas& b, bool tA, bool tB, int M, int N, int K, const half16* A, int lda, const half16* B,
+                int ldb, half16* C, int ldc);
 // (gemmStrided is also overloaded on bf16 operands, so code generic over the operand type can call one name)
 void gemmStrided(const Blas& b, bool tA, bool tB, int M, int N, int K, float alpha, const half16* A, int lda, long sA,
                  const half16* B, int ldb, long sB, float beta, float* C, int ldc, long sC, int batch);
@@ -262,6 +265,9 @@ struct HeadArgs {
   const half16* wte16 = nullptr;  // [V][d]
   half16* scratch16 = nullptr;    // >= rows16*V
   int rows16 = 0;               // >= chunk: whole chunks, or all N rows
+  // Mixed-precision training: the logits themselves in bf16 too (where the row kernel applies; see
+  // headForwardBackward). Off: fp32 logits, as evaluation always has.
+  bool logits16 = false;
 };
 void headForwardBackward(const Blas& b, const HeadArgs& a);
 

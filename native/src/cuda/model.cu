@@ -65,9 +65,10 @@ DeviceModel::DeviceModel(const Config& c, const std::vector<TensorInfo>& tensors
     if (mixed) lnBack = LnBackward::Vectorized;
     // (cuBLASLt's GELU input matrix needs leading dimensions divisible by 8: every layer width here is d or h based)
     fusedLinear = mixed && c.d % 8 == 0 && c.senseHidden % 8 == 0 && enableLt(blas);
-    const bool grad16 = envIs("BACKPACK_CUDA_GRAD16", "1");
+    const bool grad16 = !envIs("BACKPACK_CUDA_GRAD16", "0");
     geluGrad16 = grad16 && fusedLinear && ltGeluBackwardWorks(blas);
     qkvGrad16 = grad16 && flashAttn;
+    logits16 = !envIs("BACKPACK_CUDA_LOGITS16", "0");
   }
   std::unordered_map<std::string, long> off;
   for (const TensorInfo& t : tensors) off[t.key] = t.offset;
@@ -343,6 +344,7 @@ double DeviceModel::forward(const ForwardRequest& r, long countForScale, long* c
     h.wte16 = W16(wte);
     h.scratch16 = a.headScratch16;
     h.rows16 = headRows16;
+    h.logits16 = logits16;
   }
   if (train) {
     h.dx = a.gX;

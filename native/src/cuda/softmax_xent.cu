@@ -1,7 +1,9 @@
 // Tied output head + softmax cross-entropy over all V rows, in row chunks (padding rows take part in the
-// softmax but are never targets). Per chunk: logits GEMM -> one block per row computes max, log-sum-exp and
-// the loss, and in training rewrites the logits in place as dlogits -> two GEMMs give dx and dwte.
+// softmax but are never targets). Per chunk: logits GEMM (bf16 logits in mixed-precision training, else fp32) ->
+// one block per row computes max, log-sum-exp and the loss, and in training the dlogits (in place in fp32, into
+// a bf16 gather buffer in mixed mode) -> two GEMMs give dx and dwte.
 #include "layers.cuh"
+#include "vec4.cuh"
 
 namespace bp::BP_CUDA_NS {
 
@@ -62,21 +64,25 @@ __global__ void xentKernel(float* L, const int32_t* targets, float* loss, int V,
 }
 
 // The bf16 mode's row kernel when a whole row fits in registers (V <= 4 * kXentThreads * kXentVecs, V % 4 == 0):
-// the logits are read from memory once (float4), max, sum and the dlogits all come from registers. Same results
-// as the online kernel up to float summation order.
+// the logits are read from memory once (four per load), max, sum and the dlogits all come from registers. Same
+// results as the online kernel up to float summation order. Logit: float, or half16 where training wrote the
+// logits in bf16 (half the bytes through DRAM twice: the product's store and this kernel's load).
 constexpr int kXentThreads = 512, kXentVecs = 25;
-__global__ void __launch_bounds__(kXentThreads) xentRegisterKernel(const float* L, const int32_t* targets,
+__device__ __forceinline__ float widen(float x) { return x; }
+__device__ __forceinline__ float widen(half16 x) { return widen16(x); }
+template <class Logit>
+__global__ void __launch_bounds__(kXentThreads) xentRegisterKernel(const Logit* L, const int32_t* targets,
                                                                      float* loss, int V, bool backward, float dscale,
                                                                      half16* L16) {
   __shared__ float sh[32];
   const int r = blockIdx.x, V4 = V / 4;
-  const float4* row = reinterpret_cast<const float4*>(L + (long)r * V);
+  const Logit* row = L + (long)r * V;
   float4 x[kXentVecs];
   float mx = -INFINITY;
 #pragma unroll
   for (int k = 0; k < kXentVecs; k++) {
     const int i = threadIdx.x + k * kXentThreads;
-    x[k] = i < V4 ? row[i] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+    x[k] = i < V4 ? load4(row, i) : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
     mx = fmaxf(mx, fmaxf(fmaxf(x[k].x, x[k].y), fmaxf(x[k].z, x[k].w)));
   }
   mx = blockReduce(mx, true, sh);
@@ -86,10 +92,9 @@ __global__ void __launch_bounds__(kXentThreads) xentRegisterKernel(const float* 
     sum += __expf(x[k].x - mx) + __expf(x[k].y - mx) + __expf(x[k].z - mx) + __expf(x[k].w - mx);
   sum = blockReduce(sum, false, sh);
   const int t = targets[r];
-  if (threadIdx.x == 0) loss[r] = t >= 0 ? mx + __logf(sum) - L[(long)r * V + t] : 0.0f;
+  if (threadIdx.x == 0) loss[r] = t >= 0 ? mx + __logf(sum) - widen(row[t]) : 0.0f;
   if (!backward) return;
   const float inv = 1.0f / sum;
-  uint2* out = reinterpret_cast<uint2*>(L16 + (long)r * V);
 #pragma unroll
   for (int k = 0; k < kXentVecs; k++) {
     const int i = threadIdx.x + k * kXentThreads;
@@ -98,19 +103,26 @@ __global__ void __launch_bounds__(kXentThreads) xentRegisterKernel(const float* 
 #pragma unroll
     for (int e = 0; e < 4; e++)
       g[e] = t < 0 ? 0.0f : (__expf(g[e] - mx) * inv - (4 * i + e == t ? 1.0f : 0.0f)) * dscale;
-    half16x2 lo = round16x2(g[0], g[1]), hi = round16x2(g[2], g[3]);
-    out[i] = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
+    store4(L16 + (long)r * V, i, make_float4(g[0], g[1], g[2], g[3]));
   }
 }
 
 void headForwardBackward(const Blas& b, const HeadArgs& a) {
   const int N = a.N, d = a.d, V = a.V;
   const bool mixed = a.x16 != nullptr;
+  const bool registerRows = mixed && V % 4 == 0 && V <= 4 * kXentThreads * kXentVecs;
+  // Training (dlogits wanted, logits not) writes the logits in bf16 as well, as autocast does: the fp32 logits
+  // are the largest tensor of a step, written once and read once.
+  const bool logits16 = a.logits16 && registerRows && a.dx && !a.logitsHost;
+  // (the bf16 logits take the first half of the fp32 chunk's scratch)
+  half16* L16in = reinterpret_cast<half16*>(a.scratch);
   int g0 = 0;  // first row of the bf16 dlogits gathered in scratch16 and not yet multiplied out
   for (int r0 = 0; r0 < N; r0 += a.chunk) {
     const int n = std::min(a.chunk, N - r0);
     float* L = a.scratch;
-    if (mixed)
+    if (logits16)
+      gemm16to16(b, false, true, n, V, d, a.x16 + (long)r0 * d, d, a.wte16, d, L16in, V);
+    else if (mixed)
       gemm16(b, false, true, n, V, d, 1.0f, a.x16 + (long)r0 * d, d, a.wte16, d, 0.0f, L, V);
     else
       gemm(b, false, true, n, V, d, 1.0f, a.x + (long)r0 * d, d, a.wte, d, 0.0f, L, V);
@@ -121,8 +133,11 @@ void headForwardBackward(const Blas& b, const HeadArgs& a) {
     }
     if (!a.targets) continue;
     half16* L16 = mixed && a.dx ? a.scratch16 + (long)(r0 - g0) * V : nullptr;
-    if (mixed && V % 4 == 0 && V <= 4 * kXentThreads * kXentVecs)
-      BP_LAUNCH(xentRegisterKernel, n, kXentThreads, 0, b.stream)
+    if (logits16)
+      BP_LAUNCH(xentRegisterKernel<half16>, n, kXentThreads, 0, b.stream)
+      (L16in, a.targets + r0, a.lossPerToken + r0, V, true, a.dscale, L16);
+    else if (registerRows)
+      BP_LAUNCH(xentRegisterKernel<float>, n, kXentThreads, 0, b.stream)
       (L, a.targets + r0, a.lossPerToken + r0, V, a.dx != nullptr, a.dscale, L16);
     else
       BP_LAUNCH(xentKernel, n, 512, 0, b.stream)

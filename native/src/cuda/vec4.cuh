@@ -23,4 +23,13 @@ __device__ __forceinline__ void store4(half16* dst, int i, float4 v) {
   reinterpret_cast<uint2*>(dst)[i] = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
 }
 
+// elements 4i .. 4i+3 of a bf16 array, widened
+__device__ __forceinline__ float4 load4(const half16* src, int i) {
+  const uint2 u = reinterpret_cast<const uint2*>(src)[i];
+  const float2 lo = widen16x2(*reinterpret_cast<const half16x2*>(&u.x));
+  const float2 hi = widen16x2(*reinterpret_cast<const half16x2*>(&u.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+__device__ __forceinline__ float4 load4(const float* src, int i) { return reinterpret_cast<const float4*>(src)[i]; }
+
 }  // namespace bp::BP_CUDA_NS
