@@ -5,7 +5,7 @@
 #   3. the headline peers: SDPA alone and PyTorch training at the recipe shape (gpu-check.sh --headline-peers).
 # The device tool brings back at most 8 files, so the results are flattened into $OUT:
 #   ours-summary.txt ours-results.tsv ours-logs.txt attention-gpt2.txt kernels-gpt2.txt peers-results.tsv peers-logs.txt
-# Merge both sides' summaries afterwards with bench/gpu/summarize.py over the two results.tsv (see docs/cuda-backend.md).
+# One summary of both sides: python3 bench/gpu/summarize.py --tsv ours-results.tsv peers-results.tsv
 #   OUT=dir bench/gpu/device-call.sh [OURS_BUDGET_S] [PEERS_BUDGET_S]     (defaults 270 and 170)
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"

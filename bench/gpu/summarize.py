@@ -76,8 +76,8 @@ def main(out):
                 p(f"  forward alone: fused {r['fused_forward_ms']:.4f} ms ({r['fused_forward_tflops']:.1f} TFLOP/s), "
                   f"batched bf16 {r['batched_bf16_forward_ms']:.4f} ms")
     # the PyTorch peer of the same shapes (torch_baseline.py attention), and ours over it where the shapes match
-    ours_attn = {r["shape"]: r for r in read(out, "parity.jsonl")
-                 if r.get("check") == "attention-time" and not r.get("flash_fwd_blocks") and not r.get("flash_fwd_rows")}
+    ours_attn = {r["shape"]: r for r in read(out, "parity.jsonl") if r.get("check") == "attention-time"
+                 and not r.get("flash_fwd_blocks") and not r.get("flash_fwd_rows")}
     for r in read(out, "attention.jsonl"):
         if r.get("bench") != "attention" or "forward_ms" not in r:
             continue

@@ -137,13 +137,15 @@ def time_attention(torch, B, T, H, hs, p, reps):
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             both()
             torch.cuda.synchronize()
-        names = sorted({e.key for e in prof.key_averages() if any(w in e.key.lower() for w in ("attention", "fmha", "flash"))})
+        words = ("attention", "fmha", "flash")
+        names = sorted({e.key for e in prof.key_averages() if any(w in e.key.lower() for w in words)})
         backend = "; ".join(n[:60] for n in names[:3]) or backend
     except Exception as e:  # the timing below does not depend on it
         backend = f"unknown ({type(e).__name__})"
     fwd, fwd_bwd = mean_ms(forward), mean_ms(both)
     flops = 4.0 * B * H * (T * (T + 1) / 2.0) * hs  # causal QK^T and PV, as the harness counts them
-    print(json.dumps({"bench": "attention", "impl": "pytorch-sdpa", "shape": f"B={B} T={T} H={H} hs={hs} dropout={p:.1f}",
+    shape = f"B={B} T={T} H={H} hs={hs} dropout={p:.1f}"  # as `harness attention` names it
+    print(json.dumps({"bench": "attention", "impl": "pytorch-sdpa", "shape": shape,
                       "forward_ms": round(fwd, 4), "forward_backward_ms": round(fwd_bwd, 4),
                       "forward_tflops": round(flops / (fwd * 1e9), 1), "kernel": backend, "torch": torch.__version__}))
     return 0
@@ -170,6 +172,8 @@ def main():
     g = torch.Generator(device="cpu").manual_seed(0)
 
     if a.mode == "attention":
+        if len(a.args) != 6:
+            ap.error("attention takes BATCH SEQ HEADS HEAD_SIZE DROPOUT REPS")
         return time_attention(torch, *a.args)
 
     if a.mode == "generate":
