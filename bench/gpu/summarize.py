@@ -44,7 +44,8 @@ def main(out):
     if os.path.exists(env):
         p("## Machine")
         p(open(env).read().rstrip())
-    parity = [r for r in read(out, "parity.jsonl") if r.get("check") == "parity" and "what" in r]
+    checks = read(out, "parity.jsonl")  # parity verdicts and the kernel checks' timings
+    parity = [r for r in checks if r.get("check") == "parity" and "what" in r]
     p("")
     p("## 1. Parity with the CPU backend (tiny models; error = max|gpu-cpu| / max|cpu| unless the line names its unit)")
     if not parity:
@@ -57,13 +58,13 @@ def main(out):
             extra = f"  greedy tokens differing: {r['greedy_token_mismatches']}/{r['tokens']}"
         p(f"{'PASS' if r['ok'] else 'FAIL'}  {NAME.get(r['arch'], r['arch']):<11} {r['precision']:<5} {r['what']:<48} "
           f"{r['rel_err']:.2e} (tol {r['tol']:.0e}){extra}")
-    for r in read(out, "parity.jsonl"):
+    for r in checks:
         if r.get("check") == "data-parallel" and "skipped" in r:
             p(f"data parallel: skipped ({r['skipped']})")
     if parity:
         fails = sum(1 for r in parity if not r["ok"])
         p(f"-> {len(parity) - fails}/{len(parity)} parity checks pass")
-    for r in read(out, "parity.jsonl"):
+    for r in checks:
         if r.get("check") == "layernorm-time":
             p(f"LayerNorm backward, {r['shape']}: vectorised {r['vectorised_ms']:.4f} ms, per-warp "
               f"{r['per_warp_ms']:.4f} ms ({r['speedup']:.2f}x)")
@@ -76,7 +77,7 @@ def main(out):
                 p(f"  forward alone: fused {r['fused_forward_ms']:.4f} ms ({r['fused_forward_tflops']:.1f} TFLOP/s), "
                   f"batched bf16 {r['batched_bf16_forward_ms']:.4f} ms")
     # the PyTorch peer of the same shapes (torch_baseline.py attention), and ours over it where the shapes match
-    ours_attn = {r["shape"]: r for r in read(out, "parity.jsonl") if r.get("check") == "attention-time"
+    ours_attn = {r["shape"]: r for r in checks if r.get("check") == "attention-time"
                  and not r.get("flash_fwd_blocks") and not r.get("flash_fwd_rows")}
     for r in read(out, "attention.jsonl"):
         if r.get("bench") != "attention" or "forward_ms" not in r:
